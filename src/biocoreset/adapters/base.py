@@ -1,0 +1,219 @@
+"""Shared machinery for masked-LM adapters: collation, masking, the per-sample loss, parameter scope."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from biocoreset.data.masking import MaskingConfig, mask_positions
+from biocoreset.errors import ConfigError, InputError
+from biocoreset.protocols import Batch
+
+__all__ = ["LONG_POLICIES", "MaskedLMAdapter", "default_parameter_groups"]
+
+LONG_POLICIES = ("truncate", "error")
+
+_LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers|blocks|h|transformer_blocks)\.(\d+)\.(.*)$")
+
+
+def default_parameter_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Group qualified parameter names into readable groups.
+
+    Groups: ``"embeddings"``, ``"layer {i} attention"``, ``"layer {i} ffn"``, ``"lm head"``,
+    ``"final norm"`` and ``"other"``.
+
+    >>> default_parameter_groups(["emb.word_embeddings.weight", "encoder.layer.0.attention.q.weight",
+    ...     "encoder.layer.0.output.dense.bias", "lm_head.bias"])  # doctest: +NORMALIZE_WHITESPACE
+    {'embeddings': ['emb.word_embeddings.weight'], 'layer 0 attention': ['encoder.layer.0.attention.q.weight'],
+     'layer 0 ffn': ['encoder.layer.0.output.dense.bias'], 'lm head': ['lm_head.bias']}
+    """
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        m = _LAYER_RE.search(name)
+        if m:
+            rest = m.group(2)
+            part = "attention" if ("attn" in rest or "attention" in rest) else "ffn"
+            group = f"layer {int(m.group(1))} {part}"
+        elif "lm_head" in name or "predictions" in name or "sequence_head" in name or "decoder" in name:
+            group = "lm head"
+        elif "embed" in name:
+            group = "embeddings"
+        elif "norm" in name.lower():
+            group = "final norm"
+        else:
+            group = "other"
+        groups.setdefault(group, []).append(name)
+    return groups
+
+
+class MaskedLMAdapter:
+    """Base class of the built-in adapters.
+
+    Subclasses provide :meth:`encode` (token ids with special tokens and a maskable flag per
+    position), :meth:`logits`, and the ids ``mask_token_id``, ``pad_token_id`` and
+    ``random_token_ids``.
+
+    Args:
+        model: The masked language model.
+        masking: Masking configuration (15% of residues, BERT 80/10/10 by default).
+        max_length: Longest sequence (residues, special tokens excluded) the model accepts.
+        long_policy: ``"truncate"`` (keep the first ``max_length`` residues; counted in
+            :attr:`stats`) or ``"error"``.
+    """
+
+    name = "masked-lm"
+    mask_token_id: int
+    pad_token_id: int
+    random_token_ids: Sequence[int]
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        masking: MaskingConfig | None = None,
+        max_length: int,
+        long_policy: str = "truncate",
+    ) -> None:
+        if long_policy not in LONG_POLICIES:
+            raise ConfigError(f"long_policy must be one of {LONG_POLICIES}, got {long_policy!r}.")
+        if max_length < 1:
+            raise ConfigError(f"max_length must be >= 1, got {max_length!r}.")
+        self.model = model
+        self.masking = masking or MaskingConfig()
+        self.max_length = int(max_length)
+        self.long_policy = long_policy
+        self.stats: Counter[str] = Counter()
+
+    # -- to implement -----------------------------------------------------------------------------
+
+    def encode(self, record_id: str, sequence: str) -> tuple[list[int], list[bool]]:
+        """Token ids of one sequence (with special tokens) and which positions are residues."""
+        raise NotImplementedError
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, V]`` logits over the real vocabulary."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's first parameter (CPU for a parameter-free model)."""
+        for p in self.model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _truncate(self, record_id: str, ids: list[int], maskable: list[bool]) -> tuple[list[int], list[bool]]:
+        n = sum(maskable)
+        if n <= self.max_length:
+            return ids, maskable
+        if self.long_policy == "error":
+            raise InputError(
+                f"record {record_id!r}: {n} residues exceeds the model limit of {self.max_length}. "
+                "Use long_policy='truncate' or filter long sequences first."
+            )
+        self.stats["truncated"] += 1
+        out_ids, out_mask, kept = [], [], 0
+        for tok, m in zip(ids, maskable, strict=True):
+            if m:
+                if kept >= self.max_length:
+                    continue
+                kept += 1
+            out_ids.append(tok)
+            out_mask.append(m)
+        return out_ids, out_mask
+
+    def collate(self, records: Sequence[tuple[str, str]], *, seed: int) -> Batch:
+        """Tokenise, mask deterministically and pad ``(id, sequence)`` records.
+
+        Raises:
+            InputError: An empty sequence or one the alphabet rejects (the message names the id).
+        """
+        if not records:
+            raise InputError("cannot collate an empty batch of records.")
+        rows_ids, rows_labels, lengths = [], [], []
+        for record_id, sequence in records:
+            if not sequence:
+                raise InputError(f"record {record_id!r}: empty sequence. Remove it from the input.")
+            ids, maskable = self.encode(record_id, sequence)
+            ids, maskable = self._truncate(record_id, ids, maskable)
+            corrupted, labels = mask_positions(
+                record_id,
+                ids,
+                maskable,
+                seed=seed,
+                config=self.masking,
+                mask_token_id=self.mask_token_id,
+                random_token_ids=self.random_token_ids,
+            )
+            rows_ids.append(corrupted)
+            rows_labels.append(labels)
+            lengths.append(sum(maskable))
+        width = max(len(r) for r in rows_ids)
+        B = len(records)
+        input_ids = torch.full((B, width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((B, width), -100, dtype=torch.long)
+        attention = torch.zeros((B, width), dtype=torch.long)
+        for b, (ids, lab) in enumerate(zip(rows_ids, rows_labels, strict=True)):
+            input_ids[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            labels[b, : len(lab)] = torch.tensor(lab, dtype=torch.long)
+            attention[b, : len(ids)] = 1
+        return Batch(
+            ids=tuple(r[0] for r in records),
+            input_ids=input_ids,
+            attention_mask=attention,
+            labels=labels,
+            lengths=torch.tensor(lengths, dtype=torch.long),
+        )
+
+    def per_sample_loss(self, batch: Batch) -> torch.Tensor:
+        """``[B]`` cross-entropy of each sequence averaged over its labelled positions.
+
+        Half-precision logits are upcast to float32; float64 models stay float64.
+        """
+        batch = batch.to(self.device)
+        logits = self.logits(batch.input_ids, batch.attention_mask)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        B, T, V = logits.shape
+        ce = F.cross_entropy(
+            logits.reshape(B * T, V), batch.labels.reshape(B * T), ignore_index=-100, reduction="none"
+        ).view(B, T)
+        count = (batch.labels != -100).sum(1).clamp(min=1).to(ce.dtype)
+        return ce.sum(1) / count
+
+    def parameter_groups(self) -> dict[str, list[str]]:
+        """Readable groups of the trainable parameters (see :func:`default_parameter_groups`)."""
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        return default_parameter_groups(names)
+
+    def scored_parameters(self, patterns: Sequence[str] | None = None) -> dict[str, torch.nn.Parameter]:
+        """Trainable parameters whose name or group matches any of ``patterns`` (all if ``None``).
+
+        Raises:
+            ConfigError: A pattern matches nothing (the message lists the groups).
+        """
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        if patterns is None:
+            return params
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        groups = self.parameter_groups()
+        chosen: set[str] = set()
+        for pat in patterns:
+            hit = {n for n in params if fnmatch.fnmatchcase(n, pat)}
+            for g, members in groups.items():
+                if fnmatch.fnmatchcase(g, pat):
+                    hit.update(members)
+            if not hit:
+                raise ConfigError(
+                    f"parameter pattern {pat!r} matches no trainable parameter. Groups: "
+                    f"{', '.join(sorted(groups))}; or use a glob on names such as '*layer.1.*'."
+                )
+            chosen |= hit
+        return {n: p for n, p in params.items() if n in chosen}

@@ -1,0 +1,1 @@
+"""Curvature estimators (built-in plugins): ``identity``, ``diagonal``, ``kfac``, ``ekfac``."""

@@ -1,0 +1,125 @@
+"""The ``diagonal`` curvature: the diagonal empirical Fisher over ``D_sub`` (paper Eq. 10–11).
+
+``F = (1/M) Σ_m g_m ⊙ g_m`` and ``I(z) = Σ_j g_{z,j}² / (F_j + λ)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from biocoreset.curvature.damping import check_damping_options, resolve_damping
+from biocoreset.errors import ConfigError, CurvatureError
+from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.protocols import LayerFactors, ParamBlock
+
+__all__ = ["DiagonalFisher"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class DiagonalFisher:
+    """Diagonal empirical Fisher with damping.
+
+    Args:
+        damping: Absolute λ. When ``None``, λ = ``damping_relative`` × mean(F).
+        damping_relative: Multiple of the mean Fisher entry (default 0.1).
+        dtype: Accumulation dtype, ``"float32"`` (default) or ``"float64"``; float64 gradients are
+            always accumulated in float64.
+
+    >>> DiagonalFisher(damping=0.0).name
+    'diagonal'
+    """
+
+    name = "diagonal"
+    needs_fit = True
+
+    def __init__(
+        self, *, damping: float | None = None, damping_relative: float | None = None, dtype: str = "float32", **_: Any
+    ) -> None:
+        check_damping_options(damping, damping_relative)
+        if dtype not in _DTYPES:
+            raise ConfigError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
+        self.damping_option = damping
+        self.damping_relative = damping_relative
+        self.acc_dtype = _DTYPES[dtype]
+        self.fisher: dict[str, torch.Tensor] = {}
+        self.damping: float | None = None
+        self.num_samples = 0
+
+    def fit_begin(self, blocks: Sequence[ParamBlock]) -> None:
+        """Allocate one accumulator per scored parameter."""
+        self.fisher = {}
+        for block in blocks:
+            for name, p in block.params.items():
+                dtype = torch.promote_types(p.dtype, self.acc_dtype)
+                self.fisher[name] = torch.zeros(p.shape, dtype=dtype, device=p.device)
+
+    def fit_accumulate(self, factors: LayerFactors) -> None:
+        """Add ``Σ_b g_b²`` of one batch."""
+        for name, g in factors.per_sample_grads().items():
+            acc = self.fisher[name]
+            acc += g.to(acc.dtype).pow(2).sum(0)
+
+    def fit_end(self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+        """Average over ``num_samples``, resolve λ, and check invertibility.
+
+        Raises:
+            CurvatureError: λ = 0 and some Fisher entries are 0 (the message names the parameters).
+        """
+        if num_samples < 1:
+            raise CurvatureError("the Fisher needs at least one D_sub sample; the subset is empty.")
+        for acc in self.fisher.values():
+            if reduce is not None:
+                reduce(acc)
+            acc /= num_samples
+        self.num_samples = num_samples
+        total = sum(float(f.sum()) for f in self.fisher.values())
+        count = sum(f.numel() for f in self.fisher.values())
+        mean = total / max(count, 1)
+        self.damping = resolve_damping(self.damping_option, self.damping_relative, mean)
+        if self.damping == 0.0:
+            zero = {n: int((f == 0).sum()) for n, f in self.fisher.items() if bool((f == 0).any())}
+            if zero:
+                listed = ", ".join(f"{n} ({k} entries)" for n, k in list(zero.items())[:5])
+                raise CurvatureError(
+                    f"damping is 0 but the Fisher has zero entries in {len(zero)} parameter(s): {listed}"
+                    f"{' ...' if len(zero) > 5 else ''}. Every sequence whose gradient touches them "
+                    "would score inf. Set damping > 0 (e.g. damping_relative=0.1) or exclude these "
+                    "parameters."
+                )
+
+    def quadratic_form(self, factors: LayerFactors) -> torch.Tensor:
+        """``Σ_j g_{b,j}² / (F_j + λ)`` over the block, float64."""
+        if self.damping is None:
+            raise CurvatureError("the diagonal Fisher is not fitted: call fit_end() first.")
+        out = torch.zeros(factors.batch_size, dtype=torch.float64)
+        for name, g in factors.per_sample_grads().items():
+            f = self.fisher[name]
+            q = (g.to(f.dtype).pow(2) / (f + self.damping)).flatten(1).sum(1)
+            out += q.to(device=out.device, dtype=torch.float64)
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """Absolute λ, how it was chosen, and the mean Fisher entry."""
+        count = sum(f.numel() for f in self.fisher.values())
+        mean = sum(float(f.sum()) for f in self.fisher.values()) / max(count, 1)
+        return {
+            "curvature": self.name,
+            "damping": self.damping,
+            "damping_mode": "absolute" if self.damping_option is not None else "relative",
+            "damping_relative": None if self.damping_option is not None else (
+                self.damping_relative if self.damping_relative is not None else 0.1
+            ),
+            "fisher_mean": mean,
+            "fisher_zero_entries": int(sum(int((f == 0).sum()) for f in self.fisher.values())),
+            "fit_samples": self.num_samples,
+        }
+
+
+@hookimpl
+def biocoreset_register_curvatures(register: Any) -> None:
+    """Register ``diagonal``."""
+    register("diagonal", DiagonalFisher, description="diagonal empirical Fisher over D_sub (paper Eq. 11)")

@@ -1,0 +1,1 @@
+"""Sequence data: readers, validation, deterministic masking."""

@@ -1,0 +1,255 @@
+"""The contracts every component honours.
+
+Four kinds of component make up a run, each a :func:`typing.runtime_checkable` protocol so a plugin
+can be checked with ``isinstance`` (see :mod:`biocoreset.testing` for full conformance checks):
+
+* :class:`ModelAdapter` — wraps a masked language model: tokenisation, deterministic masking,
+  collation into a :class:`Batch`, the per-sample loss and which parameters are scored.
+* :class:`CurvatureEstimator` — fitted on the subset ``D_sub``; answers the per-sample quadratic form
+  ``g_zᵀ C⁻¹ g_z`` one parameter block at a time.
+* :class:`Scorer` — turns an adapter, a fitted curvature and a batch into one number per sequence.
+* :class:`Selector` — maps one score per sequence and a budget to the selected indices.
+
+The per-sample gradient engine (:mod:`biocoreset.grads`) is shared machinery, not a plugin: it
+hands every curvature a :class:`LayerFactors` per parameter block, so each can compute what it needs
+without the per-sample gradient of the whole model existing at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import numpy as np
+import torch
+
+__all__ = [
+    "Batch",
+    "CurvatureEstimator",
+    "LayerFactors",
+    "ModelAdapter",
+    "ParamBlock",
+    "Scorer",
+    "Selector",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Batch:
+    """A collated, masked batch of sequences.
+
+    Attributes:
+        ids: Sequence ids, one per row.
+        input_ids: ``[B, T]`` token ids after masking (``<mask>`` and random replacements applied).
+        attention_mask: ``[B, T]`` 1 for real tokens (including special tokens), 0 for padding.
+        labels: ``[B, T]`` original token id at positions that count in the loss, ``-100`` elsewhere.
+            Padding never counts.
+        lengths: ``[B]`` number of residues per sequence (special tokens excluded).
+        extra: Adapter-specific tensors (passed through untouched).
+    """
+
+    ids: tuple[str, ...]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device: torch.device | str) -> Batch:
+        """Return a copy with every tensor on ``device``."""
+        extra = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()}
+        return attrs.evolve(
+            self,
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            labels=self.labels.to(device),
+            lengths=self.lengths.to(device),
+            extra=extra,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ParamBlock:
+    """A group of parameters whose per-sample gradients are produced together.
+
+    Attributes:
+        name: Block name, normally the owning module's qualified name (``""`` for the root).
+        kind: ``"linear"``, ``"embedding"``, ``"layernorm"`` or ``"generic"``. Only ``"linear"``
+            blocks carry Kronecker factors.
+        params: Parameter name (qualified, as in ``model.named_parameters()``) → parameter.
+    """
+
+    name: str
+    kind: str
+    params: Mapping[str, torch.nn.Parameter]
+
+    @property
+    def numel(self) -> int:
+        """Number of scalar parameters in the block."""
+        return sum(p.numel() for p in self.params.values())
+
+
+class LayerFactors:
+    """What the gradient engine gives a curvature estimator for one block and one batch.
+
+    ``per_sample_grads()`` is always available (materialised lazily, one block at a time).
+    For ``"linear"`` blocks, ``inputs`` (``[B, T, d_in]``, with a trailing column of ones when the
+    layer has a bias) and ``output_grads`` (``[B, T, d_out]``) are the Kronecker factors whose
+    per-sample outer products sum to the weight gradient; positions that do not count in the loss
+    hold zero output gradients.
+
+    Attributes:
+        block: The parameter block.
+        batch_size: Number of sequences ``B``.
+        inputs: Layer inputs for linear blocks, else ``None``.
+        output_grads: Gradients of the summed per-sample losses w.r.t. the layer output, else ``None``.
+    """
+
+    def __init__(
+        self,
+        block: ParamBlock,
+        batch_size: int,
+        grads_fn: Callable[[], dict[str, torch.Tensor]],
+        *,
+        inputs: torch.Tensor | None = None,
+        output_grads: torch.Tensor | None = None,
+    ) -> None:
+        self.block = block
+        self.batch_size = batch_size
+        self.inputs = inputs
+        self.output_grads = output_grads
+        self._grads_fn = grads_fn
+        self._grads: dict[str, torch.Tensor] | None = None
+
+    def per_sample_grads(self) -> dict[str, torch.Tensor]:
+        """Per-sample gradients ``{param name: [B, *param.shape]}`` (computed once, then cached)."""
+        if self._grads is None:
+            self._grads = self._grads_fn()
+        return self._grads
+
+    def squared_norms(self) -> torch.Tensor:
+        """``[B]`` squared Euclidean norm of each sample's gradient over the block."""
+        grads = self.per_sample_grads()
+        return sum(g.flatten(1).pow(2).sum(1) for g in grads.values())  # type: ignore[return-value]
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """Wraps a masked language model for scoring.
+
+    An adapter owns everything model-specific: the alphabet and tokenisation, deterministic masking
+    (a sequence's masked positions depend only on the global seed and the sequence id), collation,
+    the per-sample loss and the set of scored parameters.
+
+    Attributes:
+        name: Registered component name (e.g. ``"hf"``, ``"rna-fm"``).
+        model: The underlying :class:`torch.nn.Module`.
+        max_length: Maximum number of residues per sequence (special tokens excluded).
+    """
+
+    name: str
+    model: torch.nn.Module
+    max_length: int
+
+    def collate(self, records: Sequence[tuple[str, str]], *, seed: int) -> Batch:
+        """Tokenise, mask and pad ``(id, sequence)`` records into a :class:`Batch`.
+
+        Masking must be a pure function of ``(seed, id, sequence)``; validation errors name the
+        record id and position.
+        """
+        ...
+
+    def per_sample_loss(self, batch: Batch) -> torch.Tensor:
+        """Return ``[B]`` losses: the masked-LM cross-entropy of each sequence, averaged over the
+        positions where ``labels != -100``. Must be differentiable and batch-separable (sample ``b``'s
+        loss depends only on row ``b``), so the sum's gradient splits into per-sample gradients."""
+        ...
+
+    def parameter_groups(self) -> dict[str, list[str]]:
+        """Readable group name (``"embeddings"``, ``"layer 3 attention"``, ``"lm head"``...) →
+        qualified parameter names, covering every trainable parameter exactly once."""
+        ...
+
+    def scored_parameters(self, patterns: Sequence[str] | None = None) -> dict[str, torch.nn.Parameter]:
+        """Trainable parameters to score, by qualified name; ``patterns`` are :mod:`fnmatch` globs
+        matched against parameter names and group names (``None``: all trainable parameters)."""
+        ...
+
+
+@runtime_checkable
+class CurvatureEstimator(Protocol):
+    """A curvature ``C`` fitted on ``D_sub``, applied as ``g_zᵀ C⁻¹ g_z`` block by block.
+
+    Life cycle: ``fit_begin(blocks)``; ``fit_accumulate(factors)`` for every block of every batch of
+    ``D_sub``; ``fit_end(num_samples, reduce)``; then ``quadratic_form(factors)`` for every block of
+    every scored batch. ``reduce`` (may be ``None``) sums a tensor over distributed ranks in place;
+    estimators call it on every accumulated statistic so all ranks hold the same curvature.
+
+    Attributes:
+        name: Registered component name.
+        needs_fit: ``False`` when ``fit_*`` may be skipped (e.g. identity).
+    """
+
+    name: str
+    needs_fit: bool
+
+    def fit_begin(self, blocks: Sequence[ParamBlock]) -> None:
+        """Allocate statistics for ``blocks``."""
+        ...
+
+    def fit_accumulate(self, factors: LayerFactors) -> None:
+        """Add one batch's contribution of one block."""
+        ...
+
+    def fit_end(self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+        """Normalise by ``num_samples`` (the global count) and prepare the inverse."""
+        ...
+
+    def quadratic_form(self, factors: LayerFactors) -> torch.Tensor:
+        """Return ``[B]`` float64 values ``g_bᵀ C_block⁻¹ g_b`` for the block."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-serialisable facts to record with the scores (absolute damping, per-block kinds...)."""
+        ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Turns an adapter, a fitted curvature and a batch into one score per sequence.
+
+    Attributes:
+        name: Registered component name.
+        needs_curvature: Whether :meth:`score_batch` uses the curvature (and so it must be fitted).
+        needs_gradients: Whether per-sample gradients are needed (``False`` for the loss baseline).
+    """
+
+    name: str
+    needs_curvature: bool
+    needs_gradients: bool
+
+    def score_batch(
+        self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(scores [B] float64, losses [B] float64)`` for ``batch``."""
+        ...
+
+
+@runtime_checkable
+class Selector(Protocol):
+    """Chooses a coreset from scores.
+
+    Attributes:
+        name: Registered component name.
+    """
+
+    name: str
+
+    def select(self, scores: np.ndarray, budget: int, *, seed: int) -> np.ndarray:
+        """Return the selected row indices (``int64``, no duplicates, exactly ``budget`` of them unless
+        the selector documents otherwise). ``scores`` is float64 and finite."""
+        ...

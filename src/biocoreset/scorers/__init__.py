@@ -1,0 +1,1 @@
+"""Scorers (built-in plugins): ``self-influence``, ``loss``, ``grad-norm``."""

@@ -1,0 +1,114 @@
+"""The result of :func:`biocoreset.score`, saved as Parquet with its metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from biocoreset.errors import InputError
+from biocoreset.store.atomic import atomic_path
+
+__all__ = ["METADATA_KEY", "ScoreResult", "load_scores"]
+
+METADATA_KEY = b"biocoreset"
+
+
+def _f64(a: Any) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _i64(a: Any) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class ScoreResult:
+    """One score per sequence, in input order, with what produced them.
+
+    Attributes:
+        ids: Sequence ids in input order.
+        scores: float64 scores.
+        loss: float64 per-sample masked-LM loss at the scored model.
+        length: Residues per sequence (after the long-sequence policy).
+        metadata: Curvature, absolute damping, ``D_sub`` ids, seed, number of scored parameters,
+            library version, ...
+    """
+
+    ids: list[str] = attrs.field(converter=list)
+    scores: np.ndarray = attrs.field(converter=_f64)
+    loss: np.ndarray = attrs.field(converter=_f64)
+    length: np.ndarray = attrs.field(converter=_i64)
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        n = len(self.ids)
+        for name in ("scores", "loss", "length"):
+            if len(getattr(self, name)) != n:
+                raise InputError(f"ScoreResult.{name} has {len(getattr(self, name))} rows, ids has {n}.")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_table(self) -> Any:
+        """A :class:`pyarrow.Table` with the metadata in its schema."""
+        import pyarrow as pa
+
+        table = pa.table(
+            {"id": pa.array(self.ids, pa.string()), "score": self.scores, "loss": self.loss, "length": self.length}
+        )
+        meta = json.dumps(self.metadata, sort_keys=True, default=str).encode("utf-8")
+        return table.replace_schema_metadata({METADATA_KEY: meta})
+
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write Parquet atomically; an existing file is kept unless ``force``.
+
+        Returns:
+            The path written.
+        """
+        import pyarrow.parquet as pq
+
+        with atomic_path(path, force=force) as tmp:
+            pq.write_table(self.to_table(), tmp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ScoreResult:
+        """Read a file written by :meth:`save`."""
+        import pyarrow.parquet as pq
+
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"score file {str(p)!r} does not exist.")
+        try:
+            table = pq.read_table(p)
+        except Exception as exc:
+            raise InputError(f"{str(p)!r} is not a readable Parquet score file: {exc}") from exc
+        missing = {"id", "score", "loss", "length"} - set(table.column_names)
+        if missing:
+            raise InputError(f"{str(p)!r} lacks column(s) {sorted(missing)}; was it written by biocoreset?")
+        raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
+        return cls(
+            ids=table.column("id").to_pylist(),
+            scores=table.column("score").to_numpy(),
+            loss=table.column("loss").to_numpy(),
+            length=table.column("length").to_numpy(),
+            metadata=json.loads(raw.decode("utf-8")),
+        )
+
+
+def load_scores(path: str | os.PathLike[str]) -> ScoreResult:
+    """Load a score file written by :meth:`ScoreResult.save`.
+
+    >>> import tempfile, os
+    >>> r = ScoreResult(ids=["a"], scores=[1.0], loss=[0.5], length=[3], metadata={"seed": 0})
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.parquet")
+    >>> _ = r.save(path)
+    >>> load_scores(path).metadata["seed"]
+    0
+    """
+    return ScoreResult.load(path)
