@@ -80,7 +80,12 @@ def tiny_bert(*, seed: int = 0, dtype: torch.dtype = torch.float64, layers: int 
 
     letters = list("ACGUN")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *[f"##{c}" for c in letters]]
-    tokenizer = BertTokenizer(vocab_file=_write_vocab(vocab), do_lower_case=False)
+    import inspect
+
+    if "vocab" in inspect.signature(BertTokenizer.__init__).parameters:  # transformers >= 5
+        tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=False)
+    else:  # pragma: no cover - transformers 4.x
+        tokenizer = BertTokenizer(vocab_file=_write_vocab(vocab), do_lower_case=False)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=hidden,

@@ -88,6 +88,7 @@ class MaskedLMAdapter:
         self.max_length = int(max_length)
         self.long_policy = long_policy
         self.stats: Counter[str] = Counter()
+        self._unused: list[str] | None = None
 
     # -- to implement -----------------------------------------------------------------------------
 
@@ -189,16 +190,42 @@ class MaskedLMAdapter:
 
     def parameter_groups(self) -> dict[str, list[str]]:
         """Readable groups of the trainable parameters (see :func:`default_parameter_groups`)."""
-        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        unused = set(self.unused_parameters())
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad and n not in unused]
         return default_parameter_groups(names)
 
+    def unused_parameters(self) -> list[str]:
+        """Trainable parameters the masked-LM loss does not depend on (e.g. ESM's contact head).
+
+        Found once by a probe forward/backward on a short synthetic batch; they are left out of
+        the default scored set, since their gradient is always zero.
+        """
+        if self._unused is None:
+            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            tokens = list(self.random_token_ids[:6]) or [self.mask_token_id]
+            ids = torch.tensor([[self.mask_token_id, *tokens]], dtype=torch.long)
+            batch = Batch(
+                ids=("probe",), input_ids=ids, attention_mask=torch.ones_like(ids),
+                labels=torch.tensor([[tokens[0], *tokens]], dtype=torch.long),
+                lengths=torch.tensor([ids.shape[1]]),
+            )
+            with torch.enable_grad():
+                loss = self.per_sample_loss(batch).sum()
+                grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+            self._unused = [n for (n, _), g in zip(named, grads, strict=True) if g is None]
+        return list(self._unused)
+
     def scored_parameters(self, patterns: Sequence[str] | None = None) -> dict[str, torch.nn.Parameter]:
-        """Trainable parameters whose name or group matches any of ``patterns`` (all if ``None``).
+        """Trainable parameters whose name or group matches any of ``patterns``.
+
+        With ``None``: every trainable parameter the loss depends on (see
+        :meth:`unused_parameters`).
 
         Raises:
             ConfigError: A pattern matches nothing (the message lists the groups).
         """
-        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        unused = set(self.unused_parameters())
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad and n not in unused}
         if patterns is None:
             return params
         if isinstance(patterns, str):

@@ -69,7 +69,7 @@ class HFAdapter(MaskedLMAdapter):
             raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}.")
         self.tokenizer = tokenizer
         self.unknown = unknown
-        n_special = len(tokenizer.build_inputs_with_special_tokens([]))
+        n_special = len(tokenizer("", add_special_tokens=True)["input_ids"])
         if max_length is None:
             limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
             max_length = (int(limit) - n_special) if limit else 1022
