@@ -1,0 +1,32 @@
+"""Sphinx configuration for biocoreset."""
+
+from __future__ import annotations
+
+import biocoreset
+
+project = "biocoreset"
+author = "biocoreset developers"
+copyright = "2026, biocoreset developers"
+release = biocoreset.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+    "myst_parser",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "benchmarks-*.md", "install-esm.md", "curvature-kfac.md", "pipeline.md", "pretrain-bench.md"]
+html_theme = "furo"
+html_title = f"biocoreset {release}"
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_heading_anchors = 3
+nitpicky = False
+suppress_warnings = ["myst.header"]
