@@ -18,7 +18,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "benchmarks-*.md", "install-esm.md", "curvature-kfac.md", "pipeline.md", "pretrain-bench.md"]
+exclude_patterns = ["_build", "benchmarks-*.md"]
 html_theme = "furo"
 html_title = f"biocoreset {release}"
 autodoc_member_order = "bysource"

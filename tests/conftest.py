@@ -30,3 +30,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def pytest_configure(config):
+    """One torch thread: on small shared machines 2 threads make tiny models 20-40x slower."""
+    import torch
+
+    torch.set_num_threads(1)

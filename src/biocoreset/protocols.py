@@ -136,6 +136,27 @@ class LayerFactors:
         grads = self.per_sample_grads()
         return sum(g.flatten(1).pow(2).sum(1) for g in grads.values())  # type: ignore[return-value]
 
+    def weighted_squared_norms(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``[B]`` float64 ``Σ_j w_j g_{b,j}²`` over the block, with ``weights`` shaped like each parameter.
+
+        Computed in ``promote(gradient dtype, weight dtype)``. Engines may override this (and
+        :meth:`sum_squared_grads`) to avoid materialising the per-sample gradients.
+        """
+        out = torch.zeros(self.batch_size, dtype=torch.float64)
+        for name, g in self.per_sample_grads().items():
+            w = weights[name]
+            g = g.to(torch.promote_types(g.dtype, w.dtype)).flatten(1)
+            out += (g.square() @ w.to(g.dtype).flatten()).to(device=out.device, dtype=torch.float64)
+        return out
+
+    def sum_squared_grads(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """``{param name: Σ_b g_b ⊙ g_b}`` (shaped like the parameter), in ``promote(gradient dtype, dtype)``."""
+        out = {}
+        for name, g in self.per_sample_grads().items():
+            g = g.to(torch.promote_types(g.dtype, dtype or g.dtype))
+            out[name] = g.square().sum(0)
+        return out
+
 
 @runtime_checkable
 class ModelAdapter(Protocol):
@@ -188,6 +209,11 @@ class CurvatureEstimator(Protocol):
     ``D_sub``; ``fit_end(num_samples, reduce)``; then ``quadratic_form(factors)`` for every block of
     every scored batch. ``reduce`` (may be ``None``) sums a tensor over distributed ranks in place;
     estimators call it on every accumulated statistic so all ranks hold the same curvature.
+
+    An estimator that needs more than one pass over ``D_sub`` (EK-FAC) may expose an optional
+    ``fit_passes: int`` attribute, read after ``fit_begin`` (absent means 1): the driver then repeats
+    "``fit_accumulate`` for every block of every batch, then ``fit_end``" that many times, calling
+    ``reduce`` the same way on every rank.
 
     Attributes:
         name: Registered component name.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +14,14 @@ from biocoreset.data.masking import MaskingConfig, mask_positions
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.protocols import Batch
 
-__all__ = ["LONG_POLICIES", "MaskedLMAdapter", "default_parameter_groups"]
+__all__ = ["LONG_POLICIES", "LOSS_MODES", "MaskedLMAdapter", "default_parameter_groups", "last_layer_groups"]
 
 LONG_POLICIES = ("truncate", "error")
+
+LOSS_MODES = ("masked", "paper-compat")
+"""Per-sample loss definitions: ``"masked"`` (DESIGN §2, the default) or ``"paper-compat"`` (the
+released bio-coreset code: unmasked reconstruction loss averaged over every position of the padded
+batch, special tokens and padding included)."""
 
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers|blocks|h|transformer_blocks)\.(\d+)\.(.*)$")
 
@@ -51,6 +56,34 @@ def default_parameter_groups(names: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
+_GROUP_LAYER_RE = re.compile(r"^layer (\d+) ")
+
+
+def last_layer_groups(groups: Mapping[str, Sequence[str]], spec: str | int) -> list[str]:
+    """Names of the ``"layer {i} ..."`` groups of the last ``k`` layers (``spec``: ``"last:k"`` or k).
+
+    Raises:
+        ConfigError: ``k`` is not a whole number in ``1 .. number of layers``.
+
+    >>> last_layer_groups({"embeddings": [], "layer 0 ffn": [], "layer 1 attention": [],
+    ...                    "layer 1 ffn": [], "lm head": []}, "last:1")
+    ['layer 1 attention', 'layer 1 ffn']
+    """
+    text = str(spec).removeprefix("last:")
+    layers = sorted({int(m.group(1)) for g in groups if (m := _GROUP_LAYER_RE.match(g))})
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if not layers or not 1 <= k <= len(layers):
+        raise ConfigError(
+            f"parameter pattern {spec!r}: 'last:k' needs a whole k from 1 to the number of layers "
+            f"({len(layers)}); e.g. 'last:2'."
+        )
+    keep = set(layers[-k:])
+    return [g for g in groups if (m := _GROUP_LAYER_RE.match(g)) and int(m.group(1)) in keep]
+
+
 class MaskedLMAdapter:
     """Base class of the built-in adapters.
 
@@ -58,18 +91,32 @@ class MaskedLMAdapter:
     position), :meth:`logits`, and the ids ``mask_token_id``, ``pad_token_id`` and
     ``random_token_ids``.
 
+    Input validation (:mod:`biocoreset.data.validation`) reads two optional members, so an adapter
+    can declare what it accepts without implementing anything else:
+
+    * ``alphabet`` — the residue letters the model accepts (``None``, the default: no letter check);
+    * ``validate(record_id, sequence) -> str`` — a normalisation run before the alphabet check
+      (e.g. T→U); it may raise :class:`~biocoreset.errors.InputError` to reject a record. Not
+      defined here; subclasses add it when they need it.
+
     Args:
         model: The masked language model.
         masking: Masking configuration (15% of residues, BERT 80/10/10 by default).
         max_length: Longest sequence (residues, special tokens excluded) the model accepts.
         long_policy: ``"truncate"`` (keep the first ``max_length`` residues; counted in
             :attr:`stats`) or ``"error"``.
+        loss_mode: ``"masked"`` (default): the masked-LM loss of DESIGN §2. ``"paper-compat"``: the
+            released bio-coreset code's loss — no masking, every position of the padded batch
+            (special tokens and padding included) is a target, and the per-sample loss is the mean
+            over the batch's padded width. That loss depends on the batch's padding, so scores are no
+            longer independent of batch composition; use it only to reproduce published coresets.
     """
 
     name = "masked-lm"
     mask_token_id: int
     pad_token_id: int
     random_token_ids: Sequence[int]
+    alphabet: frozenset[str] | None = None
 
     def __init__(
         self,
@@ -78,7 +125,10 @@ class MaskedLMAdapter:
         masking: MaskingConfig | None = None,
         max_length: int,
         long_policy: str = "truncate",
+        loss_mode: str = "masked",
     ) -> None:
+        if loss_mode not in LOSS_MODES:
+            raise ConfigError(f"loss_mode must be one of {LOSS_MODES}, got {loss_mode!r}.")
         if long_policy not in LONG_POLICIES:
             raise ConfigError(f"long_policy must be one of {LONG_POLICIES}, got {long_policy!r}.")
         if max_length < 1:
@@ -87,6 +137,7 @@ class MaskedLMAdapter:
         self.masking = masking or MaskingConfig()
         self.max_length = int(max_length)
         self.long_policy = long_policy
+        self.loss_mode = loss_mode
         self.stats: Counter[str] = Counter()
         self._unused: list[str] | None = None
 
@@ -143,7 +194,12 @@ class MaskedLMAdapter:
                 raise InputError(f"record {record_id!r}: empty sequence. Remove it from the input.")
             ids, maskable = self.encode(record_id, sequence)
             ids, maskable = self._truncate(record_id, ids, maskable)
-            corrupted, labels = mask_positions(
+            if self.loss_mode == "paper-compat":
+                rows_ids.append(list(ids))
+                rows_labels.append(list(ids))
+                lengths.append(sum(maskable))
+                continue
+            corrupted, label_row = mask_positions(
                 record_id,
                 ids,
                 maskable,
@@ -153,12 +209,13 @@ class MaskedLMAdapter:
                 random_token_ids=self.random_token_ids,
             )
             rows_ids.append(corrupted)
-            rows_labels.append(labels)
+            rows_labels.append(label_row)
             lengths.append(sum(maskable))
         width = max(len(r) for r in rows_ids)
         B = len(records)
         input_ids = torch.full((B, width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((B, width), -100, dtype=torch.long)
+        fill = self.pad_token_id if self.loss_mode == "paper-compat" else -100
+        labels = torch.full((B, width), fill, dtype=torch.long)
         attention = torch.zeros((B, width), dtype=torch.long)
         for b, (ids, lab) in enumerate(zip(rows_ids, rows_labels, strict=True)):
             input_ids[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
@@ -175,7 +232,9 @@ class MaskedLMAdapter:
     def per_sample_loss(self, batch: Batch) -> torch.Tensor:
         """``[B]`` cross-entropy of each sequence averaged over its labelled positions.
 
-        Half-precision logits are upcast to float32; float64 models stay float64.
+        With ``loss_mode="paper-compat"`` every position of the padded batch is labelled, so the
+        average runs over the batch's full width. Half-precision logits are upcast to float32;
+        float64 models stay float64.
         """
         batch = batch.to(self.device)
         logits = self.logits(batch.input_ids, batch.attention_mask)
@@ -219,7 +278,9 @@ class MaskedLMAdapter:
         """Trainable parameters whose name or group matches any of ``patterns``.
 
         With ``None``: every trainable parameter the loss depends on (see
-        :meth:`unused_parameters`).
+        :meth:`unused_parameters`). A pattern ``"last:k"`` selects the attention and FFN groups
+        of the last ``k`` layers (:func:`last_layer_groups`); combine it with other patterns,
+        e.g. ``["last:2", "lm head"]``.
 
         Raises:
             ConfigError: A pattern matches nothing (the message lists the groups).
@@ -233,6 +294,9 @@ class MaskedLMAdapter:
         groups = self.parameter_groups()
         chosen: set[str] = set()
         for pat in patterns:
+            if pat.startswith("last:"):
+                chosen |= {n for g in last_layer_groups(groups, pat) for n in groups[g]}
+                continue
             hit = {n for n in params if fnmatch.fnmatchcase(n, pat)}
             for g, members in groups.items():
                 if fnmatch.fnmatchcase(g, pat):

@@ -20,13 +20,46 @@ from typing import Any
 import torch
 
 from biocoreset.adapters.base import MaskedLMAdapter
+from biocoreset.adapters.hf_families import detect_family
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.plugins.hookspecs import hookimpl
 
-__all__ = ["UNKNOWN_POLICIES", "HFAdapter"]
+__all__ = ["UNKNOWN_POLICIES", "HFAdapter", "char_alphabet"]
 
 UNKNOWN_POLICIES = ("error", "unk")
+
+
+def char_alphabet(tokenizer: Any) -> frozenset[str] | None:
+    """The residue letters of a character-level tokenizer, or ``None`` when it is not one.
+
+    A tokenizer is character-level when every vocabulary entry other than special tokens and
+    bracketed pseudo-tokens (``<null_1>``, ``[unused0]``) is one character (WordPiece continuations
+    ``##X`` count as ``X``), and a string of all those letters tokenises to one token per letter.
+
+    >>> from biocoreset.testing import tiny_esm
+    >>> "".join(sorted(char_alphabet(tiny_esm()[1])))
+    'ACGNU'
+    """
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    letters: set[str] = set()
+    for token in tokenizer.get_vocab():
+        if token in special or (len(token) > 2 and token[0] + token[-1] in ("<>", "[]")):
+            continue
+        base = token[2:] if token.startswith("##") and len(token) > 2 else token
+        if len(base) != 1:
+            return None
+        if not base.isspace():
+            letters.add(base)
+    if not letters:
+        return None
+    ordered = sorted(letters)
+    try:
+        toks = tokenizer.tokenize("".join(ordered))
+    except Exception:  # a tokenizer that cannot tokenise its own letters is not character-level
+        return None
+    toks = [t[2:] if t.startswith("##") else t for t in toks]
+    return frozenset(ordered) if toks == ordered else None
 
 
 class HFAdapter(MaskedLMAdapter):
@@ -34,13 +67,24 @@ class HFAdapter(MaskedLMAdapter):
 
     Args:
         model: A ``transformers`` masked-LM model (``EsmForMaskedLM``, ``BertForMaskedLM``, ...).
-        tokenizer: Its tokenizer. It must define a mask and a pad token.
+        tokenizer: Its tokenizer. It must define a mask and a pad token. ``None`` is accepted for
+            families with a known alphabet (RNA-FM; ESM-1b/ESM-2 with the 33-token protein
+            vocabulary): see :mod:`biocoreset.adapters.hf_families`.
         masking: Masking configuration.
         max_length: Residue limit; default from ``config.max_position_embeddings`` minus the
-            special tokens the tokenizer adds.
+            special tokens the tokenizer adds and the positions the family's position scheme
+            skips (:meth:`~biocoreset.adapters.hf_families.ModelFamily.max_length`).
         long_policy: ``"truncate"`` or ``"error"`` for longer sequences.
         unknown: ``"error"`` (default) when the tokenizer maps a letter to its unknown token, or
             ``"unk"`` to keep the unknown token (counted in :attr:`stats`).
+        loss_mode: ``"masked"`` (default) or ``"paper-compat"`` (see
+            :class:`~biocoreset.adapters.base.MaskedLMAdapter`).
+
+    Attributes:
+        family: Name of the recognised model family (``"esm-2"``, ``"bert"``, ``"multimolecule"``,
+            ``"generic"``...).
+        alphabet: For a character-level tokenizer, its residue letters (derived from the
+            vocabulary; used by input validation), else ``None``.
     """
 
     name = "hf"
@@ -48,13 +92,17 @@ class HFAdapter(MaskedLMAdapter):
     def __init__(
         self,
         model: torch.nn.Module,
-        tokenizer: Any,
+        tokenizer: Any = None,
         *,
         masking: MaskingConfig | None = None,
         max_length: int | None = None,
         long_policy: str = "truncate",
         unknown: str = "error",
+        loss_mode: str = "masked",
     ) -> None:
+        family = detect_family(model)
+        if tokenizer is None and family.default_tokenizer is not None:
+            tokenizer = family.default_tokenizer(getattr(model, "config", None))
         if tokenizer is None:
             raise ConfigError(
                 "the 'hf' adapter needs the model's tokenizer: pass tokenizer=AutoTokenizer."
@@ -71,14 +119,13 @@ class HFAdapter(MaskedLMAdapter):
         self.unknown = unknown
         n_special = len(tokenizer("", add_special_tokens=True)["input_ids"])
         if max_length is None:
-            limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-            max_length = (int(limit) - n_special) if limit else 1022
-            if getattr(getattr(model, "config", None), "position_embedding_type", "") == "absolute" and (
-                getattr(model.config, "model_type", "") == "esm"
-            ):
-                # ESM offsets learned positions by padding_idx + 1.
-                max_length = int(limit) - n_special - int(model.config.pad_token_id) - 1
-        super().__init__(model, masking=masking, max_length=max_length, long_policy=long_policy)
+            # The family knows the position scheme (ESM/RoBERTa offset positions by pad + 1).
+            max_length = family.max_length(model, n_special) or 1022
+        self.family = family.name
+        self._family = family
+        super().__init__(
+            model, masking=masking, max_length=max_length, long_policy=long_policy, loss_mode=loss_mode
+        )
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id)
         special = set(tokenizer.all_special_ids)
@@ -86,6 +133,7 @@ class HFAdapter(MaskedLMAdapter):
         self.random_token_ids = [i for i in range(min(len(tokenizer), vocab_size)) if i not in special]
         self._special = special
         self._unk = tokenizer.unk_token_id
+        self.alphabet = char_alphabet(tokenizer)
 
     def encode(self, record_id: str, sequence: str) -> tuple[list[int], list[bool]]:
         """Token ids with special tokens, and the residue flags.
@@ -114,6 +162,13 @@ class HFAdapter(MaskedLMAdapter):
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits of the wrapped model."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def parameter_groups(self) -> dict[str, list[str]]:
+        """Readable groups of the trainable parameters, named by the model's family
+        (:mod:`biocoreset.adapters.hf_families`)."""
+        unused = set(self.unused_parameters())
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad and n not in unused]
+        return self._family.parameter_groups(names)
 
 
 def _factory(model: torch.nn.Module | None = None, tokenizer: Any = None, **options: Any) -> HFAdapter:

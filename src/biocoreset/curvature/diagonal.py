@@ -46,12 +46,14 @@ class DiagonalFisher:
         self.damping_relative = damping_relative
         self.acc_dtype = _DTYPES[dtype]
         self.fisher: dict[str, torch.Tensor] = {}
+        self._inverses: dict[str, tuple[Any, torch.Tensor]] = {}
         self.damping: float | None = None
         self.num_samples = 0
 
     def fit_begin(self, blocks: Sequence[ParamBlock]) -> None:
         """Allocate one accumulator per scored parameter."""
         self.fisher = {}
+        self._inverses = {}
         for block in blocks:
             for name, p in block.params.items():
                 dtype = torch.promote_types(p.dtype, self.acc_dtype)
@@ -59,9 +61,9 @@ class DiagonalFisher:
 
     def fit_accumulate(self, factors: LayerFactors) -> None:
         """Add ``Σ_b g_b²`` of one batch."""
-        for name, g in factors.per_sample_grads().items():
+        for name, sq in factors.sum_squared_grads(self.acc_dtype).items():
             acc = self.fisher[name]
-            acc += g.to(acc.dtype).pow(2).sum(0)
+            acc += sq.to(acc.dtype)
 
     def fit_end(self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None) -> None:
         """Average over ``num_samples``, resolve λ, and check invertibility.
@@ -95,12 +97,18 @@ class DiagonalFisher:
         """``Σ_j g_{b,j}² / (F_j + λ)`` over the block, float64."""
         if self.damping is None:
             raise CurvatureError("the diagonal Fisher is not fitted: call fit_end() first.")
-        out = torch.zeros(factors.batch_size, dtype=torch.float64)
-        for name, g in factors.per_sample_grads().items():
-            f = self.fisher[name]
-            q = (g.to(f.dtype).pow(2) / (f + self.damping)).flatten(1).sum(1)
-            out += q.to(device=out.device, dtype=torch.float64)
-        return out
+        return factors.weighted_squared_norms({name: self._inverse(name) for name in factors.block.params})
+
+    def _inverse(self, name: str) -> torch.Tensor:
+        """``1 / (F + λ)`` for one parameter, cached until ``F`` or ``λ`` changes."""
+        f = self.fisher[name]
+        assert self.damping is not None
+        key = (f._version, f.data_ptr(), self.damping)
+        hit = self._inverses.get(name)
+        if hit is None or hit[0] != key:
+            hit = (key, 1.0 / (f + self.damping))
+            self._inverses[name] = hit
+        return hit[1]
 
     def metadata(self) -> dict[str, Any]:
         """Absolute λ, how it was chosen, and the mean Fisher entry."""

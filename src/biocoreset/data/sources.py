@@ -1,61 +1,26 @@
 """Sequence sources: re-iterable streams of ``(id, sequence)`` records.
 
-Scoring reads the corpus more than once (ids, then ``D_sub``, then every sequence), so a source must
-be re-iterable. A file path is re-opened each pass and never loaded whole; a list is used as is; a
-one-shot iterator (e.g. a generator) is materialised once.
+Scoring reads the corpus more than once (an index pass, then ``D_sub``, then every sequence), so a
+source must be re-iterable. A file is re-opened and streamed on each pass and never loaded whole; a
+list is used as is; a one-shot iterator (e.g. a generator) is materialised once.
+
+Example:
+    >>> src = as_source([("a", "ACGU"), ("b", "GG")])
+    >>> [rid for rid, _ in src], src.describe()
+    (['a', 'b'], '<2 in-memory records>')
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from biocoreset.errors import InputError
+from biocoreset.data.readers import FORMATS, ByteCounter, iter_fasta, read_records
+from biocoreset.errors import ConfigError, InputError
 
-__all__ = ["SequenceSource", "as_source", "iter_fasta"]
-
-
-def _open_text(path: Path) -> Any:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", newline=None)
-    return open(path, encoding="utf-8", newline=None)
-
-
-def iter_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
-    """Stream ``(id, sequence)`` from a FASTA file (plain or gzip), via Biopython.
-
-    The id is the header's first word. Raises :class:`InputError` for a file that is not FASTA or
-    holds no record.
-    """
-    from Bio.SeqIO.FastaIO import SimpleFastaParser
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"sequence file {str(p)!r} does not exist.")
-    with _open_text(p) as fh:
-        first = ""
-        for line in fh:
-            if line.strip():
-                first = line
-                break
-        if not first:
-            raise InputError(f"{str(p)!r} is empty: it holds no FASTA record.")
-        if not first.startswith(">"):
-            raise InputError(
-                f"{str(p)!r} is not a FASTA file: its first non-blank line does not start with '>' "
-                f"({first[:40]!r})."
-            )
-        fh.seek(0)
-        for title, seq in SimpleFastaParser(fh):
-            rid = title.split(None, 1)[0] if title.strip() else ""
-            if not rid:
-                raise InputError(f"{str(p)!r}: a FASTA record has an empty header; every record needs an id.")
-            yield rid, seq
+__all__ = ["SequenceSource", "as_source", "iter_fasta", "open_sequences"]
 
 
 class SequenceSource:
@@ -63,34 +28,114 @@ class SequenceSource:
 
     Args:
         records: A list/tuple of pairs, or ``None`` with ``path``.
-        path: A FASTA file (plain or gzip).
+        path: A sequence file: FASTA, FASTQ, CSV or TSV, plain or gzip.
+        format: File format, one of :data:`~biocoreset.data.readers.FORMATS` (``"auto"``: from the
+            name, else the content).
+        id_column: Id column of a CSV/TSV file.
+        sequence_column: Sequence column of a CSV/TSV file.
     """
 
-    def __init__(self, records: list[tuple[str, str]] | None = None, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        records: list[tuple[str, str]] | None = None,
+        path: Path | None = None,
+        *,
+        format: str = "auto",
+        id_column: str = "id",
+        sequence_column: str = "sequence",
+    ) -> None:
+        if (records is None) == (path is None):
+            raise ConfigError("a SequenceSource needs exactly one of records= or path=.")
+        if format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}.")
         self.records = records
-        self.path = path
+        self.path = None if path is None else Path(path)
+        self.format = format
+        self.id_column = id_column
+        self.sequence_column = sequence_column
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
+        return self.iter()
+
+    def iter(self, counter: ByteCounter | None = None) -> Iterator[tuple[str, str]]:
+        """Iterate the records; ``counter`` (files only) receives the bytes read from disk."""
         if self.path is not None:
-            yield from iter_fasta(self.path)
-        else:
-            assert self.records is not None
-            for i, rec in enumerate(self.records):
-                try:
-                    rid, seq = rec
-                except (TypeError, ValueError):
-                    raise InputError(
-                        f"record {i} is {rec!r}; sequences must be (id, sequence) pairs or a FASTA path."
-                    ) from None
-                yield str(rid), str(seq)
+            return read_records(
+                self.path, format=self.format, id_column=self.id_column,
+                sequence_column=self.sequence_column, counter=counter,
+            )
+        return self._iter_records()
+
+    def _iter_records(self) -> Iterator[tuple[str, str]]:
+        assert self.records is not None
+        for i, rec in enumerate(self.records):
+            try:
+                rid, seq = rec
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"record {i} is {rec!r}; sequences must be (id, sequence) pairs or a file path."
+                ) from None
+            yield str(rid), str(seq)
+
+    @property
+    def size_bytes(self) -> int | None:
+        """Size of the file on disk (``None`` for in-memory records)."""
+        return self.path.stat().st_size if self.path is not None and self.path.exists() else None
+
+    @property
+    def num_records(self) -> int | None:
+        """Number of in-memory records (``None`` for a file: it is only known after a pass)."""
+        return None if self.records is None else len(self.records)
 
     def describe(self) -> str:
-        """A short description for metadata."""
+        """A short description for metadata and error messages."""
         return str(self.path) if self.path is not None else f"<{len(self.records or [])} in-memory records>"
+
+    def reader_options(self) -> dict[str, Any]:
+        """How to re-open the same data (recorded in score metadata; ``{}`` for in-memory records)."""
+        if self.path is None:
+            return {}
+        return {
+            "path": str(self.path.resolve()),
+            "format": self.format,
+            "id_column": self.id_column,
+            "sequence_column": self.sequence_column,
+        }
+
+
+def open_sequences(
+    path: str | os.PathLike[str],
+    *,
+    format: str = "auto",
+    id_column: str = "id",
+    sequence_column: str = "sequence",
+) -> SequenceSource:
+    """A streaming source over a sequence file.
+
+    Args:
+        path: FASTA, FASTQ, CSV or TSV file, plain or gzip.
+        format: ``"auto"``, ``"fasta"``, ``"fastq"``, ``"csv"`` or ``"tsv"``.
+        id_column: Id column of a table.
+        sequence_column: Sequence column of a table.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.tsv")
+        >>> _ = Path(path).write_text("acc\\tsequence\\nA1\\tACGU\\n")
+        >>> list(open_sequences(path, id_column="acc"))
+        [('A1', 'ACGU')]
+    """
+    return SequenceSource(
+        path=Path(path), format=format, id_column=id_column, sequence_column=sequence_column
+    )
 
 
 def as_source(sequences: Any) -> SequenceSource:
-    """Wrap a FASTA path or an iterable of pairs as a :class:`SequenceSource`."""
+    """Wrap a file path or an iterable of pairs as a :class:`SequenceSource`.
+
+    Raises:
+        InputError: ``sequences`` is neither a path nor an iterable of pairs.
+    """
     if isinstance(sequences, SequenceSource):
         return sequences
     if isinstance(sequences, (str, os.PathLike)):
@@ -100,5 +145,6 @@ def as_source(sequences: Any) -> SequenceSource:
     if isinstance(sequences, Iterable):
         return SequenceSource(records=list(sequences))
     raise InputError(
-        f"sequences must be a FASTA path or an iterable of (id, sequence) pairs, got {type(sequences).__name__}."
+        f"sequences must be a sequence file path or an iterable of (id, sequence) pairs, got "
+        f"{type(sequences).__name__}."
     )

@@ -1,21 +1,34 @@
 """Per-sample gradient machinery shared by curvatures and scorers (not a plugin).
 
-:func:`make_engine` picks the engine: ``"loop"`` is the exact reference path; the hook engine
-(``"hooks"``, when available) is the fast, memory-bounded path.
+:func:`make_engine` picks the engine: ``"hooks"`` (:class:`~biocoreset.grads.engine.HookEngine`)
+is the fast, memory-bounded path — one forward and one backward pass per batch, per-layer factors
+handed to the curvature during the backward pass; ``"loop"`` (:class:`LoopEngine`) is the exact
+reference path, one ``autograd.grad`` per sample. ``"auto"`` is the hook engine, or the loop for an
+adapter the hook engine cannot probe.
+
+Example:
+    >>> from biocoreset.adapters.hf import HFAdapter
+    >>> from biocoreset.testing import tiny_esm
+    >>> adapter = HFAdapter(*tiny_esm())
+    >>> make_engine(adapter, adapter.scored_parameters()).name
+    'hooks'
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from biocoreset.errors import ConfigError
+from biocoreset.grads.engine import HookEngine
 from biocoreset.grads.loop import LoopEngine
+from biocoreset.grads.probe import ProbeUnavailable
 from biocoreset.protocols import ModelAdapter
 
-__all__ = ["ENGINES", "LoopEngine", "make_engine"]
+__all__ = ["ENGINES", "HookEngine", "LoopEngine", "make_engine"]
 
 ENGINES = ("auto", "loop", "hooks")
 
@@ -25,16 +38,22 @@ def make_engine(
 ) -> Any:
     """Build the per-sample gradient engine ``engine`` for ``params`` of ``adapter``'s model.
 
-    ``"auto"`` uses the hook engine when it is available, else the loop.
+    Args:
+        adapter: The model adapter.
+        params: Scored parameters by qualified name.
+        engine: ``"auto"``, ``"hooks"`` or ``"loop"``.
+        **options: Engine options: ``dtype`` (both); ``fast_path`` and ``autocast`` (hooks only).
+
+    Raises:
+        ConfigError: Unknown engine, or (``"hooks"``) a model or option the hook engine refuses.
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}.")
     if engine in ("auto", "hooks"):
         try:
-            from biocoreset.grads.engine import HookEngine
-        except ImportError:
+            return HookEngine(adapter, params, **options)
+        except ProbeUnavailable as exc:
             if engine == "hooks":
                 raise
-        else:
-            return HookEngine(adapter, params, **options)
+            warnings.warn(f"{exc} Falling back to the per-sample loop engine.", RuntimeWarning, stacklevel=2)
     return LoopEngine(adapter, params, **{k: v for k, v in options.items() if k == "dtype"})

@@ -22,8 +22,11 @@ import numpy as np
 from biocoreset.errors import BudgetError, ConfigError
 from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.selectors._checks import as_scores
+from biocoreset.selectors.topk import top_indices
 
 __all__ = ["CCIPlan", "CCISelector", "cci_plan"]
+
+_CHUNK = 1 << 18  # rows per chunk when assigning strata
 
 
 @attrs.frozen(kw_only=True)
@@ -33,7 +36,8 @@ class CCIPlan:
     Attributes:
         cut: Indices removed as hardest (⌊nβ⌋ of them).
         edges: ``strata + 1`` bin edges over the kept score range.
-        stratum: Stratum of every kept example (``-1`` for cut examples), length n.
+        stratum: Stratum of every kept example (``-1`` for cut examples), length n, in the smallest
+            signed integer dtype that holds the strata (``int8`` up to 126 strata).
         sizes: Examples per stratum.
         taken: Examples selected per stratum.
         selected: Selected indices, ascending.
@@ -61,26 +65,41 @@ def cci_plan(scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int
         raise ConfigError(f"strata must be a positive integer, got {strata!r}; the paper uses 50.")
     n = arr.size
     n_cut = math.floor(n * beta)
-    order = np.argsort(-arr, kind="stable")
-    cut = np.sort(order[:n_cut])
-    kept = np.sort(order[n_cut:])
-    if budget > kept.size:
+    cut = top_indices(arr, n_cut)  # O(n); equal to the first n_cut of a stable argsort of -scores
+    keep_mask = np.ones(n, dtype=bool)
+    keep_mask[cut] = False
+    n_kept = n - cut.size
+    if budget > n_kept:
         raise BudgetError(
-            f"budget {budget} exceeds the {kept.size} examples left after removing the "
+            f"budget {budget} exceeds the {n_kept} examples left after removing the "
             f"{n_cut} hardest (beta={beta}) of {n}; lower the budget or beta."
         )
-    vals = arr[kept]
-    lo, hi = float(vals.min()), float(vals.max())
+    lo = float(np.min(arr, where=keep_mask, initial=np.inf))
+    hi = float(np.max(arr, where=keep_mask, initial=-np.inf))
     k = int(strata)
     edges = np.linspace(lo, hi, k + 1)
+    # Small stratum numbers make the stable argsort below a one- or two-pass radix sort.
+    small = np.int8 if k + 1 <= np.iinfo(np.int8).max else np.int16 if k + 1 <= np.iinfo(np.int16).max else np.int64
+    idx = np.zeros(n, dtype=small)
     if hi > lo:
-        idx = np.floor((vals - lo) / (hi - lo) * k).astype(np.int64)
-        idx = np.clip(idx, 0, k - 1)  # the maximum belongs to the last (right-closed) bin
-    else:
-        idx = np.zeros(vals.size, dtype=np.int64)
-    stratum = np.full(n, -1, dtype=np.int64)
-    stratum[kept] = idx
-    sizes = np.bincount(idx, minlength=k)
+        # floor((v - lo) / (hi - lo) * k), clipped to the last (right-closed) bin, in cache-sized
+        # chunks (no second n-sized float array). Truncation equals floor here: v - lo >= 0.
+        buf = np.empty(min(n, _CHUNK), dtype=np.float64)
+        width = hi - lo
+        with np.errstate(over="ignore"):  # cut rows may overflow; they are overwritten below
+            for start in range(0, n, _CHUNK):
+                stop = min(n, start + _CHUNK)
+                tmp = buf[: stop - start]
+                np.subtract(arr[start:stop], lo, out=tmp)
+                tmp /= width
+                tmp *= k
+                np.minimum(tmp, k - 1, out=tmp)
+                idx[start:stop] = tmp
+    idx[cut] = k  # the cut rows form a last, never-visited group
+    # Members of each stratum in input order: a stable sort of the stratum numbers.
+    by_stratum = np.argsort(idx, kind="stable")
+    starts = np.searchsorted(idx[by_stratum], np.arange(k + 2, dtype=small))
+    sizes = np.diff(starts[: k + 1]).astype(np.int64)
     taken = np.zeros(k, dtype=np.int64)
     rng = np.random.default_rng(seed)
     visit = sorted(range(k), key=lambda s: (sizes[s], s))
@@ -89,12 +108,15 @@ def cci_plan(scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int
     for left, s in zip(range(k, 0, -1), visit, strict=True):
         m_b = min(int(sizes[s]), m_left // left)
         if m_b:
-            members = kept[idx == s]
+            members = by_stratum[starts[s] : starts[s + 1]]
             chosen.append(rng.choice(members, size=m_b, replace=False))
         taken[s] = m_b
         m_left -= m_b
+    del by_stratum
+    stratum = idx  # reused in place: no second n-sized array
+    stratum[cut] = -1
     selected = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
-    if selected.size != budget:  # cannot happen when budget <= kept.size; guard the invariant
+    if selected.size != budget:  # cannot happen when budget <= n_kept; guard the invariant
         raise BudgetError(f"CCI selected {selected.size} examples instead of {budget}; please report this.")
     return CCIPlan(cut=cut, edges=edges, stratum=stratum, sizes=sizes, taken=taken,
                    selected=selected.astype(np.int64))

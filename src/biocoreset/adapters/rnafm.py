@@ -1,0 +1,240 @@
+"""The ``rna-fm`` adapter: RNA-FM (Chen et al., 2022) run as a transformers ``EsmForMaskedLM``.
+
+The model comes from :mod:`biocoreset.adapters.rnafm_model` (an ESM-1b-shaped ``EsmForMaskedLM``
+whose logits equal the ``rna-fm`` package's to float32 round-off), so every weight lives in a
+hookable module. The adapter adds the official alphabet and the shared sequence hygiene
+(:mod:`biocoreset.data.hygiene`):
+
+* one token per letter over the 25-token RNA-FM alphabet (``<cls>`` residues ``<eos>``);
+* lower case accepted, ``T`` read as ``U``;
+* letters outside ``ACGU``, the IUPAC codes and ``-`` follow ``invalid``: ``"error"`` (default;
+  the message names the record and the 1-based position), ``"unk"`` (``<unk>``), ``"replace"`` /
+  ``"N"`` (``N``) or ``"skip"``; counts in :attr:`RnaFmAdapter.stats`;
+* at most 1,024 positions: 1,022 residues plus ``<cls>``/``<eos>``. Longer sequences follow
+  ``long_policy``: ``"truncate"`` (default; the first 1,022 residues), ``"windows"``
+  (non-overlapping 1,022-residue windows; the record's loss is the mean over all its masked
+  residues, see :mod:`biocoreset.data.hygiene`) or ``"error"``.
+
+Masking is DESIGN §2's: 15% of the residues, chosen by ``(seed, record id)``, BERT 80/10/10 with
+random replacements drawn from ``A``, ``C``, ``G``, ``U``.
+
+Building it through the plugin registry (``biocoreset.plugins.create("adapter", "rna-fm", ...)``
+or ``score(None, ..., adapter="rna-fm", adapter_options=...)``) takes exactly one model source:
+``model=`` (an RNA-FM-shaped ``EsmForMaskedLM``), ``checkpoint=`` (a local official
+``RNA-FM_pretrained.pth``; nothing is ever downloaded) or ``size=`` (``"rna-fm"``: 99.5M
+parameters, or ``"tiny"``; random weights).
+
+Example:
+    >>> from biocoreset.plugins import create
+    >>> adapter = create("adapter", "rna-fm", size="tiny")
+    >>> adapter.encode("r1", "acgtn")[0]
+    [0, 4, 5, 6, 7, 18, 2]
+    >>> batch = adapter.collate([("r1", "acgtn"), ("r2", "GGCUA")], seed=0)
+    >>> tuple(adapter.per_sample_loss(batch).shape), adapter.max_length
+    ((2,), 1022)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biocoreset.adapters.hf import HFAdapter
+from biocoreset.adapters.rnafm_model import (
+    RNAFM_CLS_ID,
+    RNAFM_EOS_ID,
+    RNAFM_MASK_ID,
+    RNAFM_PAD_ID,
+    RNAFM_PRESETS,
+    RNAFM_TOKENS,
+    RNAFM_UNK_ID,
+    build_rnafm,
+    load_rnafm_checkpoint,
+    rnafm_tokenizer,
+)
+from biocoreset.data.hygiene import HygieneAdapterMixin
+from biocoreset.data.masking import MaskingConfig
+from biocoreset.errors import ConfigError
+from biocoreset.plugins.hookspecs import hookimpl
+
+__all__ = ["RNAFM_RANDOM_LETTERS", "RnaFmAdapter", "make_rnafm_adapter"]
+
+#: Letters whose tokens replace a masked position in the 10% "random token" case.
+RNAFM_RANDOM_LETTERS = "ACGU"
+
+_TOKEN_IDS = {t: i for i, t in enumerate(RNAFM_TOKENS) if len(t) == 1}
+
+
+def _dtype(value: torch.dtype | str | None) -> torch.dtype | None:
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    table = {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+    }
+    if value not in table:
+        raise ConfigError(f"dtype must be one of {sorted(table)} or a torch.dtype, got {value!r}.")
+    return table[value]
+
+
+class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
+    """Adapter for RNA-FM-shaped ``EsmForMaskedLM`` models.
+
+    Args:
+        model: An RNA-FM-shaped ``EsmForMaskedLM`` (25-token vocabulary), e.g. from
+            :func:`~biocoreset.adapters.rnafm_model.build_rnafm` or
+            :func:`~biocoreset.adapters.rnafm_model.load_rnafm_checkpoint`.
+        tokenizer: Ignored unless given, then it must be over the RNA-FM alphabet (default
+            :func:`~biocoreset.adapters.rnafm_model.rnafm_tokenizer`).
+        masking: Masking configuration (15%, BERT 80/10/10).
+        max_length: Residue limit (default 1,022: 1,024 positions less ``<cls>``/``<eos>``).
+        long_policy: ``"truncate"``, ``"windows"`` or ``"error"``.
+        invalid: ``"error"``, ``"unk"``, ``"replace"`` (or ``"N"``), ``"skip"``.
+        replacement: Letter for ``"replace"`` (default ``N``).
+        loss_mode: ``"masked"`` or ``"paper-compat"`` (see
+            :class:`~biocoreset.adapters.base.MaskedLMAdapter`).
+
+    Attributes:
+        stats: Counts of what the hygiene did (per tokenisation): ``lowercase_records``,
+            ``t_to_u_records``, ``unknown_records``/``unknown_letters``,
+            ``replaced_records``/``replaced_letters``, ``skipped_records``, ``truncated``,
+            ``windowed``.
+        alphabet: The accepted letters when ``invalid="error"``, else ``None`` (the adapter then
+            handles every letter itself); read by the pipeline's validator.
+        residue_alphabet: The accepted letters: ``ACGU``, IUPAC codes ``RYKMSWBDHVN`` and ``-``.
+
+    Raises:
+        ConfigError: Not an RNA-FM-shaped model, or a bad option.
+
+    Example:
+        >>> from biocoreset.adapters.rnafm_model import build_rnafm
+        >>> adapter = RnaFmAdapter(build_rnafm("tiny"), invalid="unk")
+        >>> adapter.encode("r", "AXu")[0], dict(adapter.stats)
+        ([0, 4, 3, 7, 2], {})
+        >>> _ = adapter.collate([("r", "AXu")], seed=0); dict(adapter.stats)
+        {'lowercase_records': 1, 'unknown_records': 1, 'unknown_letters': 1}
+    """
+
+    name = "rna-fm"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any = None,
+        *,
+        masking: MaskingConfig | None = None,
+        max_length: int | None = None,
+        long_policy: str = "truncate",
+        invalid: str = "error",
+        replacement: str | None = None,
+        loss_mode: str = "masked",
+    ) -> None:
+        config = getattr(model, "config", None)
+        if type(model).__name__ != "EsmForMaskedLM" or int(getattr(config, "vocab_size", 0)) != len(
+            RNAFM_TOKENS
+        ):
+            raise ConfigError(
+                f"the 'rna-fm' adapter needs an RNA-FM-shaped EsmForMaskedLM (25-token vocabulary), got "
+                f"{type(model).__name__}"
+                + (f" with vocab_size={config.vocab_size}" if config is not None else "")
+                + ". Build one with biocoreset.adapters.rnafm_model.build_rnafm / load_rnafm_checkpoint, "
+                "or use the generic 'hf' adapter with the model's own tokenizer."
+            )
+        if tokenizer is None:
+            tokenizer = rnafm_tokenizer()
+        elif tuple(tokenizer.convert_ids_to_tokens(list(range(len(RNAFM_TOKENS))))) != RNAFM_TOKENS:
+            raise ConfigError(
+                "the tokenizer given to the 'rna-fm' adapter is not over the RNA-FM alphabet."
+            )
+        super().__init__(
+            model,
+            tokenizer,
+            masking=masking,
+            max_length=max_length,
+            long_policy="truncate",  # the mixin sets the real policy (it also knows "windows")
+            unknown="unk",
+            loss_mode=loss_mode,
+        )
+        self.mask_token_id = RNAFM_MASK_ID
+        self.pad_token_id = RNAFM_PAD_ID
+        self.random_token_ids = [_TOKEN_IDS[c] for c in RNAFM_RANDOM_LETTERS]
+        self._setup_hygiene(
+            token_ids=_TOKEN_IDS,
+            rna=True,
+            invalid=invalid,
+            replacement=replacement,
+            long_policy=long_policy,
+            cls_id=RNAFM_CLS_ID,
+            eos_id=RNAFM_EOS_ID,
+            unk_id=RNAFM_UNK_ID,
+            model_name="RNA-FM",
+        )
+
+    def model_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, 25]`` logits of one ``EsmForMaskedLM`` call."""
+        return HFAdapter.logits(self, input_ids, attention_mask)
+
+
+def make_rnafm_adapter(
+    model: torch.nn.Module | None = None,
+    tokenizer: Any = None,
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    size: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    zero_mask_embedding: bool = True,
+    **options: Any,
+) -> RnaFmAdapter:
+    """Build an :class:`RnaFmAdapter` from exactly one model source (the ``rna-fm`` factory).
+
+    Args:
+        model: A prebuilt RNA-FM-shaped ``EsmForMaskedLM``.
+        tokenizer: Optional RNA-FM tokenizer (checked, else built).
+        checkpoint: Local path of an official RNA-FM checkpoint (``RNA-FM_pretrained.pth``).
+        size: ``"rna-fm"`` (12 x 640, 99.5M parameters) or ``"tiny"``, randomly initialised.
+        dtype: Cast the model (``torch.float64`` or ``"float64"`` for exact tests).
+        zero_mask_embedding: With ``checkpoint``: zero the ``<mask>`` embedding row as ``fm`` does.
+        **options: :class:`RnaFmAdapter` options (``invalid``, ``long_policy``, ``masking``...).
+
+    Raises:
+        ConfigError: None or several model sources, or a bad option.
+        FileNotFoundError: ``checkpoint`` is not a file (nothing is downloaded).
+
+    >>> make_rnafm_adapter(size="tiny", dtype="float64").model.dtype
+    torch.float64
+    """
+    given = [
+        k
+        for k, v in (("model", model), ("checkpoint", checkpoint), ("size", size))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise ConfigError(
+            "the 'rna-fm' adapter needs exactly one of model= (an EsmForMaskedLM), checkpoint= (a local "
+            f"RNA-FM_pretrained.pth) or size= (one of {sorted(RNAFM_PRESETS)}, random weights); got "
+            f"{', '.join(given) if given else 'none'}."
+        )
+    if checkpoint is not None:
+        model = load_rnafm_checkpoint(Path(checkpoint), zero_mask_embedding=zero_mask_embedding)
+    elif size is not None:
+        model = build_rnafm(size)
+    assert model is not None
+    dt = _dtype(dtype)
+    if dt is not None:
+        model = model.to(dt)
+    return RnaFmAdapter(model, tokenizer, **options)
+
+
+@hookimpl
+def biocoreset_register_adapters(register: Any) -> None:
+    """Register ``rna-fm``."""
+    register(
+        "rna-fm",
+        make_rnafm_adapter,
+        description="RNA-FM (ESM-1b, 25-token RNA alphabet) as EsmForMaskedLM; checkpoint=, size= or model=",
+    )

@@ -1,0 +1,361 @@
+"""Remove benchmark test sequences from a pretraining corpus (leakage filter).
+
+A corpus record is removed when its normalised sequence equals a test sequence (upper case, gaps and
+whitespace dropped, and for RNA ``T`` → ``U``), or, with ``identity_threshold=t``, when its identity
+to some test sequence is at least ``t``. Two identity methods:
+
+* ``"kmer"`` (default, linear time): the Mash estimate from the Jaccard index ``J`` of the two
+  sequences' ``k``-mer sets, ``identity = 1 + ln(2J / (1 + J)) / k`` (Ondov et al. 2016). Unrelated
+  sequences score low, a 90%-identical pair of 100-nt RNAs (random substitutions) scores about 0.9.
+* ``"difflib"`` (exact, quadratic): matched residues of :class:`difflib.SequenceMatcher` matching
+  blocks over the longer length, so a short fragment does not remove a long sequence that merely
+  contains it. Only the ``max_candidates`` test sequences with the highest ``k``-mer Jaccard are
+  compared, and pairs whose length ratio is below ``t`` are skipped. Use it for small corpora.
+
+Example:
+    >>> report = dedup_corpus([("a", "ACGU"), ("b", "GGGG"), ("c", "acgt")], ["ACGT"])
+    >>> report.removed, report.kept, report.removed_ids
+    (2, 1, ('a', 'c'))
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from biocoreset.errors import ConfigError, InputError
+
+__all__ = [
+    "IDENTITY_METHODS",
+    "DedupReport",
+    "add_dedup_parser",
+    "dedup_corpus",
+    "identity",
+    "kmer_identity",
+    "normalise_for_dedup",
+]
+
+MOLECULES = ("rna", "protein")
+IDENTITY_METHODS = ("kmer", "difflib")
+
+
+def normalise_for_dedup(sequence: str, molecule: str = "rna") -> str:
+    """Upper case, no gaps (``-``, ``.``) or whitespace; RNA: ``T`` → ``U``.
+
+    >>> normalise_for_dedup("ac-gt u"), normalise_for_dedup("mkt", "protein")
+    ('ACGUU', 'MKT')
+    """
+    s = "".join(sequence.split()).upper().replace("-", "").replace(".", "")
+    if molecule == "rna":
+        return s.replace("T", "U")
+    if molecule == "protein":
+        return s
+    raise ConfigError(f"molecule must be one of {', '.join(MOLECULES)}, got {molecule!r}.")
+
+
+def identity(a: str, b: str) -> float:
+    """Matched residues (difflib matching blocks) over the longer length.
+
+    >>> identity("ACGUACGU", "ACGUACGA")
+    0.875
+    """
+    if not a or not b:
+        return 0.0
+    matches = sum(
+        block.size
+        for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    )
+    return matches / max(len(a), len(b))
+
+
+@attrs.frozen(kw_only=True)
+class DedupReport:
+    """What :func:`dedup_corpus` did.
+
+    Attributes:
+        total: Corpus records read.
+        removed: Records removed.
+        kept: Records kept.
+        exact: Records removed by exact match.
+        near: Records removed by the identity threshold.
+        test_sequences: Distinct normalised test sequences.
+        removed_ids: Ids of the removed records, in corpus order.
+        identity_threshold: The threshold used (``None``: exact only).
+        method: The identity method.
+    """
+
+    total: int
+    removed: int
+    kept: int
+    exact: int
+    near: int
+    test_sequences: int
+    removed_ids: tuple[str, ...]
+    identity_threshold: float | None
+    method: str = "kmer"
+
+    def summary(self) -> str:
+        """One line for logs and reports."""
+        rule = (
+            "exact match"
+            if self.identity_threshold is None
+            else f"exact or >= {self.identity_threshold:.0%} {self.method} identity"
+        )
+        return (
+            f"removed {self.removed} of {self.total} corpus sequences ({self.exact} exact, {self.near} near) "
+            f"matching {self.test_sequences} test sequences by {rule}; kept {self.kept}."
+        )
+
+
+def kmer_identity(jaccard: float, k: int) -> float:
+    """Mash identity estimate ``1 + ln(2J / (1 + J)) / k`` from a ``k``-mer Jaccard index (0 when J = 0).
+
+    >>> kmer_identity(1.0, 8), round(kmer_identity(0.27, 8), 3)
+    (1.0, 0.893)
+    """
+    if jaccard <= 0:
+        return 0.0
+    return max(0.0, 1.0 + math.log(2 * jaccard / (1 + jaccard)) / k)
+
+
+class _KmerIndex:
+    def __init__(self, sequences: Sequence[str], k: int) -> None:
+        self.k, self.sequences = k, sequences
+        self.postings: dict[str, list[int]] = {}
+        self.sizes: list[int] = []
+        for i, s in enumerate(sequences):
+            kmers = self.kmers(s)
+            self.sizes.append(len(kmers))
+            for kmer in kmers:
+                self.postings.setdefault(kmer, []).append(i)
+
+    def kmers(self, s: str) -> set[str]:
+        if len(s) < self.k:
+            return {s}
+        return {s[j : j + self.k] for j in range(len(s) - self.k + 1)}
+
+    def best_identity(self, s: str, threshold: float, method: str, max_candidates: int) -> float:
+        mine = self.kmers(s)
+        shared: Counter[int] = Counter()
+        for kmer in mine:
+            for i in self.postings.get(kmer, ()):
+                shared[i] += 1
+        if not shared:
+            return 0.0
+        if method == "kmer":
+            return kmer_identity(
+                max(c / (len(mine) + self.sizes[i] - c) for i, c in shared.items()), self.k
+            )
+        jac = sorted(
+            ((c / (len(mine) + self.sizes[i] - c), i) for i, c in shared.items()), reverse=True
+        )
+        best, tried = 0.0, 0
+        for _, i in jac:
+            t = self.sequences[i]
+            if min(len(s), len(t)) / max(len(s), len(t)) < threshold:
+                continue
+            best = max(best, identity(s, t))
+            tried += 1
+            if best >= threshold or tried >= max_candidates:
+                break
+        return best
+
+
+def _iter_test(test: Any) -> Iterator[str]:
+    """Sequences of ``test``: a file path, or an iterable of sequences (``str``), ``(id, sequence)``
+    pairs, :class:`~biocoreset.bench.data.Example` records or :class:`os.PathLike` files."""
+    if isinstance(test, (str, os.PathLike)):
+        from biocoreset.bench.loaders.generic import read_sequences
+
+        for _, seq in read_sequences(test):
+            yield seq
+        return
+    for item in test:
+        if isinstance(item, os.PathLike):
+            yield from _iter_test(item)
+        elif isinstance(item, str):
+            yield item
+        elif isinstance(item, tuple):
+            yield str(item[1])
+        elif hasattr(item, "sequence"):
+            yield str(item.sequence)
+            if getattr(item, "sequence_b", None):
+                yield str(item.sequence_b)
+        else:
+            raise InputError(
+                f"test item {item!r} is not a sequence, an (id, sequence) pair or an Example."
+            )
+
+
+def dedup_corpus(
+    corpus: Any,
+    test: Any,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    identity_threshold: float | None = None,
+    method: str = "kmer",
+    molecule: str = "rna",
+    k: int | None = None,
+    max_candidates: int = 5,
+    force: bool = False,
+) -> DedupReport:
+    """Drop every corpus record that occurs in a benchmark test split.
+
+    Args:
+        corpus: FASTA path or iterable of ``(id, sequence)`` pairs.
+        test: Test sequences: a file path (FASTA/CSV/TSV/JSONL with a ``sequence`` column), or an
+            iterable of sequences (``str``), ``(id, sequence)`` pairs,
+            :class:`~biocoreset.bench.data.Example` records or :class:`pathlib.Path` files.
+        output: FASTA to write the kept records to (``None``: only report).
+        identity_threshold: Also remove records at least this identical (in ``(0, 1]``) to a test
+            sequence (``None``: exact matches only).
+        method: Identity method, ``"kmer"`` (Mash estimate, fast) or ``"difflib"`` (see above).
+        molecule: ``"rna"`` (T → U) or ``"protein"``.
+        k: ``k``-mer length (default 8 for RNA, 4 for protein).
+        max_candidates: ``difflib`` only: test sequences compared per corpus sequence.
+        force: Overwrite ``output``.
+
+    Returns:
+        A :class:`DedupReport`.
+    """
+    from biocoreset.data.sources import as_source
+
+    if identity_threshold is not None and not 0.0 < float(identity_threshold) <= 1.0:
+        raise ConfigError(f"identity_threshold must be in (0, 1], got {identity_threshold!r}.")
+    if method not in IDENTITY_METHODS:
+        raise ConfigError(f"method must be one of {', '.join(IDENTITY_METHODS)}, got {method!r}.")
+    if max_candidates < 1:
+        raise ConfigError(f"max_candidates must be >= 1, got {max_candidates!r}.")
+    k = k or (8 if molecule == "rna" else 4)
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k!r}.")
+    tests = {normalise_for_dedup(s, molecule) for s in _iter_test(test)} - {""}
+    if not tests:
+        raise InputError("the test split holds no sequence; nothing to filter against.")
+    index = _KmerIndex(sorted(tests), k) if identity_threshold is not None else None
+    thr = 1.0 if identity_threshold is None else float(identity_threshold)
+    removed: list[str] = []
+    exact = near = total = 0
+
+    def kept_records() -> Iterator[tuple[str, str]]:
+        nonlocal exact, near, total
+        for rid, seq in as_source(corpus):
+            total += 1
+            s = normalise_for_dedup(seq, molecule)
+            if s in tests:
+                exact += 1
+                removed.append(rid)
+                continue
+            if index is not None and index.best_identity(s, thr, method, max_candidates) >= thr:
+                near += 1
+                removed.append(rid)
+                continue
+            yield rid, seq
+
+    if output is None:
+        for _ in kept_records():
+            pass
+    else:
+        from biocoreset.store.atomic import atomic_path
+
+        with atomic_path(output, force=force) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for rid, seq in kept_records():
+                fh.write(f">{rid}\n")
+                for j in range(0, len(seq), 80):
+                    fh.write(seq[j : j + 80] + "\n")
+    return DedupReport(
+        total=total,
+        removed=len(removed),
+        kept=total - len(removed),
+        exact=exact,
+        near=near,
+        test_sequences=len(tests),
+        removed_ids=tuple(removed),
+        identity_threshold=None if identity_threshold is None else float(identity_threshold),
+        method=method,
+    )
+
+
+def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``dedup`` subcommand on an :mod:`argparse` subparsers object (handler ``func``)."""
+    p = subparsers.add_parser(
+        "dedup",
+        help="remove benchmark test sequences from a pretraining corpus",
+        description="Write the corpus without every sequence that also occurs in the given test splits "
+        "(exact match after normalising case and T->U; optionally by identity) and report the counts.",
+    )
+    p.add_argument("corpus", help="corpus FASTA (plain or .gz)")
+    p.add_argument(
+        "-t",
+        "--test",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="test split file (FASTA/CSV/TSV/JSONL with a sequence column); repeatable",
+    )
+    p.add_argument(
+        "--bench-config",
+        help="also filter against the test split of every task in this bench config",
+    )
+    p.add_argument("-o", "--output", required=True, help="filtered FASTA to write")
+    p.add_argument(
+        "--identity", type=float, help="also remove sequences at least this identical (e.g. 0.9)"
+    )
+    p.add_argument("--molecule", choices=MOLECULES, default="rna", help="rna (T->U) or protein")
+    p.add_argument(
+        "--method",
+        choices=IDENTITY_METHODS,
+        default="kmer",
+        help="identity method: kmer (Mash estimate, fast) or difflib (exact, slow)",
+    )
+    p.add_argument(
+        "-k", type=int, help="k-mer length for the identity search (default 8 RNA, 4 protein)"
+    )
+    p.add_argument("--removed-ids", help="write the removed ids here, one per line")
+    p.add_argument("--force", action="store_true", help="overwrite outputs")
+    p.set_defaults(func=_cmd_dedup)
+    return p
+
+
+def _bench_test_sequences(config: str) -> Iterable[str]:
+    from biocoreset.bench.config import load_bench_config
+    from biocoreset.bench.runner import _as_tasks
+
+    for task in _as_tasks(load_bench_config(config).tasks):
+        yield from task.test_sequences()
+
+
+def _cmd_dedup(args: argparse.Namespace) -> int:
+    if not args.test and not args.bench_config:
+        raise ConfigError("give at least one --test FILE or --bench-config FILE.")
+    sequences: list[str] = []
+    for path in args.test:
+        from biocoreset.bench.loaders.generic import read_sequences
+
+        sequences.extend(seq for _, seq in read_sequences(path))
+    if args.bench_config:
+        sequences.extend(_bench_test_sequences(args.bench_config))
+    report = dedup_corpus(
+        args.corpus,
+        sequences,
+        args.output,
+        identity_threshold=args.identity,
+        method=args.method,
+        molecule=args.molecule,
+        k=args.k,
+        force=args.force,
+    )
+    if args.removed_ids:
+        from biocoreset.store.atomic import atomic_path
+
+        with atomic_path(args.removed_ids, force=args.force) as tmp:
+            tmp.write_text("".join(f"{i}\n" for i in report.removed_ids), encoding="utf-8")
+    print(report.summary() + f" -> {args.output}")
+    return 0

@@ -1,0 +1,465 @@
+"""Resumable, sharded score files.
+
+While scoring into ``scores.parquet``, biocoreset keeps a work folder ``scores.parquet.parts/``
+beside it::
+
+    scores.parquet.parts/
+      manifest.json            what is being computed: the run's fingerprint and its hash
+      curvature.pt             the fitted curvature (so a resumed run does not refit)
+      shard-00000000.parquet   rows [0, S)           written as soon as they are scored
+      shard-00000001.parquet   rows [S, 2S)
+      ...
+
+Each shard holds ``shard_size`` consecutive rows of the (validated) input and is written to a
+temporary file, flushed to disk and renamed, so a shard either exists whole or not at all. Rerunning
+the same command after a crash (even ``kill -9``) finds the manifest, checks that the fingerprint —
+configuration, model weights, data digest, library version — is unchanged, restores the curvature and
+scores only the missing shards. A changed fingerprint refuses to resume and names what changed.
+When every shard exists they are merged, in row order and checked for gaps and duplicates, into the
+final file (written to a temporary file and renamed), and the work folder is removed. An existing
+final file is never overwritten without ``force``.
+
+Shard ``k`` is the same row range whatever the number of processes, so a run may be resumed with a
+different ``torchrun`` world size; under ``torchrun`` every rank writes its own shards into the same
+folder (a shared file system across nodes) and rank 0 merges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biocoreset.errors import ConfigError, InputError, OutputExistsError
+from biocoreset.store.atomic import atomic_path
+from biocoreset.store.result import METADATA_KEY
+
+__all__ = [
+    "MANIFEST_NAME",
+    "MemorySink",
+    "ScoreStore",
+    "fingerprint_hash",
+    "restore_curvature",
+    "snapshot_curvature",
+]
+
+MANIFEST_NAME = "manifest.json"
+CURVATURE_NAME = "curvature.pt"
+_SHARD_RE = re.compile(r"^shard-(\d{8})\.parquet$")
+_FORMAT = 1
+
+
+def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
+    """A stable hex hash of a JSON-serialisable fingerprint.
+
+    >>> fingerprint_hash({"a": 1}) == fingerprint_hash({"a": 1}) != fingerprint_hash({"a": 2})
+    True
+    """
+    text = json.dumps(fingerprint, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_diff(a, b, f"{prefix}{key}."))
+        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            sa, sb = json.dumps(a, default=str), json.dumps(b, default=str)
+            if len(sa) > 40:
+                sa = sa[:37] + "..."
+            if len(sb) > 40:
+                sb = sb[:37] + "..."
+            out.append(f"{prefix}{key}: {sa} -> {sb}")
+    return out
+
+
+def _shard_table(rows: np.ndarray, ids: list[str], scores: np.ndarray, loss: np.ndarray, length: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    return pa.table({
+        "row": pa.array(np.asarray(rows, dtype=np.int64)),
+        "id": pa.array(ids, pa.string()),
+        "score": pa.array(np.asarray(scores, dtype=np.float64)),
+        "loss": pa.array(np.asarray(loss, dtype=np.float64)),
+        "length": pa.array(np.asarray(length, dtype=np.int64)),
+    })
+
+
+class ScoreStore:
+    """The final score file and its work folder.
+
+    Args:
+        output: The final Parquet file.
+
+    Example:
+        >>> import tempfile, os
+        >>> store = ScoreStore(os.path.join(tempfile.mkdtemp(), "s.parquet"))
+        >>> store.prepare({"n": 2}, num_rows=2, shard_size=1, force=False)
+        False
+        >>> store.write_shard(0, [0], ["a"], [1.0], [0.5], [4]); store.write_shard(1, [1], ["b"], [2.0], [0.4], [3])
+        >>> sorted(store.completed_shards())
+        [0, 1]
+        >>> store.merge({"seed": 0}).name
+        's.parquet'
+        >>> store.parts.exists()
+        False
+    """
+
+    def __init__(self, output: str | os.PathLike[str]) -> None:
+        self.output = Path(output)
+        self.parts = self.output.with_name(self.output.name + ".parts")
+        self.manifest: dict[str, Any] | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def check_output(self, *, force: bool) -> None:
+        """Refuse an existing final file unless ``force``.
+
+        Raises:
+            OutputExistsError: The final file exists and ``force`` is false.
+        """
+        if self.output.exists() and not force:
+            raise OutputExistsError(
+                f"{str(self.output)!r} already exists; pass force=True (--force) to overwrite it."
+            )
+        if self.output.is_dir():
+            raise OutputExistsError(f"{str(self.output)!r} is a folder; the score output must be a file path.")
+
+    def prepare(self, fingerprint: Mapping[str, Any], *, num_rows: int, shard_size: int, force: bool) -> bool:
+        """Create the work folder, or check an existing one can be resumed.
+
+        Args:
+            fingerprint: Everything that determines the scores (JSON-serialisable).
+            num_rows: Rows to score.
+            shard_size: Rows per shard.
+            force: Discard an existing final file and work folder.
+
+        Returns:
+            Whether an unfinished run is resumed.
+
+        Raises:
+            OutputExistsError: The final file exists and ``force`` is false.
+            ConfigError: An unfinished run with a different fingerprint exists (names what differs).
+        """
+        self.check_output(force=force)
+        if force:
+            if self.output.exists():
+                self.output.unlink()
+            if self.parts.exists():
+                shutil.rmtree(self.parts)
+        manifest = {
+            "format": _FORMAT,
+            "hash": fingerprint_hash(fingerprint),
+            "num_rows": int(num_rows),
+            "shard_size": int(shard_size),
+            "fingerprint": dict(fingerprint),
+        }
+        path = self.parts / MANIFEST_NAME
+        if path.exists():
+            old: dict[str, Any] = self._read_manifest()
+            if old.get("hash") != manifest["hash"] or old.get("num_rows") != num_rows or (
+                old.get("shard_size") != shard_size
+            ):
+                changes = _diff(
+                    {**old.get("fingerprint", {}), "num_rows": old.get("num_rows"), "shard_size": old.get("shard_size")},
+                    {**dict(fingerprint), "num_rows": num_rows, "shard_size": shard_size},
+                )
+                raise ConfigError(
+                    f"{str(self.parts)!r} holds an unfinished run with a different configuration "
+                    f"({'; '.join(changes[:6]) or 'fingerprint changed'}"
+                    f"{' ...' if len(changes) > 6 else ''}). Rerun with the original settings to resume "
+                    "it, or pass force=True (--force) to discard it and start over."
+                )
+            self.manifest = old
+            self._clean_temporaries()
+            return True
+        if self.parts.exists() and any(not p.name.endswith(".tmp") for p in self.parts.iterdir()):
+            raise ConfigError(
+                f"{str(self.parts)!r} exists without a manifest (not a biocoreset work folder, or a "
+                "crash before the run started); remove it or pass force=True (--force)."
+            )
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._clean_temporaries()
+        self._write_json(path, manifest)
+        self.manifest = manifest
+        return False
+
+    def attach(self, fingerprint: Mapping[str, Any]) -> None:
+        """Open a work folder another process prepared (other ``torchrun`` ranks).
+
+        Raises:
+            ConfigError: The manifest is missing or its hash differs from ``fingerprint``'s.
+        """
+        old = self._read_manifest()
+        if old.get("hash") != fingerprint_hash(fingerprint):
+            raise ConfigError(
+                f"{str(self.parts)!r}: this process computed a different fingerprint than rank 0 "
+                f"({'; '.join(_diff(old.get('fingerprint', {}), dict(fingerprint))[:4])}); every rank "
+                "must run the same command on the same data and model."
+            )
+        self.manifest = old
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.parts / MANIFEST_NAME
+        try:
+            manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return manifest
+        except FileNotFoundError:
+            raise ConfigError(f"{str(path)!r} is missing; the work folder was not prepared.") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{str(path)!r} is corrupt ({exc}); remove {str(self.parts)!r} or pass --force."
+            ) from exc
+
+    def _write_json(self, path: Path, obj: Any) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        _fsync_write(tmp, json.dumps(obj, sort_keys=True, indent=1, default=str).encode("utf-8"))
+        os.replace(tmp, path)
+
+    def _clean_temporaries(self) -> None:
+        for p in self.parts.glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):  # another rank removed it first
+                p.unlink()
+
+    # -- shards --------------------------------------------------------------------------------
+
+    def shard_path(self, k: int) -> Path:
+        """Path of shard ``k``."""
+        return self.parts / f"shard-{k:08d}.parquet"
+
+    def completed_shards(self) -> set[int]:
+        """Indices of the shards already on disk."""
+        if not self.parts.exists():
+            return set()
+        out = set()
+        for p in self.parts.iterdir():
+            m = _SHARD_RE.match(p.name)
+            if m:
+                out.add(int(m.group(1)))
+        return out
+
+    def write_shard(
+        self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any
+    ) -> None:
+        """Write shard ``k`` atomically (temporary file, fsync, rename)."""
+        import pyarrow.parquet as pq
+
+        table = _shard_table(np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length))
+        final = self.shard_path(k)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.parts)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def iter_shards(self) -> Iterator[Any]:
+        """Shard tables in row order, checked to cover every row exactly once.
+
+        Raises:
+            InputError: A shard is missing, unreadable, or its rows are not the expected range.
+        """
+        import pyarrow.parquet as pq
+
+        assert self.manifest is not None
+        n, size = int(self.manifest["num_rows"]), int(self.manifest["shard_size"])
+        shards = (n + size - 1) // size
+        for k in range(shards):
+            path = self.shard_path(k)
+            if not path.exists():
+                raise InputError(f"shard {k} ({str(path)!r}) is missing; rerun the same command to finish it.")
+            try:
+                table = pq.read_table(path)
+            except Exception as exc:
+                raise InputError(f"shard {str(path)!r} is unreadable ({exc}); delete it and rerun.") from exc
+            rows = table.column("row").to_numpy()
+            expected = np.arange(k * size, min((k + 1) * size, n), dtype=np.int64)
+            if rows.shape != expected.shape or not np.array_equal(rows, expected):
+                raise InputError(
+                    f"shard {str(path)!r} holds rows {rows[:3].tolist()}... but should hold "
+                    f"{expected[0]}..{expected[-1]}; delete it and rerun."
+                )
+            yield table
+
+    # -- curvature -----------------------------------------------------------------------------
+
+    @property
+    def curvature_path(self) -> Path:
+        """Where the fitted curvature is saved."""
+        return self.parts / CURVATURE_NAME
+
+    def save_curvature(self, curvature: Any) -> bool:
+        """Save the fitted curvature (see :func:`snapshot_curvature`); ``False`` if it has no state."""
+        import torch
+
+        state = snapshot_curvature(curvature)
+        if state is None:
+            return False
+        fd, tmp = tempfile.mkstemp(prefix=f".{CURVATURE_NAME}.", suffix=".tmp", dir=self.parts)
+        os.close(fd)
+        try:
+            torch.save(state, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.curvature_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
+
+    def load_curvature(self, curvature: Any, device: Any = "cpu") -> bool:
+        """Restore a saved curvature into ``curvature`` (after its ``fit_begin``); ``False`` if none
+        was saved or it does not restore exactly (the caller then refits)."""
+        import torch
+
+        if not self.curvature_path.exists():
+            return False
+        try:
+            state = torch.load(self.curvature_path, map_location=device, weights_only=True)
+        except Exception:
+            return False
+        return restore_curvature(curvature, state)
+
+    # -- final file ----------------------------------------------------------------------------
+
+    def merge(self, metadata: Mapping[str, Any], *, force: bool = False, progress: Any = None) -> Path:
+        """Merge the shards into the final file (atomically) and remove the work folder.
+
+        Args:
+            metadata: Stored in the Parquet schema (as :meth:`ScoreResult.save` does).
+            force: Overwrite an existing final file.
+            progress: Optional callable ``update(rows)`` for a progress bar.
+
+        Returns:
+            The final file.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema(
+            [("id", pa.string()), ("score", pa.float64()), ("loss", pa.float64()), ("length", pa.int64())],
+            metadata={METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str).encode("utf-8")},
+        )
+        with atomic_path(self.output, force=force) as tmp:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for table in self.iter_shards():
+                    writer.write_table(table.select(["id", "score", "loss", "length"]).cast(schema))
+                    if progress is not None:
+                        progress(table.num_rows)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return self.output
+
+
+class MemorySink:
+    """Collects shards in memory (scoring without an output file); same interface as a store.
+
+    Args:
+        num_rows: Rows to score.
+    """
+
+    def __init__(self, num_rows: int) -> None:
+        self.rows: list[np.ndarray] = []
+        self.ids: list[list[str]] = []
+        self.scores: list[np.ndarray] = []
+        self.loss: list[np.ndarray] = []
+        self.length: list[np.ndarray] = []
+        self.num_rows = num_rows
+
+    def completed_shards(self) -> set[int]:
+        """Nothing is ever completed before the run."""
+        return set()
+
+    def write_shard(self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any) -> None:
+        """Keep one shard."""
+        self.rows.append(np.asarray(rows, dtype=np.int64))
+        self.ids.append(list(ids))
+        self.scores.append(np.asarray(scores, dtype=np.float64))
+        self.loss.append(np.asarray(loss, dtype=np.float64))
+        self.length.append(np.asarray(length, dtype=np.int64))
+
+    def local_parts(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """This process's rows, ids, scores, losses and lengths."""
+        def cat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(xs) if xs else np.empty(0, dtype=dtype)
+
+        ids = [i for part in self.ids for i in part]
+        return (cat(self.rows, np.int64), ids, cat(self.scores, np.float64), cat(self.loss, np.float64),
+                cat(self.length, np.int64))
+
+
+def _plain(value: Any) -> bool:
+    import torch
+
+    if isinstance(value, torch.nn.Parameter):
+        return False
+    if isinstance(value, torch.Tensor):
+        return not value.requires_grad
+    if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
+        return True
+    if type(value) is dict:
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _meta_text(curvature: Any) -> str:
+    try:
+        return json.dumps(curvature.metadata(), sort_keys=True, default=str)
+    except Exception:
+        return ""
+
+
+def snapshot_curvature(curvature: Any) -> dict[str, Any] | None:
+    """A ``torch.save``-able state of a fitted curvature, loadable with ``weights_only=True``.
+
+    Uses the curvature's ``state_dict()`` when it has one (with ``load_state_dict``); otherwise its
+    plain attributes (tensors that are not parameters, numbers, strings, dtypes, and dicts/lists of
+    those). ``None`` when there is nothing to save.
+    """
+    if callable(getattr(curvature, "state_dict", None)) and callable(getattr(curvature, "load_state_dict", None)):
+        return {"kind": "state_dict", "state": curvature.state_dict(), "metadata": _meta_text(curvature)}
+    attrs_ = {k: v for k, v in vars(curvature).items() if _plain(v)}
+    if not attrs_:
+        return None
+    return {"kind": "attributes", "state": attrs_, "metadata": _meta_text(curvature)}
+
+
+def restore_curvature(curvature: Any, state: Mapping[str, Any]) -> bool:
+    """Load a :func:`snapshot_curvature` state; ``True`` when the restored curvature reports the
+    same metadata as the saved one (else the caller should refit)."""
+    try:
+        if state.get("kind") == "state_dict":
+            curvature.load_state_dict(state["state"])
+        elif state.get("kind") == "attributes":
+            for k, v in state["state"].items():
+                setattr(curvature, k, v)
+        else:
+            return False
+    except Exception:
+        return False
+    return bool(state.get("metadata")) and _meta_text(curvature) == state["metadata"]

@@ -1,0 +1,116 @@
+"""Learning-rate schedules as multiplicative factors of the base learning rate.
+
+Every schedule is a small picklable callable ``factor(s)`` where ``s`` counts the optimizer steps
+already taken (``s = 0`` for the first step), used through :class:`torch.optim.lr_scheduler.LambdaLR`.
+With ``t = s + 1`` (the 1-based number of the step being taken) and ``W = max(1, warmup_steps)``:
+
+* ``"inverse-sqrt"`` (the paper's pretraining schedule, as in fairseq): ``t / W`` for ``t ≤ W``,
+  then ``sqrt(W / t)``. Continuous at ``t = W`` (factor 1) and never 0, so no step is wasted.
+* ``"constant"``: linear warm-up ``t / W``, then 1.
+* ``"linear"``: linear warm-up, then linear decay to 0 at ``total_steps``: ``(T - s) / (T - W)``.
+
+Example:
+    >>> f = make_schedule("inverse-sqrt", warmup_steps=4)
+    >>> [round(f(s), 4) for s in range(6)]
+    [0.25, 0.5, 0.75, 1.0, 0.8944, 0.8165]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from biocoreset.errors import ConfigError
+
+__all__ = ["SCHEDULES", "Constant", "InverseSqrt", "Linear", "make_lr_scheduler", "make_schedule"]
+
+
+class _Schedule:
+    """Base class: a picklable, state-dict friendly ``factor(step)`` (plain ``__dict__`` attributes)."""
+
+    def __init__(self, warmup_steps: int, total_steps: int | None = None) -> None:
+        if isinstance(warmup_steps, bool) or int(warmup_steps) != warmup_steps or warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}.")
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = None if total_steps is None else int(total_steps)
+
+    @property
+    def _w(self) -> int:
+        return max(1, self.warmup_steps)
+
+    def __call__(self, step: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(warmup_steps={self.warmup_steps}, total_steps={self.total_steps})"
+
+
+class InverseSqrt(_Schedule):
+    """Linear warm-up over ``warmup_steps`` then inverse-square-root decay (paper A.3/A.4)."""
+
+    def __call__(self, step: int) -> float:
+        t, w = step + 1, self._w
+        return t / w if t <= w else math.sqrt(w / t)
+
+
+class Constant(_Schedule):
+    """Linear warm-up then a constant learning rate."""
+
+    def __call__(self, step: int) -> float:
+        t, w = step + 1, self._w
+        return t / w if t <= w else 1.0
+
+
+class Linear(_Schedule):
+    """Linear warm-up then linear decay to 0 at ``total_steps``."""
+
+    def __init__(self, warmup_steps: int, total_steps: int | None = None) -> None:
+        super().__init__(warmup_steps, total_steps)
+        if self.total_steps is None or self.total_steps <= self._w:
+            raise ConfigError(
+                f"the 'linear' schedule needs total_steps > warmup_steps, got total_steps="
+                f"{total_steps!r}, warmup_steps={warmup_steps!r}."
+            )
+
+    def __call__(self, step: int) -> float:
+        t, w = step + 1, self._w
+        assert self.total_steps is not None
+        if t <= w:
+            return t / w
+        return max(0.0, (self.total_steps - step) / (self.total_steps - w))
+
+
+SCHEDULES: dict[str, type[_Schedule]] = {
+    "inverse-sqrt": InverseSqrt,
+    "constant": Constant,
+    "linear": Linear,
+}
+"""Schedule name → class."""
+
+
+def make_schedule(name: str, *, warmup_steps: int, total_steps: int | None = None) -> _Schedule:
+    """Build the named schedule factor.
+
+    Raises:
+        ConfigError: Unknown name (the message lists the choices) or bad step counts.
+    """
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {name!r}; choices: {', '.join(sorted(SCHEDULES))}.")
+    return SCHEDULES[name](warmup_steps, total_steps)
+
+
+def make_lr_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    *,
+    warmup_steps: int,
+    total_steps: int | None = None,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A :class:`~torch.optim.lr_scheduler.LambdaLR` applying :func:`make_schedule` to ``optimizer``.
+
+    Call ``scheduler.step()`` after each ``optimizer.step()``; the first step uses ``factor(0)``.
+    """
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, make_schedule(name, warmup_steps=warmup_steps, total_steps=total_steps)
+    )

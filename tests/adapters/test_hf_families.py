@@ -1,0 +1,215 @@
+"""The ``hf`` adapter recognises ESM-2, ESM-1b/RNA-FM, BERT-style and multimolecule-style models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    EsmConfig,
+    EsmForMaskedLM,
+    PretrainedConfig,
+    RobertaConfig,
+    RobertaForMaskedLM,
+)
+
+from biocoreset import score
+from biocoreset.adapters import hf_families
+from biocoreset.adapters.hf import HFAdapter
+from biocoreset.adapters.hf_families import (
+    ESM_PROTEIN_TOKENS,
+    FAMILIES,
+    ModelFamily,
+    detect_family,
+    esm_protein_tokenizer,
+    register_family,
+)
+from biocoreset.adapters.rnafm_model import build_rnafm
+from biocoreset.errors import ConfigError
+from biocoreset.testing import random_rna, tiny_bert, tiny_esm
+
+TINY = dict(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+
+def _esm2() -> EsmForMaskedLM:
+    config = EsmConfig(
+        vocab_size=33,
+        pad_token_id=1,
+        mask_token_id=32,
+        position_embedding_type="rotary",
+        max_position_embeddings=1026,
+        token_dropout=False,
+        emb_layer_norm_before=False,
+        attn_implementation="eager",
+        **TINY,
+    )
+    torch.manual_seed(0)
+    return EsmForMaskedLM(config).double().eval()
+
+
+def _roberta() -> RobertaForMaskedLM:
+    config = RobertaConfig(
+        vocab_size=12,
+        pad_token_id=1,
+        max_position_embeddings=40,
+        attn_implementation="eager",
+        **TINY,
+    )
+    return RobertaForMaskedLM(config).eval()
+
+
+class _MMConfig(PretrainedConfig):
+    model_type = "rnafm"  # a multimolecule model_type, recognised without importing multimolecule
+
+
+class _OtherConfig(PretrainedConfig):
+    model_type = "somethingelse"
+
+
+def test_detection_by_config():
+    assert detect_family(build_rnafm("tiny")).name == "rna-fm"
+    assert detect_family(_esm2()).name == "esm-2"
+    assert detect_family(tiny_esm()[0]).name == "esm-1b"  # 10-token alphabet: not RNA-FM
+    assert detect_family(tiny_bert()[0]).name == "bert"
+    assert detect_family(_roberta()).name == "bert"
+    holder = torch.nn.Module()
+    holder.config = _MMConfig()
+    assert detect_family(holder).name == "multimolecule"
+    holder.config = _OtherConfig(architectures=["SpliceBertForMaskedLM"])
+    assert detect_family(holder).name == "multimolecule"
+    holder.config = _OtherConfig()
+    assert detect_family(holder).name == "generic"
+    assert detect_family(torch.nn.Linear(2, 2)).name == "generic"  # no config at all
+
+
+def test_multimolecule_recognised_by_config_module(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(
+        _OtherConfig, "__module__", "multimolecule.models.rinalmo.configuration_rinalmo"
+    )
+    holder = torch.nn.Module()
+    holder.config = _OtherConfig()
+    assert detect_family(holder).name == "multimolecule"
+
+
+def test_residue_limits_follow_the_position_scheme():
+    esm2 = HFAdapter(_esm2())
+    assert esm2.family == "esm-2" and esm2.max_length == 1022  # 1026 - (pad 1 + 1) - <cls>/<eos>
+    rnafm = HFAdapter(build_rnafm("tiny"))
+    assert rnafm.family == "rna-fm" and rnafm.max_length == 1022
+    bert_model, bert_tok = tiny_bert()
+    assert HFAdapter(bert_model, bert_tok).max_length == 64 - 2  # [CLS] ... [SEP], positions from 0
+    roberta = _roberta()
+    fam = detect_family(roberta)
+    assert fam.max_length(roberta, 2) == 40 - 2 - 2  # RoBERTa numbers positions from pad + 1
+    esm = tiny_esm(max_positions=66)
+    assert HFAdapter(*esm).max_length == 62
+    assert HFAdapter(*esm, max_length=10).max_length == 10  # an explicit limit wins
+
+
+def test_multimolecule_limit_is_conservative():
+    model = torch.nn.Module()
+    model.config = _MMConfig(max_position_embeddings=1026)
+    model.embeddings = torch.nn.Module()
+    model.embeddings.position_embeddings = torch.nn.Embedding(1026, 4, padding_idx=0)
+    assert detect_family(model).max_length(model, 2) == 1026 - 2 - 2
+    del model.embeddings
+    assert detect_family(model).max_length(model, 2) == 1024  # no learned positions: only specials
+
+
+def test_default_tokenizers_for_known_alphabets():
+    esm2 = HFAdapter(_esm2())  # no tokenizer given: the ESM protein alphabet
+    assert esm2.tokenizer.convert_ids_to_tokens(list(range(33))) == list(ESM_PROTEIN_TOKENS)
+    assert esm2.encode("p", "MKV")[0] == [0, 20, 15, 7, 2]
+    rnafm = HFAdapter(build_rnafm("tiny"))
+    assert rnafm.encode("r", "ACGU")[0] == [0, 4, 5, 6, 7, 2]
+    with pytest.raises(ConfigError, match="needs the model's tokenizer"):
+        HFAdapter(tiny_bert()[0])
+    with pytest.raises(ConfigError, match="needs the model's tokenizer"):
+        HFAdapter(tiny_esm()[0])  # ESM-shaped but not a known alphabet
+    assert esm_protein_tokenizer()("M K")["input_ids"] == [
+        0,
+        20,
+        3,
+        15,
+        2,
+    ]  # one token per character
+
+
+def test_parameter_groups_per_family():
+    bert = HFAdapter(*tiny_bert())
+    groups = bert.parameter_groups()
+    assert {"embeddings", "layer 0 attention", "layer 1 ffn", "lm head"} <= set(groups)
+    assert all(n.startswith("cls.predictions.") for n in groups["lm head"])
+    esm2 = HFAdapter(_esm2())
+    names = [n for members in esm2.parameter_groups().values() for n in members]
+    assert sorted(names) == sorted(esm2.scored_parameters())  # each used parameter once
+    bert_family = next(f for f in FAMILIES if f.name == "bert")
+    modern = [
+        "model.embeddings.tok_embeddings.weight",
+        "model.layers.0.attn.Wqkv.weight",
+        "model.layers.0.mlp.Wi.weight",
+        "model.final_norm.weight",
+        "head.dense.weight",
+        "decoder.bias",
+    ]
+    assert bert_family.parameter_groups(modern) == {
+        "embeddings": ["model.embeddings.tok_embeddings.weight"],
+        "layer 0 attention": ["model.layers.0.attn.Wqkv.weight"],
+        "layer 0 ffn": ["model.layers.0.mlp.Wi.weight"],
+        "final norm": ["model.final_norm.weight"],
+        "lm head": ["head.dense.weight", "decoder.bias"],
+    }
+    esm_family = detect_family(_esm2())
+    assert esm_family.parameter_groups(["esm.contact_head.regression.weight"]) == {
+        "contact head": ["esm.contact_head.regression.weight"]
+    }
+
+
+def test_esm2_scores_through_score_with_auto_tokenizer():
+    model = _esm2()
+    records = [(f"p{i}", s) for i, s in enumerate(["MKTAYIAK", "MKV", "ACDEFGHIKLMN", "WYV"])]
+    result = score(
+        model, records, curvature="identity", parameters=["last:1"], batch_size=2, progress=False
+    )
+    assert result.metadata["adapter"] == "hf" and (result.scores > 0).all()
+    adapter = HFAdapter(model)
+    assert result.metadata["num_scored_parameters"] == sum(
+        p.numel() for p in adapter.scored_parameters(["last:1"]).values()
+    )
+
+
+def test_register_family_extends_detection(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(hf_families, "FAMILIES", list(FAMILIES))
+    toy = ModelFamily(
+        name="toy-bert",
+        description="BERT with a custom head name",
+        matches=lambda config: getattr(config, "model_type", "") == "bert",
+        group_rules=((r"^cls\.", "toy head"),),
+    )
+    register_family(toy, before="bert")
+    assert [f.name for f in hf_families.FAMILIES].index("toy-bert") < [
+        f.name for f in hf_families.FAMILIES
+    ].index("bert")
+    adapter = HFAdapter(*tiny_bert())
+    assert adapter.family == "toy-bert" and "toy head" in adapter.parameter_groups()
+    with pytest.raises(ConfigError, match="already registered"):
+        register_family(toy)
+    with pytest.raises(ConfigError, match="no model family 'nope'"):
+        register_family(
+            ModelFamily(name="x", description="x", matches=lambda c: False), before="nope"
+        )
+
+
+def test_hf_adapter_scores_unchanged_for_tiny_models():
+    """Family detection does not change the generic adapter's behaviour on the test models."""
+    records = random_rna(5, seed=2)
+    for make in (tiny_esm, tiny_bert):
+        adapter = HFAdapter(*make())
+        result = score(adapter, records, scorer="loss", progress=False)
+        assert result.length.tolist() == [len(s) for _, s in records]

@@ -1,0 +1,85 @@
+"""torchrun with 2 ranks (gloo, CPU) gives the single-process fine-tune, Fisher and scores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from biocoreset import load_scores
+from biocoreset.data.synthetic import write_fasta
+from biocoreset.testing import random_rna
+from biocoreset.train.distributed import DistContext, allreduce_gradients, current
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    return float(np.max(np.where(scale > 0, np.abs(a - b) / np.where(scale > 0, scale, 1), 0.0)))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_torchrun_two_ranks_equals_one_process(tmp_path):
+    corpus = write_fasta(random_rna(22, seed=5, min_len=4, max_len=40), tmp_path / "c.fa")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    for out, nproc in ((one, 1), (two, 2)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+             str(WORKER), str(corpus), str(out)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    a = json.loads((one / "report.json").read_text())
+    b = json.loads((two / "report.json").read_text())
+    assert (a["world_size"], b["world_size"], b["meta_world_size"]) == (1, 2, 2)
+    # fine-tuning (DDP-style gradient all-reduce; one step has a rank with no sequence)
+    assert len(a["losses"]) == len(b["losses"]) == 3
+    assert _rel(a["losses"], b["losses"]) < 1e-10
+    assert _rel(a["before"], b["before"]) < 1e-10 and _rel(a["after"], b["after"]) < 1e-10
+    for name in a["weights"]:
+        diff = np.abs(np.array(a["weights"][name]) - np.array(b["weights"][name]))
+        assert diff.max() <= 1e-10 * max(1.0, np.abs(np.array(a["weights"][name])).max()), name
+    # Fisher (all-reduced) and sharded scoring: one merged file
+    assert a["damping"] == pytest.approx(b["damping"], rel=1e-10)
+    sa, sb = load_scores(one / "scores.parquet"), load_scores(two / "scores.parquet")
+    assert sa.ids == sb.ids and len(set(sb.ids)) == 22
+    assert _rel(sa.scores, sb.scores) < 1e-6
+    assert _rel(sa.loss, sb.loss) < 1e-10
+    assert not (two / "scores.parquet.parts").exists()
+
+
+def test_single_process_context_is_a_no_op():
+    ctx = current()
+    assert ctx == DistContext() and not ctx.is_distributed and ctx.is_main
+    t = torch.ones(3)
+    ctx.all_reduce_(t)
+    assert t.tolist() == [1.0, 1.0, 1.0]
+    assert ctx.all_gather_object(5) == [5] and ctx.broadcast_object("x") == "x"
+    p = torch.nn.Parameter(torch.ones(2))
+    p.grad = torch.full((2,), 3.0)
+    allreduce_gradients([p], ctx)
+    assert p.grad.tolist() == [3.0, 3.0]
+
+
+def test_main_only_runs_once_and_reraises():
+    ctx = DistContext()
+    assert ctx.main_only(lambda: 7) == 7
+    from biocoreset.errors import ConfigError
+
+    def fail():
+        raise ConfigError("bad")
+
+    with pytest.raises(ConfigError, match="bad"):
+        ctx.main_only(fail)

@@ -1,0 +1,86 @@
+"""The default and paper-compat presets; the released code's loss and conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from biocoreset import score, select
+from biocoreset.adapters.hf import HFAdapter
+from biocoreset.config import ScoreConfig
+from biocoreset.errors import ConfigError
+from biocoreset.presets import PRESETS, get_preset
+from biocoreset.testing import random_rna, tiny_esm
+
+
+def test_default_follows_design():
+    p = get_preset("default")
+    assert p.score == ScoreConfig()
+    assert p.select.options == {"beta": 0.05, "strata": 50} and p.select.seed == 0
+    assert p.finetune.lr == 1e-5 and p.adapter_options == {}
+
+
+def test_paper_compat_settings():
+    p = get_preset("paper-compat")
+    s = p.score
+    assert s.parameters == ("lm_head.dense.weight",)
+    assert (s.loss_mode, s.fit_on, s.damping, s.negate, s.seed) == ("paper-compat", "all", 1e-8, True, 42)
+    assert p.select.options == {"beta": 0.1, "strata": 50} and p.select.seed == 42
+    assert p.adapter_options == {"loss_mode": "paper-compat"}
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match=r"unknown preset 'paper'.*Choices: default, paper-compat"):
+        get_preset("paper")
+    assert sorted(PRESETS) == ["default", "paper-compat"]
+
+
+def test_paper_compat_loss_is_unmasked_mean_over_all_positions():
+    model, tok = tiny_esm(seed=1)
+    adapter = HFAdapter(model, tok, loss_mode="paper-compat")
+    records = [("a", "ACGUACG"), ("b", "GU")]
+    batch = adapter.collate(records, seed=0)
+    assert torch.equal(batch.input_ids, batch.labels)  # nothing masked; padding is a target
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    expected = F.cross_entropy(logits.transpose(1, 2), batch.labels, reduction="none").mean(1)
+    torch.testing.assert_close(adapter.per_sample_loss(batch), expected, rtol=1e-12, atol=0)
+
+
+def test_paper_compat_scores_match_a_brute_force_reference():
+    model, tok = tiny_esm(seed=2)
+    adapter = HFAdapter(model, tok, loss_mode="paper-compat")
+    records = random_rna(9, seed=3, min_len=3, max_len=20)
+    result = score(adapter, records, config=get_preset("paper-compat").score, batch_size=3)
+    w = dict(model.named_parameters())["lm_head.dense.weight"]
+    assert result.metadata["num_scored_parameters"] == w.numel()
+    assert result.metadata["damping"] == 1e-8 and result.metadata["negated"] is True
+    assert result.metadata["fit_on"] == "all" and result.metadata["fit_samples"] == 9
+    # brute force: per-sample gradients inside the same padded batches, Fisher over every row
+    grads = []
+    for start in range(0, 9, 3):
+        batch = adapter.collate(records[start : start + 3], seed=42)
+        losses = adapter.per_sample_loss(batch)
+        for b in range(len(losses)):
+            (g,) = torch.autograd.grad(losses[b], [w], retain_graph=True)
+            grads.append(g.reshape(-1))
+    G = torch.stack(grads)
+    fisher = G.pow(2).mean(0)
+    expected = -(G.pow(2) / (fisher + 1e-8)).sum(1)
+    np.testing.assert_allclose(result.scores, expected.detach().numpy(), rtol=1e-6)
+
+
+def test_loss_mode_conflict_is_an_error():
+    model, tok = tiny_esm()
+    with pytest.raises(ConfigError, match="built with loss_mode='masked'"):
+        score(HFAdapter(model, tok), random_rna(4), loss_mode="paper-compat")
+    # a bare model is wrapped with the config's loss mode
+    result = score(model, random_rna(4), tokenizer=tok, loss_mode="paper-compat", subset=2)
+    assert result.metadata["loss_mode"] == "paper-compat"
+
+
+def test_negated_scores_flip_the_selection():
+    scores = np.array([0.1, 0.5, 0.3, 0.9])
+    assert select(-scores, "topk", budget=1).indices.tolist() == [0]
+    assert select(scores, "topk", budget=1).indices.tolist() == [3]
