@@ -10,7 +10,9 @@ resident memory is its own) and reports wall time and peak RSS:
                    sequences with the hook engine (all trainable parameters, the library default),
     ``bc-linear``  the same on the Linear layers only (kronfluence's parameter set);
 (d) ``kronfluence`` kronfluence's ``diagonal`` strategy with ``use_empirical_fisher=True``: factors
-                   on ``D_sub`` + self-influence scores of the N sequences (when installed).
+                   on ``D_sub`` + self-influence scores of the N sequences (when installed);
+    ``paired``     plain fwd+bwd, biocoreset scoring and fitting alternating on the same batches in one
+                   process: the per-pair time ratios are robust to load from other jobs.
 
 Then it prints the ratios (per sequence, measured side by side in this run) and the agreement of
 ``bc-linear`` with ``kronfluence`` (Spearman, max relative difference) at the same absolute λ.
@@ -24,7 +26,7 @@ batch size 16, float32.
 
 Run::
 
-    python benchmarks/bench_scoring.py                 # both models (~25 min on 2 CPU threads)
+    python benchmarks/bench_scoring.py                 # both models (~35 min on 2 CPU threads)
     python benchmarks/bench_scoring.py --quick         # a few minutes
     python benchmarks/bench_scoring.py --models small --n 512 --subset 128
 """
@@ -91,7 +93,7 @@ MODELS = {
     "small": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "rnafm": {"layers": 12, "hidden": 640, "heads": 20, "ffn": 5120},
 }
-METHODS = ("plain", "loop", "biocoreset", "bc-linear", "kronfluence")
+METHODS = ("plain", "loop", "biocoreset", "bc-linear", "kronfluence", "paired")
 
 
 # -- data and model (built identically in every worker) ---------------------------------------------
@@ -368,7 +370,55 @@ def run_kronfluence(
     }
 
 
+def run_paired(adapter: Any, data: list[Any], _: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Side by side in one process: plain fwd+bwd and biocoreset scoring alternate on the same batches,
+    so machine load affects both alike; the median of the per-pair ratios is robust to noise."""
+    from biocoreset.curvature.diagonal import DiagonalFisher
+    from biocoreset.grads import make_engine
+
+    model = adapter.model
+    engine = make_engine(adapter, adapter.scored_parameters(), engine="hooks")
+    curvature = DiagonalFisher(damping_relative=0.1)
+    curvature.fit_begin(engine.blocks)
+    for batch in data[: cfg["subset_batches"]]:
+        engine.run(batch, curvature.fit_accumulate)
+    curvature.fit_end(cfg["subset"])
+
+    def plain(batch: Any) -> None:
+        adapter.per_sample_loss(batch).sum().backward()
+        for p in model.parameters():
+            p.grad = None
+
+    def score(batch: Any) -> None:
+        engine.run(batch, curvature.quadratic_form)
+
+    def fit(batch: Any) -> None:
+        engine.run(batch, lambda f: f.sum_squared_grads(curvature.acc_dtype))
+
+    fns = {"plain": plain, "score": score, "fit": fit}
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for f in fns.values():
+        f(data[0])
+    for i in range(cfg["pairs"]):
+        batch = data[i % len(data)]
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f(batch)
+            times[k].append(time.perf_counter() - t)
+    ratios = {
+        k: statistics.median(a / b for a, b in zip(times[k], times["plain"], strict=True))
+        for k in fns
+    }
+    return {
+        "seconds": sum(map(sum, times.values())),
+        "sequences": cfg["pairs"] * cfg["batch_size"],
+        "times": times,
+        "ratios": ratios,
+    }
+
+
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "paired": run_paired,
     "plain": run_plain,
     "loop": run_loop,
     "biocoreset": run_biocoreset,
@@ -461,7 +511,7 @@ def summarise(
 
     for m in METHODS:
         r = ok.get(m)
-        if r is None:
+        if r is None or m == "paired":
             continue
         ps = per_seq(r)
         ratio = ps / per_seq(plain) if plain else math.nan
@@ -508,6 +558,16 @@ def summarise(
             lines.append(
                 f"- naive loop per sequence / plain per sequence: {per_seq(ok['loop']) / per_seq(plain):.1f}×."
             )
+    if "paired" in ok:
+        r = ok["paired"]["ratios"]
+        n = len(ok["paired"]["times"]["plain"])
+        med = statistics.median(ok["paired"]["times"]["plain"])
+        lines.append(
+            f"- **paired** (alternating on the same batches in one process, median of {n} per-pair "
+            f"ratios): scoring **{r['score']:.2f}×** plain fwd+bwd, fitting (Σ_b g²) {r['fit']:.2f}×; "
+            f"plain median {med:.2f} s per batch."
+        )
+        summary["paired"] = r
     if "bc-linear" in ok and "kronfluence" in ok:
         a, b = np.load(ok["bc-linear"]["scores"]), np.load(ok["kronfluence"]["scores"])
         rho = spearman(a, b)
@@ -554,6 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subset", type=int, help="D_sub size (default: N/4)")
     parser.add_argument(
         "--loop-n", type=int, help="sequences for the naive loop (default: small 64, rnafm 16)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, help="paired plain/scoring repetitions (default: small 8, rnafm 4)"
     )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -606,6 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "batch_size": args.batch_size,
                 "threads": args.threads,
                 "tmp": tmp,
+                "pairs": args.pairs
+                or {"small": 4 if args.quick else 8, "rnafm": 2 if args.quick else 4}[model],
             }
             print(f"\n## {model}: N={n}, D_sub={subset}, loop on {loop_n}", flush=True)
             res: dict[str, dict[str, Any]] = {}

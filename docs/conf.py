@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import biocoreset
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "biocoreset"
 author = "biocoreset developers"
@@ -16,9 +21,10 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
     "myst_parser",
+    "biocoreset_docs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "benchmarks-*.md"]
+exclude_patterns = ["_build", "benchmarks-*.md", "_ext"]
 html_theme = "furo"
 html_title = f"biocoreset {release}"
 autodoc_member_order = "bysource"

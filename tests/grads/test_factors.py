@@ -19,10 +19,12 @@ def dense_reductions(grads: dict[str, torch.Tensor], weights: dict[str, torch.Te
     return q, s
 
 
-@pytest.mark.parametrize(("d_in", "d_out"), [(5, 9), (9, 5)])  # chunks over rows / over columns
+@pytest.mark.parametrize(("d_in", "d_out"), [(5, 9), (9, 5)])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_linear_chunked_reductions(monkeypatch, d_in, d_out, with_bias):
-    monkeypatch.setattr(factors_mod, "CHUNK_BYTES", 3 * 4 * 8)  # a few rows/columns per chunk
+# chunks of bands of rows within one sample / of two whole samples
+@pytest.mark.parametrize("chunk", [3 * 5 * 8, 2 * 45 * 8])
+def test_linear_chunked_reductions(monkeypatch, d_in, d_out, with_bias, chunk):
+    monkeypatch.setattr(factors_mod, "CHUNK_BYTES", chunk)
     torch.manual_seed(0)
     layer = torch.nn.Linear(d_in, d_out, bias=with_bias).double()
     params = {"l.weight": layer.weight} | ({"l.bias": layer.bias} if with_bias else {})

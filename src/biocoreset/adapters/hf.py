@@ -172,6 +172,11 @@ class HFAdapter(MaskedLMAdapter):
 
 
 def _factory(model: torch.nn.Module | None = None, tokenizer: Any = None, **options: Any) -> HFAdapter:
+    """Build an :class:`HFAdapter` for ``model`` (a transformers masked LM) and its ``tokenizer``.
+
+    Raises:
+        ConfigError: No model was given.
+    """
     if model is None:
         raise ConfigError("the 'hf' adapter needs a model: score(model, ..., tokenizer=...).")
     return HFAdapter(model, tokenizer, **options)

@@ -3,20 +3,20 @@
 Each task's defaults follow the paper; every value can be overridden by keyword (see
 :class:`~biocoreset.bench.supervised.TrainConfig` and each task's ``task_options``).
 
-=============================  ===========  =====================  ======================  ===========
-name                           title        head / backbone        recipe                  metrics
-=============================  ===========  =====================  ======================  ===========
-``rna-type``                   TypeCls      linear, fine-tuned     30 ep, bs 32, lr 1e-4   ACC, F1
-``crispr-on-target``           CRI-On       linear, fine-tuned     30 ep, bs 32, lr 1e-4   SC, MSE
-``rna-modification``           Modif        linear, fine-tuned     30 ep, bs 32, lr 5e-5   AUC
-``rna-secondary-structure``    SS           pairwise, frozen       10 ep, bs 32, lr 1e-5   P, R, F1, MCC
-``rna-contact-map``            Contact      pairwise, frozen       10 ep, bs 32, lr 1e-5   top-L..L/10
-``rna-distance-map``           Distance     pairwise, frozen       10 ep, bs 32, lr 1e-5   R², SC, MAE, MSE
-``rbp-binding``                RBP          linear, frozen         10 ep, bs 32, lr 1e-5   ACC, AUPR, AUC
-``protein-localization``       Bin          2-layer MLP, frozen    50 ep, bs 32, lr 1e-5   ACC
-``protein-secondary-structure`` SS          2-layer MLP per res.   50 ep, bs 32, lr 1e-5   ACC (Q3)
-``ppi-affinity``               Aff          2-layer MLP on pair    50 ep, bs 32, lr 1e-5   MAE, RMSE
-=============================  ===========  =====================  ======================  ===========
+===============================  ===========  =====================  ======================  ===========
+name                             title        head / backbone        recipe                  metrics
+===============================  ===========  =====================  ======================  ===========
+``rna-type``                     TypeCls      linear, fine-tuned     30 ep, bs 32, lr 1e-4   ACC, F1
+``crispr-on-target``             CRI-On       linear, fine-tuned     30 ep, bs 32, lr 1e-4   SC, MSE
+``rna-modification``             Modif        linear, fine-tuned     30 ep, bs 32, lr 5e-5   AUC
+``rna-secondary-structure``      SS           pairwise, frozen       10 ep, bs 32, lr 1e-5   P, R, F1, MCC
+``rna-contact-map``              Contact      pairwise, frozen       10 ep, bs 32, lr 1e-5   top-L..L/10
+``rna-distance-map``             Distance     pairwise, frozen       10 ep, bs 32, lr 1e-5   R², SC, MAE, MSE
+``rbp-binding``                  RBP          linear, frozen         10 ep, bs 32, lr 1e-5   ACC, AUPR, AUC
+``protein-localization``         Bin          2-layer MLP, frozen    50 ep, bs 32, lr 1e-5   ACC
+``protein-secondary-structure``  SS           2-layer MLP per res.   50 ep, bs 32, lr 1e-5   ACC (Q3)
+``ppi-affinity``                 Aff          2-layer MLP on pair    50 ep, bs 32, lr 1e-5   MAE, RMSE
+===============================  ===========  =====================  ======================  ===========
 
 Deviation from the paper's text: for secondary structure it describes a head on the *mean-pooled*
 representation, which cannot predict a base-pair map; we use a pairwise head on residue features

@@ -34,7 +34,11 @@ ENGINES = ("auto", "loop", "hooks")
 
 
 def make_engine(
-    adapter: ModelAdapter, params: Mapping[str, torch.nn.Parameter], *, engine: str = "auto", **options: Any
+    adapter: ModelAdapter,
+    params: Mapping[str, torch.nn.Parameter],
+    *,
+    engine: str = "auto",
+    **options: Any,
 ) -> Any:
     """Build the per-sample gradient engine ``engine`` for ``params`` of ``adapter``'s model.
 
@@ -55,5 +59,7 @@ def make_engine(
         except ProbeUnavailable as exc:
             if engine == "hooks":
                 raise
-            warnings.warn(f"{exc} Falling back to the per-sample loop engine.", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{exc} Falling back to the per-sample loop engine.", RuntimeWarning, stacklevel=2
+            )
     return LoopEngine(adapter, params, **{k: v for k, v in options.items() if k == "dtype"})

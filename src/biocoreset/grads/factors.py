@@ -7,8 +7,9 @@ matrices (the "ghost norm"), ``Σ_{t,s} (x_t·x_s)(g_t·g_s)``, which is cheaper
 short relative to the layer: ``T·(d_in + d_out) < d_in·d_out``.
 
 The reductions a diagonal curvature needs — ``Σ_j w_j G_{b,j}²`` while scoring and ``Σ_b G_b²``
-while fitting — are computed chunk by chunk (:data:`CHUNK_BYTES` of per-sample gradients at a
-time, so each chunk stays in cache and is reduced at once), never forming ``[B, d_out, d_in]``.
+while fitting — are computed chunk by chunk (at most :data:`CHUNK_BYTES` of per-sample gradients
+at a time, in one reused workspace that stays in cache, reduced at once), never forming
+``[B, d_out, d_in]``.
 :class:`EmbeddingFactors` does the same for embedding tables, touching only the rows a batch uses.
 
 Example:
@@ -28,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -37,7 +39,7 @@ from biocoreset.protocols import LayerFactors, ParamBlock
 __all__ = ["CHUNK_BYTES", "FAST_PATHS", "EmbeddingFactors", "LinearFactors", "ghost_norm_pays"]
 
 FAST_PATHS = ("auto", True, False)
-CHUNK_BYTES = 4 * 2**20
+CHUNK_BYTES = 8 * 2**20
 """Bytes of per-sample gradients formed at once by the chunked reductions."""
 
 
@@ -138,23 +140,35 @@ class LinearFactors(LayerFactors):
         return (xx * gg).sum((1, 2))
 
     def _chunks(self, dtype: torch.dtype) -> Iterator[tuple[slice, slice, torch.Tensor]]:
-        """``(rows, cols, G[:, rows, cols])`` chunks of the per-sample weight gradients, in ``dtype``."""
+        """``(samples, rows, G[samples, rows])`` chunks of the per-sample weight gradients in ``dtype``.
+
+        Chunks are written into one reused workspace of at most :data:`CHUNK_BYTES`: several samples
+        at a time for small layers, a band of output rows of one sample for large ones. (Reusing the
+        memory matters: a fresh multi-megabyte tensor per chunk costs page faults on every chunk.)
+        """
         x, g = self._x.to(dtype), self.output_grads.to(dtype)  # type: ignore[union-attr]
         B, _, d_in = x.shape
         d_out = g.shape[-1]
+        gt = g.transpose(1, 2)  # [B, d_out, T]
         item = torch.finfo(dtype).bits // 8
-        full = slice(None)
-        if d_out >= d_in:
-            step = max(1, CHUNK_BYTES // max(1, B * d_in * item))
-            for lo in range(0, d_out, step):
-                rows = slice(lo, min(lo + step, d_out))
-                yield rows, full, torch.bmm(g[:, :, rows].transpose(1, 2), x)
+        per_sample = d_out * d_in * item
+        work = _workspace(CHUNK_BYTES // item, dtype, g.device)
+        if per_sample <= CHUNK_BYTES:
+            k = max(1, min(B, CHUNK_BYTES // max(per_sample, 1)))
+            rows = slice(None)
+            for lo in range(0, B, k):
+                hi = min(lo + k, B)
+                G = work[: (hi - lo) * d_out * d_in].view(hi - lo, d_out, d_in)
+                torch.bmm(gt[lo:hi], x[lo:hi], out=G)
+                yield slice(lo, hi), rows, G
         else:
-            step = max(1, CHUNK_BYTES // max(1, B * d_out * item))
-            gt = g.transpose(1, 2)
-            for lo in range(0, d_in, step):
-                cols = slice(lo, min(lo + step, d_in))
-                yield full, cols, torch.bmm(gt, x[:, :, cols])
+            step = max(1, CHUNK_BYTES // (d_in * item))
+            for b in range(B):
+                for lo in range(0, d_out, step):
+                    hi = min(lo + step, d_out)
+                    G = work[: (hi - lo) * d_in].view(1, hi - lo, d_in)
+                    torch.mm(gt[b, lo:hi], x[b], out=G[0])
+                    yield slice(b, b + 1), slice(lo, hi), G
 
     def weighted_squared_norms(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``[B]`` float64 ``Σ_j w_j G_{b,j}²``, chunk by chunk (no ``[B, d_out, d_in]`` tensor)."""
@@ -166,8 +180,9 @@ class LinearFactors(LayerFactors):
         acc = torch.zeros(self.batch_size, dtype=dtype, device=g.device)
         if self._weight is not None:
             w = weights[self._weight].to(dtype)
-            for rows, cols, G in self._chunks(dtype):
-                acc.addmv_(G.square_().view(G.shape[0], -1), w[rows, cols].reshape(-1))
+            for samples, rows, G in self._chunks(dtype):
+                part = acc[samples]
+                part.addmv_(G.square_().view(G.shape[0], -1), w[rows].reshape(-1))
         if self._bias is not None:
             acc.addmv_(g.to(dtype).sum(1).square_(), weights[self._bias].to(dtype))
         return acc.to(device="cpu", dtype=torch.float64)
@@ -182,13 +197,27 @@ class LinearFactors(LayerFactors):
         out: dict[str, torch.Tensor] = {}
         if self._weight is not None:
             acc = torch.zeros((g.shape[-1], self._x.shape[-1]), dtype=dtype, device=g.device)
-            for rows, cols, G in self._chunks(dtype):
-                acc[rows, cols] = G.square_().sum(0)
+            for _, rows, G in self._chunks(dtype):
+                acc[rows] += G.square_().sum(0)
             out[self._weight] = acc
         if self._bias is not None:
             gb = g.to(dtype).sum(1)
             out[self._bias] = gb.square().sum(0)
         return out
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A flat scratch buffer of ``numel`` elements, reused across calls (per thread, dtype, device)."""
+    buffers: dict[tuple[torch.dtype, torch.device], torch.Tensor] = getattr(_LOCAL, "buffers", {})
+    _LOCAL.buffers = buffers
+    buf = buffers.get((dtype, device))
+    if buf is None or buf.numel() < numel:
+        buf = torch.empty(numel, dtype=dtype, device=device)
+        buffers[(dtype, device)] = buf
+    return buf
 
 
 class EmbeddingFactors(LayerFactors):

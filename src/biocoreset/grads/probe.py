@@ -26,6 +26,7 @@ from biocoreset.protocols import Batch, ModelAdapter
 
 __all__ = ["PROBE_BATCH", "PROBE_TOKENS", "ProbeUnavailable", "probe_batch"]
 
+
 class ProbeUnavailable(ConfigError):
     """The adapter offers no way to build a probe batch (``make_engine("auto")`` then uses the loop)."""
 

@@ -25,7 +25,9 @@ import pluggy
 PROJECT = "biocoreset"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
+"""Decorator marking the hook specifications below (for biocoreset itself, not for plugins)."""
 hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator marking a plugin's hook implementations; also exported as ``biocoreset.hookimpl``."""
 
 Register = Callable[..., None]
 
