@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 
-def create(kind: str, name: str, **options: object) -> object:
+def create(kind: str, name: str, /, **options: object) -> object:
     """Build the component ``name`` of ``kind`` with ``options``.
 
     >>> create("selector", "topk").name
