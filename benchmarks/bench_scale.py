@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
+DEFAULT_CORPUS = (
+    ROOT.parent / "shared" / "data" / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
+)
 
 
 def _rss_mb() -> float:
@@ -59,16 +61,37 @@ def selector_child(method: str, n: int, budget: int) -> None:
     sel = select(scores, method, budget=budget, seed=0)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    print(json.dumps({"method": method, "n": n, "budget": int(sel.budget), "seconds": wall, "cpu_seconds": cpu,
-                      "extra_peak_mb": _peak_mb() - base}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "n": n,
+                "budget": int(sel.budget),
+                "seconds": wall,
+                "cpu_seconds": cpu,
+                "extra_peak_mb": _peak_mb() - base,
+            }
+        )
+    )
 
 
 def run_selectors(n: int, budget: int) -> list[dict]:
     out = []
     for method in ("topk", "cci"):
         proc = subprocess.run(
-            [sys.executable, __file__, "--_child", method, "--selector-n", str(n), "--budget", str(budget)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--_child",
+                method,
+                "--selector-n",
+                str(n),
+                "--budget",
+                str(budget),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return out
@@ -79,12 +102,16 @@ def _sample(corpus: Path, count: int, max_len: int, seed: int) -> list[tuple[str
 
     records = [(rid, seq) for rid, seq in read_records(corpus) if len(seq) <= max_len]
     if len(records) < count:
-        raise SystemExit(f"{corpus} has only {len(records)} sequences of <= {max_len} nt; lower --n.")
+        raise SystemExit(
+            f"{corpus} has only {len(records)} sequences of <= {max_len} nt; lower --n."
+        )
     idx = np.random.default_rng(seed).choice(len(records), size=count, replace=False)
     return [records[i] for i in idx.tolist()]
 
 
-def run_scoring(corpus: Path, n: int, repeats: int, subset: int, batch_size: int, max_len: int) -> dict:
+def run_scoring(
+    corpus: Path, n: int, repeats: int, subset: int, batch_size: int, max_len: int
+) -> dict:
     import torch
 
     from biocoreset.adapters.hf import HFAdapter
@@ -93,7 +120,9 @@ def run_scoring(corpus: Path, n: int, repeats: int, subset: int, batch_size: int
     from biocoreset.testing import tiny_esm
 
     sample = _sample(corpus, 4 * n, max_len, seed=0)
-    model, tok = tiny_esm(seed=0, dtype=torch.float32, layers=4, hidden=128, heads=4, max_positions=max_len + 4)
+    model, tok = tiny_esm(
+        seed=0, dtype=torch.float32, layers=4, hidden=128, heads=4, max_positions=max_len + 4
+    )
     adapter = HFAdapter(model, tok)
     sizes = [n, 2 * n, 4 * n]
     results: dict[int, list[dict]] = {s: [] for s in sizes}
@@ -103,12 +132,22 @@ def run_scoring(corpus: Path, n: int, repeats: int, subset: int, batch_size: int
             for s in sizes:
                 out = Path(tmp) / f"s{s}_{rep}.parquet"
                 t0 = time.perf_counter()
-                meta = score_to_file(adapter, files[s], out, subset=subset, batch_size=batch_size,
-                                     invalid="replace", progress=False)
+                meta = score_to_file(
+                    adapter,
+                    files[s],
+                    out,
+                    subset=subset,
+                    batch_size=batch_size,
+                    invalid="replace",
+                    progress=False,
+                )
                 total = time.perf_counter() - t0
                 results[s].append({"total": total, **meta["timing"], "peak_rss_mb": _peak_mb()})
-                print(f"  N={s:>5} run {rep + 1}: score pass {meta['timing']['score']:.2f} s "
-                      f"({1e3 * meta['timing']['score'] / s:.2f} ms/seq), total {total:.2f} s", flush=True)
+                print(
+                    f"  N={s:>5} run {rep + 1}: score pass {meta['timing']['score']:.2f} s "
+                    f"({1e3 * meta['timing']['score'] / s:.2f} ms/seq), total {total:.2f} s",
+                    flush=True,
+                )
     best = {s: min(r["score"] for r in results[s]) / s for s in sizes}
     best_total = {s: min(r["total"] for r in results[s]) / s for s in sizes}
     return {
@@ -131,7 +170,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--subset", type=int, default=64, help="D_sub size, fixed across N")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-len", type=int, default=200, help="sample sequences of at most this many nt")
+    p.add_argument(
+        "--max-len", type=int, default=200, help="sample sequences of at most this many nt"
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--selector-n", type=int, default=23_000_000)
     p.add_argument("--budget", type=int, default=200_000)
@@ -148,23 +189,39 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}, torch threads: {args.threads}, load average: {os.getloadavg()}")
     if not args.skip_scoring:
         if not args.corpus.exists():
-            raise SystemExit(f"corpus {args.corpus} not found; pass --corpus PATH (any FASTA of RNA).")
-        print(f"scoring {args.n}, {2 * args.n}, {4 * args.n} Rfam sequences (<= {args.max_len} nt), "
-              f"D_sub = {args.subset}, batch {args.batch_size}, {args.repeats} repeats:")
-        res = run_scoring(args.corpus, args.n, args.repeats, args.subset, args.batch_size, args.max_len)
+            raise SystemExit(
+                f"corpus {args.corpus} not found; pass --corpus PATH (any FASTA of RNA)."
+            )
+        print(
+            f"scoring {args.n}, {2 * args.n}, {4 * args.n} Rfam sequences (<= {args.max_len} nt), "
+            f"D_sub = {args.subset}, batch {args.batch_size}, {args.repeats} repeats:"
+        )
+        res = run_scoring(
+            args.corpus, args.n, args.repeats, args.subset, args.batch_size, args.max_len
+        )
         print(f"\nscoring, {res['model']}:")
-        print(f"  {'N':>6}  {'ms/seq (score pass)':>20}  {'ratio to 1x':>11}  {'ms/seq (total)':>15}  {'ratio':>6}")
+        print(
+            f"  {'N':>6}  {'ms/seq (score pass)':>20}  {'ratio to 1x':>11}  {'ms/seq (total)':>15}  {'ratio':>6}"
+        )
         for s in res["sizes"]:
-            print(f"  {s:>6}  {res['ms_per_seq_score_pass'][s]:>20.2f}  {res['ratio_vs_1x'][s]:>11.3f}  "
-                  f"{res['ms_per_seq_total'][s]:>15.2f}  {res['ratio_total_vs_1x'][s]:>6.3f}")
+            print(
+                f"  {s:>6}  {res['ms_per_seq_score_pass'][s]:>20.2f}  {res['ratio_vs_1x'][s]:>11.3f}  "
+                f"{res['ms_per_seq_total'][s]:>15.2f}  {res['ratio_total_vs_1x'][s]:>6.3f}"
+            )
         worst = max(abs(r - 1) for r in res["ratio_vs_1x"].values())
-        print(f"  linear within {100 * worst:.1f}% (target 10%): {'PASS' if worst <= 0.10 else 'MISS'}")
+        print(
+            f"  linear within {100 * worst:.1f}% (target 10%): {'PASS' if worst <= 0.10 else 'MISS'}"
+        )
     if not args.skip_selectors:
-        print(f"\nselectors on {args.selector_n:,} random scores, budget {args.budget:,} (fresh process each):")
+        print(
+            f"\nselectors on {args.selector_n:,} random scores, budget {args.budget:,} (fresh process each):"
+        )
         for r in run_selectors(args.selector_n, args.budget):
             ok = r["seconds"] <= 3.0 and r["extra_peak_mb"] <= 1024
-            print(f"  {r['method']:<5} {r['seconds']:6.2f} s wall ({r['cpu_seconds']:.2f} s CPU), "
-                  f"extra peak memory {r['extra_peak_mb']:7.1f} MB  {'PASS' if ok else 'MISS'}")
+            print(
+                f"  {r['method']:<5} {r['seconds']:6.2f} s wall ({r['cpu_seconds']:.2f} s CPU), "
+                f"extra peak memory {r['extra_peak_mb']:7.1f} MB  {'PASS' if ok else 'MISS'}"
+            )
 
 
 if __name__ == "__main__":

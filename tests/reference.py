@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import torch
 
 
-def per_sample_grads(adapter, records: Sequence[tuple[str, str]], names: Sequence[str], *, seed: int = 0) -> torch.Tensor:
+def per_sample_grads(
+    adapter, records: Sequence[tuple[str, str]], names: Sequence[str], *, seed: int = 0
+) -> torch.Tensor:
     """``[N, P]`` flattened per-sample gradients over ``names``, each from its own forward pass."""
     params = dict(adapter.model.named_parameters())
     tensors = [params[n] for n in names]
@@ -16,14 +18,20 @@ def per_sample_grads(adapter, records: Sequence[tuple[str, str]], names: Sequenc
         batch = adapter.collate([rec], seed=seed)
         loss = adapter.per_sample_loss(batch)[0]
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
-        rows.append(torch.cat([
-            (g if g is not None else torch.zeros_like(t)).reshape(-1).to(torch.float64)
-            for g, t in zip(grads, tensors)
-        ]))
+        rows.append(
+            torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(t)).reshape(-1).to(torch.float64)
+                    for g, t in zip(grads, tensors, strict=True)
+                ]
+            )
+        )
     return torch.stack(rows)
 
 
-def diagonal_scores(grads: torch.Tensor, subset_rows: Sequence[int], damping: float) -> torch.Tensor:
+def diagonal_scores(
+    grads: torch.Tensor, subset_rows: Sequence[int], damping: float
+) -> torch.Tensor:
     """``Σ_j g_j² / (F_j + λ)`` with ``F`` the mean squared gradient over ``subset_rows``."""
     fisher = grads[list(subset_rows)].pow(2).mean(0)
     return (grads.pow(2) / (fisher + damping)).sum(1)

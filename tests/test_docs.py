@@ -19,8 +19,22 @@ def built_docs(tmp_path_factory) -> Path:
     pytest.importorskip("sphinx")
     out = tmp_path_factory.mktemp("docs-html")
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html", str(DOCS), str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-E",
+            "-q",
+            "-b",
+            "html",
+            str(DOCS),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
@@ -28,8 +42,17 @@ def built_docs(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_docs_build_without_warnings(built_docs):
-    for page in ("index", "quickstart", "concepts", "plugins", "benchmarks", "replication", "changelog",
-                 "howto/index", "reference/cli"):
+    for page in (
+        "index",
+        "quickstart",
+        "concepts",
+        "plugins",
+        "benchmarks",
+        "replication",
+        "changelog",
+        "howto/index",
+        "reference/cli",
+    ):
         assert (built_docs / f"{page}.html").is_file(), page
 
 
@@ -39,7 +62,9 @@ def test_every_benchmark_page_is_included(built_docs):
     pages = sorted(DOCS.glob("benchmarks-*.md"))
     assert pages
     for page in pages:
-        heading = next(line for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("#"))
+        heading = next(
+            line for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("#")
+        )
         words = re.sub(r"[`#*]", "", heading).split()[:2]
         assert all(w in html for w in words), f"{page.name} is not included in benchmarks.html"
 
@@ -55,7 +80,9 @@ def test_cli_reference_lists_every_command(built_docs):
 
     html = (built_docs / "reference" / "cli.html").read_text(encoding="utf-8")
     parser = build_parser()
-    commands = next(a for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict)).choices
+    commands = next(
+        a for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict)
+    ).choices
     for name in commands:
         assert f"biocoreset {name}" in html, name
 
@@ -68,7 +95,9 @@ def _python_blocks(page: Path) -> list[str]:
 def test_quickstart_python_example_runs(tmp_path):
     """The quickstart's Python example (seconds on a CPU) runs as written."""
     (code,) = _python_blocks(DOCS / "quickstart.md")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().startswith("[")
 
@@ -84,5 +113,11 @@ def test_budget_howto_example_runs(tmp_path):
         "result = score(model, random_rna(400), tokenizer=tokenizer, subset=20, batch_size=16)\n"
     )
     code = code.replace("20_000", "20")
-    proc = subprocess.run([sys.executable, "-c", setup + code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", setup + code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -144,7 +144,9 @@ def reference_html(tmp_path_factory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("html")
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-q", "-E", "-b", "html", str(ROOT / "docs"), str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {p.stem: p.read_text(encoding="utf-8") for p in (out / "reference").glob("*.html")}
@@ -197,9 +199,17 @@ def test_public_name_rendered(reference_html, name):
     ids = [f"biocoreset.{name}"]
     if getattr(obj, "__module__", None):
         ids.append(f"{obj.__module__}.{name}")
-    ids += [f"{m}.{name}" for m, mod in sys.modules.items() if m.startswith("biocoreset.") and getattr(mod, name, None) is obj]
-    assert any(_has_id(reference_html, i) for i in ids), f"biocoreset.{name} is not in the reference pages"
-    assert _rendered(reference_html, _doc(name, obj)), f"the docstring of biocoreset.{name} is not rendered"
+    ids += [
+        f"{m}.{name}"
+        for m, mod in sys.modules.items()
+        if m.startswith("biocoreset.") and getattr(mod, name, None) is obj
+    ]
+    assert any(_has_id(reference_html, i) for i in ids), (
+        f"biocoreset.{name} is not in the reference pages"
+    )
+    assert _rendered(reference_html, _doc(name, obj)), (
+        f"the docstring of biocoreset.{name} is not rendered"
+    )
 
 
 @pytest.mark.slow
@@ -219,11 +229,22 @@ def test_builtin_plugin_rendered(reference_html, modname):
 @pytest.mark.slow
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: f"{c.kind}-{c.name}")
 def test_component_rendered(reference_html, component):
-    text = _text(reference_html[{"adapter": "adapters", "curvature": "curvatures", "scorer": "scorers",
-                                 "selector": "selectors", "task": "tasks"}[component.kind]])
+    text = _text(
+        reference_html[
+            {
+                "adapter": "adapters",
+                "curvature": "curvatures",
+                "scorer": "scorers",
+                "selector": "selectors",
+                "task": "tasks",
+            }[component.kind]
+        ]
+    )
     factory = f"{component.factory.__module__}.{component.factory.__qualname__}"
     assert factory in text, f"{component.kind} {component.name!r} ({factory}) is not listed"
-    assert _rendered(reference_html, _own_doc(component.factory)), f"docstring of {factory} is not rendered"
+    assert _rendered(reference_html, _own_doc(component.factory)), (
+        f"docstring of {factory} is not rendered"
+    )
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ import hashlib
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -66,14 +67,18 @@ __all__ = [
 ]
 
 
-def resolve_adapter(model: Any, *, adapter: str = "auto", tokenizer: Any = None, **options: Any) -> ModelAdapter:
+def resolve_adapter(
+    model: Any, *, adapter: str = "auto", tokenizer: Any = None, **options: Any
+) -> ModelAdapter:
     """Return ``model`` if it is already an adapter, else wrap it with the named adapter.
 
     ``"auto"`` uses the generic ``hf`` adapter.
     """
     if isinstance(model, ModelAdapter):
         if tokenizer is not None or options:
-            raise ConfigError("tokenizer/adapter options apply only when score() is given a bare model.")
+            raise ConfigError(
+                "tokenizer/adapter options apply only when score() is given a bare model."
+            )
         return model
     name = "hf" if adapter == "auto" else adapter
     factory = get_registry().get("adapter", name).factory
@@ -155,7 +160,9 @@ def iter_rows(source: SequenceSource, validator: Validator) -> Iterator[tuple[in
     return ((row, rid, seq) for row, (rid, seq) in enumerate(validator.iter(source.iter())))
 
 
-def _only_rows(stream: Iterable[tuple[int, str, str]], rows: np.ndarray | None) -> Iterator[tuple[int, str, str]]:
+def _only_rows(
+    stream: Iterable[tuple[int, str, str]], rows: np.ndarray | None
+) -> Iterator[tuple[int, str, str]]:
     """The items of ``stream`` whose row is in the sorted ``rows`` (stops after the last); every
     item when ``rows`` is ``None``."""
     if rows is None:
@@ -196,7 +203,10 @@ def iter_batches(
 
 
 def index_source(
-    source: SequenceSource, validator: Validator, *, wanted_ids: Iterable[str] | None = None,
+    source: SequenceSource,
+    validator: Validator,
+    *,
+    wanted_ids: Iterable[str] | None = None,
     progress: bool | None = None,
 ) -> SourceIndex:
     """The index pass (see :func:`biocoreset.data.validation.scan_source`) with a progress bar:
@@ -204,16 +214,22 @@ def index_source(
     size = source.size_bytes
     counter = ByteCounter()
     if size is not None:
-        bar = progress_bar(enabled=progress, total=size, desc="read", unit="B", unit_scale=True, unit_divisor=1024)
+        bar = progress_bar(
+            enabled=progress, total=size, desc="read", unit="B", unit_scale=True, unit_divisor=1024
+        )
     else:
         bar = progress_bar(enabled=progress, total=source.num_records, desc="read", unit="seq")
 
     def tick(count: int) -> None:
         done = counter.bytes_read if size is not None else count
         bar.update(done - bar.n)
+
     try:
         return scan_source(
-            lambda: source.iter(counter), validator, wanted_ids=wanted_ids, where=source.describe(),
+            lambda: source.iter(counter),
+            validator,
+            wanted_ids=wanted_ids,
+            where=source.describe(),
             on_record=tick,
         )
     finally:
@@ -303,8 +319,11 @@ def fit_curvature(
         batches = _global_batches(_only_rows(stream, subset), config.batch_size, ctx)
         desc = "fit curvature" if passes == 1 else f"fit curvature ({p + 1}/{passes})"
         with progress_bar(
-            batches, enabled=progress_enabled(config.progress) and ctx.is_main, total=mine,
-            desc=desc, unit="batch",
+            batches,
+            enabled=progress_enabled(config.progress) and ctx.is_main,
+            total=mine,
+            desc=desc,
+            unit="batch",
         ) as bar:
             for _, recs in bar:
                 batch = adapter.collate(recs, seed=config.seed)
@@ -320,12 +339,18 @@ def _resolve_config(config: ScoreConfig | None, options: Mapping[str, Any]) -> S
     names = [f.name for f in attrs.fields(ScoreConfig)]
     unknown = set(options) - set(names)
     if unknown:
-        raise ConfigError(f"unknown score() option(s) {sorted(unknown)}; valid: {', '.join(names)}.")
+        raise ConfigError(
+            f"unknown score() option(s) {sorted(unknown)}; valid: {', '.join(names)}."
+        )
     return attrs.evolve(cfg, **options)
 
 
 def _components(
-    model: Any, tokenizer: Any, adapter: str, adapter_options: Mapping[str, Any] | None, cfg: ScoreConfig
+    model: Any,
+    tokenizer: Any,
+    adapter: str,
+    adapter_options: Mapping[str, Any] | None,
+    cfg: ScoreConfig,
 ) -> tuple[ModelAdapter, Scorer, CurvatureEstimator | None]:
     a_opts = dict(adapter_options or {})
     if not isinstance(model, ModelAdapter):
@@ -357,8 +382,13 @@ def _jsonable_subset(subset: Any) -> Any:
 
 
 def _fingerprint(
-    cfg: ScoreConfig, adp: ModelAdapter, scorer: Scorer, curvature: CurvatureEstimator | None,
-    params: Mapping[str, torch.nn.Parameter], engine: Any, index: SourceIndex,
+    cfg: ScoreConfig,
+    adp: ModelAdapter,
+    scorer: Scorer,
+    curvature: CurvatureEstimator | None,
+    params: Mapping[str, torch.nn.Parameter],
+    engine: Any,
+    index: SourceIndex,
 ) -> dict[str, Any]:
     from biocoreset import __version__
 
@@ -402,30 +432,47 @@ class _Run:
     """One scoring run: components, input, configuration and where the rows go."""
 
     def __init__(
-        self, adp: ModelAdapter, scorer: Scorer, curvature: CurvatureEstimator | None,
-        source: SequenceSource, cfg: ScoreConfig,
+        self,
+        adp: ModelAdapter,
+        scorer: Scorer,
+        curvature: CurvatureEstimator | None,
+        source: SequenceSource,
+        cfg: ScoreConfig,
     ) -> None:
-        self.adp, self.scorer, self.curvature, self.source, self.cfg = adp, scorer, curvature, source, cfg
+        self.adp, self.scorer, self.curvature, self.source, self.cfg = (
+            adp,
+            scorer,
+            curvature,
+            source,
+            cfg,
+        )
         self.ctx = current(auto_init=True)
         self.show = progress_enabled(cfg.progress) and self.ctx.is_main
         self.timing: dict[str, float] = {}
 
     def validator(self) -> Validator:
         return Validator.for_adapter(
-            self.adp, policy=self.cfg.invalid, replacement=self.cfg.replacement, where=self.source.describe()
+            self.adp,
+            policy=self.cfg.invalid,
+            replacement=self.cfg.replacement,
+            where=self.source.describe(),
         )
 
     def rows(self) -> Iterator[tuple[int, str, str]]:
         return iter_rows(self.source, self.validator())
 
-    def execute(self, output: str | os.PathLike[str] | None, force: bool) -> tuple[dict[str, Any], Any]:
+    def execute(
+        self, output: str | os.PathLike[str] | None, force: bool
+    ) -> tuple[dict[str, Any], Any]:
         cfg, ctx, adp = self.cfg, self.ctx, self.adp
         t_start = time.perf_counter()
         store = ScoreStore(output) if output is not None else None
         if store is not None:
             store.check_output(force=force)  # fail before any work (every rank sees the same file)
         t = time.perf_counter()
-        wanted = None if cfg.subset is None or isinstance(cfg.subset, (int, float)) else list(cfg.subset)
+        wanted = (
+            None if cfg.subset is None or isinstance(cfg.subset, (int, float)) else list(cfg.subset)
+        )
         validator = self.validator()
         index = index_source(self.source, validator, wanted_ids=wanted, progress=self.show)
         n = index.num_rows
@@ -463,12 +510,17 @@ class _Run:
                     ok = store.load_curvature(self.curvature, getattr(adp, "device", "cpu"))
                     restored = all(ctx.all_gather_object(ok))
                 if not restored:
-                    fit_curvature(self.curvature, adp, engine, self.rows, fit_rows, cfg, ctx, num_rows=n)
+                    fit_curvature(
+                        self.curvature, adp, engine, self.rows, fit_rows, cfg, ctx, num_rows=n
+                    )
                     if store is not None and ctx.is_main:
                         store.save_curvature(self.curvature)
             self.timing["fit"] = time.perf_counter() - t
             t = time.perf_counter()
+            # hygiene counts of the scoring pass only (the fit pass tokenises D_sub a second time)
+            stats_before = Counter(getattr(adp, "stats", {}))
             subset_ids = self._score_pass(engine, sink, n, size, done, subset)
+            score_stats = Counter(getattr(adp, "stats", {})) - stats_before
             self.timing["score"] = time.perf_counter() - t
         finally:
             adp.model.train(was_training)
@@ -498,12 +550,14 @@ class _Run:
             "reader": self.source.reader_options(),
             "num_sequences": n,
             "validation": index.report.as_dict(),
-            "adapter_stats": dict(getattr(adp, "stats", {})),
+            "adapter_stats": dict(score_stats),
             "config_hash": fingerprint_hash(fingerprint),
             "data_digest": index.digest,
             "world_size": ctx.world_size,
             "resumed_shards": len(done),
-            "curvature_restored": bool(store is not None and resumed and self.curvature is not None and restored),
+            "curvature_restored": bool(
+                store is not None and resumed and self.curvature is not None and restored
+            ),
             "biocoreset_version": __version__,
             "torch_version": torch.__version__,
         }
@@ -520,14 +574,24 @@ class _Run:
 
             ctx.main_only(merge)
             return meta, store.output
-        parts = ctx.all_gather_object(sink.local_parts()) if ctx.is_distributed else [sink.local_parts()]  # type: ignore[union-attr]
+        parts = (
+            ctx.all_gather_object(sink.local_parts())
+            if ctx.is_distributed
+            else [sink.local_parts()]
+        )  # type: ignore[union-attr]
         self.timing["merge"] = time.perf_counter() - t
         meta["timing"] = {k: round(v, 3) for k, v in self.timing.items()}
         meta["seconds"] = round(time.perf_counter() - t_start, 3)
         return meta, _assemble(parts, n)
 
     def _score_pass(
-        self, engine: Any, sink: ScoreStore | MemorySink, n: int, size: int, done: set[int], subset: np.ndarray
+        self,
+        engine: Any,
+        sink: ScoreStore | MemorySink,
+        n: int,
+        size: int,
+        done: set[int],
+        subset: np.ndarray,
     ) -> list[str]:
         ctx = self.ctx
         subset_list = subset.tolist()
@@ -551,7 +615,12 @@ class _Run:
         return subset_ids
 
     def _score_shard(
-        self, k: int, items: list[tuple[int, str, str]], engine: Any, sink: ScoreStore | MemorySink, bar: Any
+        self,
+        k: int,
+        items: list[tuple[int, str, str]],
+        engine: Any,
+        sink: ScoreStore | MemorySink,
+        bar: Any,
     ) -> None:
         cfg = self.cfg
         m = len(items)
@@ -569,17 +638,21 @@ class _Run:
             bar.update(len(chunk))
         if cfg.negate:
             scores = -scores
-        sink.write_shard(k, [r for r, _, _ in items], [rid for _, rid, _ in items], scores, losses, lengths)
+        sink.write_shard(
+            k, [r for r, _, _ in items], [rid for _, rid, _ in items], scores, losses, lengths
+        )
 
 
-def _assemble(parts: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]], n: int) -> tuple[
-    list[str], np.ndarray, np.ndarray, np.ndarray
-]:
+def _assemble(
+    parts: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]], n: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     rows = np.concatenate([p[0] for p in parts])
     ids_all = [i for p in parts for i in p[1]]
     order = np.argsort(rows, kind="stable")
     if rows.size != n or not np.array_equal(rows[order], np.arange(n)):
-        raise InputError(f"internal error: scored rows do not cover 0..{n - 1} exactly once; please report this.")
+        raise InputError(
+            f"internal error: scored rows do not cover 0..{n - 1} exactly once; please report this."
+        )
     ids = [ids_all[i] for i in order.tolist()]
     scores = np.concatenate([p[2] for p in parts])[order]
     loss = np.concatenate([p[3] for p in parts])[order]
@@ -711,13 +784,17 @@ def select(
     """
     cfg = SelectConfig(method=method, budget=budget, seed=seed, options=options)
     ids = scores.ids if isinstance(scores, ScoreResult) else None
-    values = scores.scores if isinstance(scores, ScoreResult) else np.asarray(scores, dtype=np.float64)
+    values = (
+        scores.scores if isinstance(scores, ScoreResult) else np.asarray(scores, dtype=np.float64)
+    )
     if values.ndim != 1:
         raise InputError(f"scores must be one-dimensional, got shape {values.shape}.")
     k = resolve_budget(cfg.budget, values.size)
     selector = get_registry().get("selector", cfg.method).factory(**cfg.options)
     plan = selector.plan(values, k, seed=cfg.seed) if hasattr(selector, "plan") else None
-    idx = plan.selected if plan is not None else np.asarray(selector.select(values, k, seed=cfg.seed))
+    idx = (
+        plan.selected if plan is not None else np.asarray(selector.select(values, k, seed=cfg.seed))
+    )
     idx = np.asarray(idx, dtype=np.int64)
     return Selection(
         indices=idx,

@@ -34,10 +34,21 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
     comps = get_registry().components(args.kind)
     if args.json:
-        print(json.dumps([
-            {"kind": c.kind, "name": c.name, "plugin": c.plugin, "source": c.source, "description": c.description}
-            for c in comps
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "kind": c.kind,
+                        "name": c.name,
+                        "plugin": c.plugin,
+                        "source": c.source,
+                        "description": c.description,
+                    }
+                    for c in comps
+                ],
+                indent=2,
+            )
+        )
         return 0
     width = max((len(c.name) for c in comps), default=4)
     kind = None
@@ -67,7 +78,9 @@ def _json_object(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"key\": 1}}', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object like '{{\"key\": 1}}', got {text!r}"
+        )
     return value
 
 
@@ -79,7 +92,10 @@ def _source(args: argparse.Namespace) -> Any:
     from biocoreset.data.sources import open_sequences
 
     return open_sequences(
-        args.sequences, format=args.format, id_column=args.id_column, sequence_column=args.sequence_column
+        args.sequences,
+        format=args.format,
+        id_column=args.id_column,
+        sequence_column=args.sequence_column,
     )
 
 
@@ -87,8 +103,13 @@ def _adapter(args: argparse.Namespace, preset_options: dict[str, Any]) -> Any:
     from biocoreset.pipeline import load_adapter
 
     options = {**preset_options, **(args.adapter_options or {})}
-    return load_adapter(args.adapter, args.model, options, weights=getattr(args, "weights", None),
-                        device=args.device)
+    return load_adapter(
+        args.adapter,
+        args.model,
+        options,
+        weights=getattr(args, "weights", None),
+        device=args.device,
+    )
 
 
 def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
@@ -106,17 +127,34 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     for name in ("model.pt", "finetune.json"):
         check_output(Path(args.output) / name, force=args.force)
-    values = _overrides(args, [
-        "subset", "subset_seed", "epochs", "lr", "weight_decay", "warmup_steps", "schedule", "batch_size",
-        "seed", "max_steps", "max_grad_norm", "diagnostic_samples", "invalid", "replacement",
-    ])
+    values = _overrides(
+        args,
+        [
+            "subset",
+            "subset_seed",
+            "epochs",
+            "lr",
+            "weight_decay",
+            "warmup_steps",
+            "schedule",
+            "batch_size",
+            "seed",
+            "max_steps",
+            "max_grad_norm",
+            "diagnostic_samples",
+            "invalid",
+            "replacement",
+        ],
+    )
     cfg = attrs.evolve(preset.finetune, progress=_progress(args), **values)
     adp = _adapter(args, preset.adapter_options)
     result = finetune(adp, _source(args), config=cfg)
     save_finetuned(args.output, adp, result, force=args.force)
     if current().is_main:
         print(result.summary())
-        print(f"-> {args.output}/model.pt (use it with: biocoreset score ... --weights {args.output}/model.pt)")
+        print(
+            f"-> {args.output}/model.pt (use it with: biocoreset score ... --weights {args.output}/model.pt)"
+        )
     return 0
 
 
@@ -130,10 +168,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.preset)
     ScoreStore(args.output).check_output(force=args.force)  # before loading the model
-    values = _overrides(args, [
-        "curvature", "scorer", "subset", "subset_seed", "damping", "damping_relative", "batch_size", "seed",
-        "engine", "fit_on", "shard_size", "invalid", "replacement",
-    ])
+    values = _overrides(
+        args,
+        [
+            "curvature",
+            "scorer",
+            "subset",
+            "subset_seed",
+            "damping",
+            "damping_relative",
+            "batch_size",
+            "seed",
+            "engine",
+            "fit_on",
+            "shard_size",
+            "invalid",
+            "replacement",
+        ],
+    )
     if args.parameters:
         values["parameters"] = tuple(args.parameters)
     if args.negate:
@@ -145,7 +197,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     adp = _adapter(args, preset.adapter_options)
     meta = score_to_file(adp, _source(args), args.output, config=cfg, force=args.force)
     if current().is_main:
-        resumed = f", resumed {meta['resumed_shards']} finished shard(s)" if meta.get("resumed_shards") else ""
+        resumed = (
+            f", resumed {meta['resumed_shards']} finished shard(s)"
+            if meta.get("resumed_shards")
+            else ""
+        )
         damping = meta.get("damping")
         lam = f"λ = {damping:.4g}" if isinstance(damping, float) else f"λ = {damping}"
         print(f"scored {meta['num_sequences']} sequences -> {args.output} ({lam}{resumed})")
@@ -160,7 +216,9 @@ def _report_line(rep: dict[str, Any]) -> str:
 
     if not rep:
         return "n/a"
-    return ValidationReport(**{**rep, "invalid_letters": Counter(rep.get("invalid_letters", {}))}).summary()
+    return ValidationReport(
+        **{**rep, "invalid_letters": Counter(rep.get("invalid_letters", {}))}
+    ).summary()
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
@@ -179,15 +237,26 @@ def _cmd_select(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else preset.select.seed
     sequences = _source(args) if args.sequences else None
     summary = select_to_folder(
-        args.scores, args.output, method=args.method, budget=args.budget, seed=seed, options=options,
-        sequences=sequences, force=args.force, progress=_progress(args),
+        args.scores,
+        args.output,
+        method=args.method,
+        budget=args.budget,
+        seed=seed,
+        options=options,
+        sequences=sequences,
+        force=args.force,
+        progress=_progress(args),
     )
-    print(f"selected {summary['budget']} of {summary['num_scores']} sequences with {summary['method']!r} "
-          f"-> {args.output}/ ({', '.join(sorted(summary['files']))})")
+    print(
+        f"selected {summary['budget']} of {summary['num_scores']} sequences with {summary['method']!r} "
+        f"-> {args.output}/ ({', '.join(sorted(summary['files']))})"
+    )
     if "cci" in summary:
         c = summary["cci"]
-        print(f"CCI: removed the {c['cut']} highest scores; {len(c['taken'])} strata, "
-              f"{sum(1 for t in c['taken'] if t)} contributing")
+        print(
+            f"CCI: removed the {c['cut']} highest scores; {len(c['taken'])} strata, "
+            f"{sum(1 for t in c['taken'] if t)} contributing"
+        )
     if "note" in summary:
         print(summary["note"])
     return 0
@@ -202,7 +271,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     state = run_pipeline(cfg, force=args.force, progress=_progress(args))
     if current().is_main:
         for step, info in state["steps"].items():
-            line = info.get("summary") or ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("done", "validation"))
+            line = info.get("summary") or ", ".join(
+                f"{k}={v}" for k, v in info.items() if k not in ("done", "validation")
+            )
             print(f"{step}: {line}")
         print(f"-> {cfg.output}")
     return 0
@@ -217,28 +288,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input")
-    g.add_argument("--format", default="auto", choices=["auto", "fasta", "fastq", "csv", "tsv"],
-                   help="input format (default: from the file name, else the content)")
+    g.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "fasta", "fastq", "csv", "tsv"],
+        help="input format (default: from the file name, else the content)",
+    )
     g.add_argument("--id-column", default="id", help="id column of a CSV/TSV file (default: id)")
-    g.add_argument("--sequence-column", default="sequence", help="sequence column of a CSV/TSV file")
-    g.add_argument("--invalid", choices=["error", "replace", "skip"],
-                   help="letters outside the model's alphabet: stop (default), replace, or skip the record")
-    g.add_argument("--replacement", help="replacement letter for --invalid replace (default N or X)")
+    g.add_argument(
+        "--sequence-column", default="sequence", help="sequence column of a CSV/TSV file"
+    )
+    g.add_argument(
+        "--invalid",
+        choices=["error", "replace", "skip"],
+        help="letters outside the model's alphabet: stop (default), replace, or skip the record",
+    )
+    g.add_argument(
+        "--replacement", help="replacement letter for --invalid replace (default N or X)"
+    )
 
 
 def _add_model_options(p: argparse.ArgumentParser, weights: bool = True) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--adapter", default="hf", help="adapter name (see `biocoreset plugins`; default hf)")
-    g.add_argument("--model", help="model path (transformers folder for hf, checkpoint file otherwise)")
+    g.add_argument(
+        "--adapter", default="hf", help="adapter name (see `biocoreset plugins`; default hf)"
+    )
+    g.add_argument(
+        "--model", help="model path (transformers folder for hf, checkpoint file otherwise)"
+    )
     g.add_argument("--adapter-options", type=_json_object, help="JSON object of adapter options")
     if weights:
-        g.add_argument("--weights", help="state dict loaded over the model (e.g. finetune/model.pt)")
-    g.add_argument("--device", default="auto", help="auto (cuda:<local rank> if available), cpu, cuda...")
+        g.add_argument(
+            "--weights", help="state dict loaded over the model (e.g. finetune/model.pt)"
+        )
+    g.add_argument(
+        "--device", default="auto", help="auto (cuda:<local rank> if available), cpu, cuda..."
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="default", choices=["default", "paper-compat"],
-                   help="base settings (see docs/pipeline.md); explicit options override them")
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=["default", "paper-compat"],
+        help="base settings (see docs/pipeline.md); explicit options override them",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -256,32 +350,52 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("plugins", help="list installed components and where they come from")
-    p.add_argument("--kind", choices=["adapter", "curvature", "scorer", "selector", "task"], help="only this kind")
+    p.add_argument(
+        "--kind",
+        choices=["adapter", "curvature", "scorer", "selector", "task"],
+        help="only this kind",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_plugins)
 
-    p = sub.add_parser("finetune", help="fine-tune on a random subset D_sub (paper A.5) before scoring")
+    p = sub.add_parser(
+        "finetune", help="fine-tune on a random subset D_sub (paper A.5) before scoring"
+    )
     p.add_argument("sequences", help="sequence file: FASTA, FASTQ, CSV or TSV (plain or .gz)")
     p.add_argument("-o", "--output", required=True, help="folder for model.pt and finetune.json")
     _add_model_options(p, weights=False)
     _add_data_options(p)
     g = p.add_argument_group("fine-tuning (defaults: the paper's)")
-    g.add_argument("--subset", type=_parse_budget, help="D_sub size (int) or fraction (float); default 1%% (>= 256)")
+    g.add_argument(
+        "--subset",
+        type=_parse_budget,
+        help="D_sub size (int) or fraction (float); default 1%% (>= 256)",
+    )
     g.add_argument("--subset-seed", type=int, help="seed of the D_sub draw (default: --seed)")
     g.add_argument("--epochs", type=int, help="passes over D_sub (1)")
     g.add_argument("--lr", type=float, help="AdamW learning rate (1e-5)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay (0.01)")
     g.add_argument("--warmup-steps", type=int, help="linear warm-up steps (50)")
-    g.add_argument("--schedule", choices=["linear", "constant"], help="after warm-up (linear decay)")
+    g.add_argument(
+        "--schedule", choices=["linear", "constant"], help="after warm-up (linear decay)"
+    )
     g.add_argument("--batch-size", type=int, help="sequences per step over all ranks (16)")
     g.add_argument("--seed", type=int, help="seed of shuffling and masking (0)")
     g.add_argument("--max-steps", type=int, help="stop after this many steps")
-    g.add_argument("--max-grad-norm", type=float, help="clip the gradient norm (default: no clipping)")
-    g.add_argument("--diagnostic-samples", type=int, help="D_sub sequences for the before/after diagnostic (512)")
+    g.add_argument(
+        "--max-grad-norm", type=float, help="clip the gradient norm (default: no clipping)"
+    )
+    g.add_argument(
+        "--diagnostic-samples",
+        type=int,
+        help="D_sub sequences for the before/after diagnostic (512)",
+    )
     _add_common(p)
     p.set_defaults(func=_cmd_finetune)
 
-    p = sub.add_parser("score", help="score every sequence (streamed; rerun the same command to resume)")
+    p = sub.add_parser(
+        "score", help="score every sequence (streamed; rerun the same command to resume)"
+    )
     p.add_argument("sequences", help="sequence file: FASTA, FASTQ, CSV or TSV (plain or .gz)")
     p.add_argument("-o", "--output", required=True, help="score file to write (Parquet)")
     _add_model_options(p)
@@ -289,30 +403,57 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("scoring")
     g.add_argument("--curvature", help="diagonal (default), identity, kfac, ekfac or a plugin's")
     g.add_argument("--scorer", help="self-influence (default), loss, grad-norm or a plugin's")
-    g.add_argument("--subset", type=_parse_budget, help="D_sub size (int) or fraction (float); default 1%% (>= 256)")
+    g.add_argument(
+        "--subset",
+        type=_parse_budget,
+        help="D_sub size (int) or fraction (float); default 1%% (>= 256)",
+    )
     g.add_argument("--subset-seed", type=int, help="seed of the D_sub draw (default: --seed)")
-    g.add_argument("--fit-on", choices=["subset", "all"], help="fit the curvature on D_sub (default) or all rows")
-    g.add_argument("--damping", type=float, help="absolute damping λ (default 0.1 × mean curvature)")
+    g.add_argument(
+        "--fit-on",
+        choices=["subset", "all"],
+        help="fit the curvature on D_sub (default) or all rows",
+    )
+    g.add_argument(
+        "--damping", type=float, help="absolute damping λ (default 0.1 × mean curvature)"
+    )
     g.add_argument("--damping-relative", type=float, help="λ as a multiple of the mean curvature")
     g.add_argument("--batch-size", type=int, help="sequences per batch (16)")
     g.add_argument("--seed", type=int, help="seed of D_sub and masking (0)")
-    g.add_argument("--parameters", nargs="+", help="glob patterns of scored parameter names or groups")
+    g.add_argument(
+        "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"
+    )
     g.add_argument("--engine", choices=["auto", "hooks", "loop"], help="per-sample gradient engine")
-    g.add_argument("--negate", action="store_true", help="store -I(z) (the released code's convention)")
+    g.add_argument(
+        "--negate", action="store_true", help="store -I(z) (the released code's convention)"
+    )
     g.add_argument("--shard-size", type=int, help="rows per shard (a multiple of the batch size)")
     _add_common(p)
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("select", help="select a coreset: FASTA, id list and a plot of the selection")
+    p = sub.add_parser(
+        "select", help="select a coreset: FASTA, id list and a plot of the selection"
+    )
     p.add_argument("scores", help="score file written by `biocoreset score`")
-    p.add_argument("-o", "--output", required=True, help="folder for coreset.fasta, coreset_ids.txt, selection.png")
-    p.add_argument("--method", default="cci", help="selector: cci (default), topk, random or a plugin's")
-    p.add_argument("--budget", type=_parse_budget, required=True, help="count (int) or fraction (float)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="folder for coreset.fasta, coreset_ids.txt, selection.png",
+    )
+    p.add_argument(
+        "--method", default="cci", help="selector: cci (default), topk, random or a plugin's"
+    )
+    p.add_argument(
+        "--budget", type=_parse_budget, required=True, help="count (int) or fraction (float)"
+    )
     p.add_argument("--seed", type=int, help="seed of random choices (default: the preset's, 0)")
     p.add_argument("--beta", type=float, help="CCI hard cutoff rate (default 0.05)")
     p.add_argument("--strata", type=int, help="CCI number of strata (default 50)")
     p.add_argument("--options", type=_json_object, help="JSON object of selector options")
-    p.add_argument("--sequences", help="the corpus, for coreset.fasta (default: the file named in the scores)")
+    p.add_argument(
+        "--sequences", help="the corpus, for coreset.fasta (default: the file named in the scores)"
+    )
     _add_data_options(p)
     _add_common(p)
     p.set_defaults(func=_cmd_select)
@@ -323,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("demo", help="the whole method on a generated RNA corpus with a tiny model (~1 min)")
+    p = sub.add_parser(
+        "demo", help="the whole method on a generated RNA corpus with a tiny model (~1 min)"
+    )
     p.add_argument("-o", "--output", default="biocoreset-demo", help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -360,7 +503,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _leave_process_group() -> None:
     """Under torchrun, leave the process group a command joined (a clean exit for every rank)."""
     torch = sys.modules.get("torch")  # a command that never imported torch joined no group
-    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+    if (
+        torch is not None
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
         torch.distributed.destroy_process_group()
 
 

@@ -92,7 +92,9 @@ def _check_subset(instance: object, attribute: attrs.Attribute, value: Any) -> N
         return
     if isinstance(value, numbers.Real):
         if not 0.0 < float(value) <= 1.0:
-            raise ConfigError(f"subset fraction must be in (0, 1], got {value!r}; pass an int for a size.")
+            raise ConfigError(
+                f"subset fraction must be in (0, 1], got {value!r}; pass an int for a size."
+            )
         return
     if isinstance(value, str):
         raise ConfigError("subset must be a list of ids, not a single string; wrap it in a list.")
@@ -224,16 +226,22 @@ class FinetuneConfig:
     subset_seed: int | None = attrs.field(default=None, validator=_opt_int("subset_seed"))
     epochs: int = attrs.field(default=1, validator=_nonneg_int("epochs", 1))
     lr: float = attrs.field(default=1e-5, converter=float, validator=_nonneg_float("lr"))
-    weight_decay: float = attrs.field(default=0.01, converter=float, validator=_nonneg_float("weight_decay"))
+    weight_decay: float = attrs.field(
+        default=0.01, converter=float, validator=_nonneg_float("weight_decay")
+    )
     warmup_steps: int = attrs.field(default=50, validator=_nonneg_int("warmup_steps"))
     schedule: str = attrs.field(default="linear", validator=_one_of("schedule", SCHEDULES))
     batch_size: int = attrs.field(default=16, validator=_nonneg_int("batch_size", 1))
     seed: int = attrs.field(default=0, validator=_nonneg_int("seed"))
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=_masking)
     max_steps: int | None = attrs.field(default=None, validator=_opt_int("max_steps", 1))
-    max_grad_norm: float | None = attrs.field(default=None, converter=_opt_float, validator=_nonneg_float("max_grad_norm"))
+    max_grad_norm: float | None = attrs.field(
+        default=None, converter=_opt_float, validator=_nonneg_float("max_grad_norm")
+    )
     train_mode: bool = attrs.field(default=True, converter=bool)
-    diagnostic_samples: int | None = attrs.field(default=512, validator=_opt_int("diagnostic_samples"))
+    diagnostic_samples: int | None = attrs.field(
+        default=512, validator=_opt_int("diagnostic_samples")
+    )
     invalid: str = attrs.field(default="error", validator=_one_of("invalid", VALIDATION_POLICIES))
     replacement: str | None = attrs.field(default=None, converter=_opt_str)
     progress: bool | None = None
@@ -278,7 +286,9 @@ class DataConfig:
     format: str = "auto"
     id_column: str = "id"
     sequence_column: str = "sequence"
-    invalid: str = attrs.field(default="error", validator=_one_of("data.invalid", VALIDATION_POLICIES))
+    invalid: str = attrs.field(
+        default="error", validator=_one_of("data.invalid", VALIDATION_POLICIES)
+    )
     replacement: str | None = attrs.field(default=None, converter=_opt_str)
     subset: SubsetSpec = attrs.field(default=None, validator=_check_subset)
     subset_seed: int | None = attrs.field(default=None, validator=_opt_int("data.subset_seed"))
@@ -350,7 +360,11 @@ class RunConfig:
 # -- strict TOML -------------------------------------------------------------------------------
 
 _INT, _FLOAT, _STR, _BOOL = "an integer", "a number", "a string", "true or false"
-_LIST_STR, _TABLE, _SUBSET = "a list of strings", "a table", "an integer, a fraction or a list of ids"
+_LIST_STR, _TABLE, _SUBSET = (
+    "a list of strings",
+    "a table",
+    "an integer, a fraction or a list of ids",
+)
 
 _MASKING_KEYS = {"probability": _FLOAT, "replacement": "a list of three numbers"}
 
@@ -358,23 +372,53 @@ SCHEMA: dict[str, Any] = {
     "output": _STR,
     "preset": _STR,
     "data": {
-        "path": _STR, "format": _STR, "id_column": _STR, "sequence_column": _STR, "invalid": _STR,
-        "replacement": _STR, "subset": _SUBSET, "subset_seed": _INT,
+        "path": _STR,
+        "format": _STR,
+        "id_column": _STR,
+        "sequence_column": _STR,
+        "invalid": _STR,
+        "replacement": _STR,
+        "subset": _SUBSET,
+        "subset_seed": _INT,
     },
     "model": {"adapter": _STR, "path": _STR, "weights": _STR, "device": _STR, "options": _TABLE},
     "finetune": {
-        "enabled": _BOOL, "epochs": _INT, "lr": _FLOAT, "weight_decay": _FLOAT, "warmup_steps": _INT,
-        "schedule": _STR, "batch_size": _INT, "seed": _INT, "max_steps": _INT, "max_grad_norm": _FLOAT,
-        "train_mode": _BOOL, "diagnostic_samples": _INT, "masking": _MASKING_KEYS,
+        "enabled": _BOOL,
+        "epochs": _INT,
+        "lr": _FLOAT,
+        "weight_decay": _FLOAT,
+        "warmup_steps": _INT,
+        "schedule": _STR,
+        "batch_size": _INT,
+        "seed": _INT,
+        "max_steps": _INT,
+        "max_grad_norm": _FLOAT,
+        "train_mode": _BOOL,
+        "diagnostic_samples": _INT,
+        "masking": _MASKING_KEYS,
     },
     "score": {
-        "curvature": _STR, "scorer": _STR, "damping": _FLOAT, "damping_relative": _FLOAT,
-        "batch_size": _INT, "seed": _INT, "parameters": _LIST_STR, "engine": _STR, "fit_on": _STR,
-        "negate": _BOOL, "shard_size": _INT, "curvature_options": _TABLE, "masking": _MASKING_KEYS,
+        "curvature": _STR,
+        "scorer": _STR,
+        "damping": _FLOAT,
+        "damping_relative": _FLOAT,
+        "batch_size": _INT,
+        "seed": _INT,
+        "parameters": _LIST_STR,
+        "engine": _STR,
+        "fit_on": _STR,
+        "negate": _BOOL,
+        "shard_size": _INT,
+        "curvature_options": _TABLE,
+        "masking": _MASKING_KEYS,
     },
     "select": {
-        "methods": _LIST_STR, "budget": "a count or a fraction", "seed": _INT, "beta": _FLOAT,
-        "strata": _INT, "options": _TABLE,
+        "methods": _LIST_STR,
+        "budget": "a count or a fraction",
+        "seed": _INT,
+        "beta": _FLOAT,
+        "strata": _INT,
+        "options": _TABLE,
     },
 }
 """Keys ``biocoreset run`` accepts, per table, with the type each must have."""
@@ -400,18 +444,28 @@ def _type_ok(expected: str, value: Any) -> bool:
     if expected == "a count or a fraction":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if expected == "a list of three numbers":
-        return isinstance(value, list) and len(value) == 3 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        return (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         )
     raise AssertionError(expected)  # pragma: no cover
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
-def check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str = "", source: str = "") -> None:
+def check_table(
+    table: Mapping[str, Any], schema: Mapping[str, Any], where: str = "", source: str = ""
+) -> None:
     """Reject unknown keys and wrong types, naming the key (``score.batch_size``).
 
     Raises:
@@ -433,10 +487,14 @@ def check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str 
         expected = schema[key]
         if isinstance(expected, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{name} must be a table ([{name}]), got {value!r} ({_type_name(value)}){at}.")
+                raise ConfigError(
+                    f"{name} must be a table ([{name}]), got {value!r} ({_type_name(value)}){at}."
+                )
             check_table(value, expected, f"{name}.", source)
         elif not _type_ok(expected, value):
-            raise ConfigError(f"{name} must be {expected}, got {value!r} ({_type_name(value)}){at}.")
+            raise ConfigError(
+                f"{name} must be {expected}, got {value!r} ({_type_name(value)}){at}."
+            )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -462,7 +520,9 @@ def _build(cls: type, base: Any, values: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"[{where}] {exc}") from None
 
 
-def run_config_from_dict(table: Mapping[str, Any], *, base_dir: str | os.PathLike[str] = ".", source: str = "") -> RunConfig:
+def run_config_from_dict(
+    table: Mapping[str, Any], *, base_dir: str | os.PathLike[str] = ".", source: str = ""
+) -> RunConfig:
     """Build a :class:`RunConfig` from a parsed TOML table (strictly checked).
 
     Relative paths in ``output``, ``data.path``, ``model.path`` and ``model.weights`` are taken
@@ -476,10 +536,14 @@ def run_config_from_dict(table: Mapping[str, Any], *, base_dir: str | os.PathLik
     check_table(table, SCHEMA, source=source)
     for required in ("output",):
         if required not in table:
-            raise ConfigError(f"missing key {required!r}{' in ' + source if source else ''}: the run folder to write.")
+            raise ConfigError(
+                f"missing key {required!r}{' in ' + source if source else ''}: the run folder to write."
+            )
     data = dict(table.get("data", {}))
     if "path" not in data:
-        raise ConfigError(f"missing key 'data.path'{' in ' + source if source else ''}: the sequence file to score.")
+        raise ConfigError(
+            f"missing key 'data.path'{' in ' + source if source else ''}: the sequence file to score."
+        )
     base = Path(base_dir)
 
     def rel(p: str | None) -> str | None:

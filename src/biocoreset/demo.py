@@ -57,7 +57,9 @@ def pretrain_mlm(
     model = adapter.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps))
+    )
     rng = np.random.default_rng(seed)
     was_training = model.training
     model.train()
@@ -104,15 +106,25 @@ def run_demo(
         OutputExistsError: ``output`` exists and is not empty, and ``force`` is false.
     """
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the model is tiny: one thread is as fast, and immune to oversubscription
+    torch.set_num_threads(
+        1
+    )  # the model is tiny: one thread is as fast, and immune to oversubscription
     try:
-        return _run_demo(output, force=force, progress=progress, n=n, seed=seed, pretrain_steps=pretrain_steps)
+        return _run_demo(
+            output, force=force, progress=progress, n=n, seed=seed, pretrain_steps=pretrain_steps
+        )
     finally:
         torch.set_num_threads(threads)
 
 
 def _run_demo(
-    output: str | os.PathLike[str], *, force: bool, progress: bool | None, n: int, seed: int, pretrain_steps: int
+    output: str | os.PathLike[str],
+    *,
+    force: bool,
+    progress: bool | None,
+    n: int,
+    seed: int,
+    pretrain_steps: int,
 ) -> Path:
     from biocoreset.adapters.hf import HFAdapter
     from biocoreset.api import score_to_file
@@ -126,7 +138,9 @@ def _run_demo(
     out = Path(output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:
-            raise OutputExistsError(f"{str(out)!r} exists and is not empty; pass --force to overwrite it.")
+            raise OutputExistsError(
+                f"{str(out)!r} exists and is not empty; pass --force to overwrite it."
+            )
         if out.is_dir():
             shutil.rmtree(out)
         else:
@@ -135,29 +149,64 @@ def _run_demo(
     torch.manual_seed(seed)
     records = synthetic_rna_corpus(n, seed=seed)
     corpus = write_fasta(records, out / "corpus.fasta")
-    model, tokenizer = tiny_esm(seed=seed, dtype=torch.float32, layers=2, hidden=64, heads=4, max_positions=130)
+    model, tokenizer = tiny_esm(
+        seed=seed, dtype=torch.float32, layers=2, hidden=64, heads=4, max_positions=130
+    )
     adapter = HFAdapter(model, tokenizer)
     lines = [f"corpus: {n} generated RNA sequences in 8 families -> {corpus}"]
 
-    losses = pretrain_mlm(adapter, records, steps=pretrain_steps, batch_size=32, seed=seed, progress=progress)
-    plot_loss_curve(losses, out / "pretrain_loss.png", title="demo pretraining (masked LM, from scratch)")
-    lines.append(f"pretrain: {pretrain_steps} MLM steps, loss {np.mean(losses[:10]):.3f} -> "
-                 f"{np.mean(losses[-10:]):.3f} (pretrain_loss.png)")
+    losses = pretrain_mlm(
+        adapter, records, steps=pretrain_steps, batch_size=32, seed=seed, progress=progress
+    )
+    plot_loss_curve(
+        losses, out / "pretrain_loss.png", title="demo pretraining (masked LM, from scratch)"
+    )
+    lines.append(
+        f"pretrain: {pretrain_steps} MLM steps, loss {np.mean(losses[:10]):.3f} -> "
+        f"{np.mean(losses[-10:]):.3f} (pretrain_loss.png)"
+    )
 
-    ft = finetune(adapter, corpus, subset=0.25, lr=1e-4, warmup_steps=5, batch_size=16, seed=seed,
-                  diagnostic_samples=None, progress=progress)
+    ft = finetune(
+        adapter,
+        corpus,
+        subset=0.25,
+        lr=1e-4,
+        warmup_steps=5,
+        batch_size=16,
+        seed=seed,
+        diagnostic_samples=None,
+        progress=progress,
+    )
     save_finetuned(out / "finetune", adapter, ft)
     lines.append(ft.summary().replace("\n", "\n  ") + " (finetune/)")
 
-    meta = score_to_file(adapter, corpus, out / "scores.parquet", subset=0.25, batch_size=16, seed=seed,
-                         progress=progress)
-    lines.append(f"scores: {meta['num_sequences']} sequences, diagonal Fisher on D_sub = {meta['subset_size']}, "
-                 f"λ = {meta['damping']:.3g}, {meta['num_scored_parameters']:,} parameters -> scores.parquet")
+    meta = score_to_file(
+        adapter,
+        corpus,
+        out / "scores.parquet",
+        subset=0.25,
+        batch_size=16,
+        seed=seed,
+        progress=progress,
+    )
+    lines.append(
+        f"scores: {meta['num_sequences']} sequences, diagonal Fisher on D_sub = {meta['subset_size']}, "
+        f"λ = {meta['damping']:.3g}, {meta['num_scored_parameters']:,} parameters -> scores.parquet"
+    )
     for method, options in (("cci", {"beta": 0.05, "strata": 50}), ("topk", {})):
-        summary = select_to_folder(out / "scores.parquet", out / f"select-{method}", method=method, budget=0.1,
-                                   seed=seed, options=options, progress=progress)
-        lines.append(f"{method}: {summary['budget']} sequences -> select-{method}/ (coreset.fasta, "
-                     "coreset_ids.txt, selection.png)")
+        summary = select_to_folder(
+            out / "scores.parquet",
+            out / f"select-{method}",
+            method=method,
+            budget=0.1,
+            seed=seed,
+            options=options,
+            progress=progress,
+        )
+        lines.append(
+            f"{method}: {summary['budget']} sequences -> select-{method}/ (coreset.fasta, "
+            "coreset_ids.txt, selection.png)"
+        )
     lines.append(f"done in {time.perf_counter() - t0:.1f} s")
     text = "\n".join(lines)
     (out / "summary.txt").write_text(text + "\n", encoding="utf-8")

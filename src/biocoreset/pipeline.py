@@ -37,7 +37,13 @@ from biocoreset.store.atomic import atomic_path
 from biocoreset.store.shards import fingerprint_hash
 from biocoreset.train.distributed import current
 
-__all__ = ["SELECTION_FILES", "load_adapter", "read_score_columns", "run_pipeline", "select_to_folder"]
+__all__ = [
+    "SELECTION_FILES",
+    "load_adapter",
+    "read_score_columns",
+    "run_pipeline",
+    "select_to_folder",
+]
 
 SELECTION_FILES = ("coreset_ids.txt", "coreset.fasta", "selection.png", "selection.json")
 """Files ``biocoreset select`` writes into its output folder."""
@@ -72,14 +78,18 @@ def load_adapter(
     opts = dict(options or {})
     if adapter == "hf":
         if not path:
-            raise ConfigError("the 'hf' adapter needs --model PATH (a local transformers model folder).")
+            raise ConfigError(
+                "the 'hf' adapter needs --model PATH (a local transformers model folder)."
+            )
         if not Path(path).exists():
             raise ConfigError(f"model folder {str(path)!r} does not exist.")
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         model = AutoModelForMaskedLM.from_pretrained(str(path), local_files_only=True)
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        adp: ModelAdapter = get_registry().get("adapter", "hf").factory(model=model, tokenizer=tok, **opts)
+        adp: ModelAdapter = (
+            get_registry().get("adapter", "hf").factory(model=model, tokenizer=tok, **opts)
+        )
     else:
         factory = get_registry().get("adapter", adapter).factory
         if path:
@@ -111,7 +121,11 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
         raise InputError(f"{str(p)!r} is not a readable biocoreset score file: {exc}") from exc
     raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
     ids = table.column("id").combine_chunks()
-    return table.column("score").to_numpy().astype(np.float64, copy=False), ids, json.loads(raw.decode("utf-8"))
+    return (
+        table.column("score").to_numpy().astype(np.float64, copy=False),
+        ids,
+        json.loads(raw.decode("utf-8")),
+    )
 
 
 def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
@@ -120,7 +134,9 @@ def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
     if not path or not Path(path).exists():
         return None
     return open_sequences(
-        path, format=reader.get("format", "auto"), id_column=reader.get("id_column", "id"),
+        path,
+        format=reader.get("format", "auto"),
+        id_column=reader.get("id_column", "id"),
         sequence_column=reader.get("sequence_column", "sequence"),
     )
 
@@ -159,7 +175,9 @@ def select_to_folder(
     values, id_column, meta = read_score_columns(scores)
     out = Path(output)
     if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files.")
+        raise OutputExistsError(
+            f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
+        )
     existing = [name for name in SELECTION_FILES if (out / name).exists()]
     if existing and not force:
         raise OutputExistsError(
@@ -195,7 +213,10 @@ def select_to_folder(
         "options": sel.options,
         "scores_file": str(Path(scores)),
         "score_negated": bool(meta.get("negated", False)),
-        "selected_score_range": [float(values[sel.indices].min()), float(values[sel.indices].max())],
+        "selected_score_range": [
+            float(values[sel.indices].min()),
+            float(values[sel.indices].max()),
+        ],
         "files": {name: str(out / name) for name in SELECTION_FILES},
     }
     if fasta_note:
@@ -217,13 +238,20 @@ def select_to_folder(
 
 
 def _write_fasta(
-    source: SequenceSource, ids: list[str], path: Path, progress: bool | None, *, total: int | None = None,
+    source: SequenceSource,
+    ids: list[str],
+    path: Path,
+    progress: bool | None,
+    *,
+    total: int | None = None,
     width: int = 80,
 ) -> None:
     wanted = set(ids)
     found = 0
     with atomic_path(path, force=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for rid, seq in progress_bar(source, enabled=progress, total=total, desc="write FASTA", unit="seq"):
+        for rid, seq in progress_bar(
+            source, enabled=progress, total=total, desc="write FASTA", unit="seq"
+        ):
             if rid in wanted:
                 fh.write(f">{rid}\n")
                 for i in range(0, len(seq), width):
@@ -253,7 +281,9 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
 _RUN_PATHS = ("run.json", "finetune", "scores.parquet", "scores.parquet.parts")
 
 
-def run_pipeline(cfg: RunConfig, *, force: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def run_pipeline(
+    cfg: RunConfig, *, force: bool = False, progress: bool | None = None
+) -> dict[str, Any]:
     """Run fine-tune → score → select as configured, resuming an unfinished run of the same config.
 
     Args:
@@ -275,6 +305,7 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, progress: bool | None =
     state_path = out / "run.json"
     config = _config_dict(cfg)
     chash = fingerprint_hash(config)
+
     def check_folder() -> None:
         if force:
             for name in _RUN_PATHS:
@@ -311,9 +342,19 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, progress: bool | None =
 
     save_state()
     data = cfg.data
-    source = open_sequences(data.path, format=data.format, id_column=data.id_column, sequence_column=data.sequence_column)
-    adp = load_adapter(cfg.model.adapter, cfg.model.path, cfg.model.options, weights=cfg.model.weights,
-                       device=cfg.model.device)
+    source = open_sequences(
+        data.path,
+        format=data.format,
+        id_column=data.id_column,
+        sequence_column=data.sequence_column,
+    )
+    adp = load_adapter(
+        cfg.model.adapter,
+        cfg.model.path,
+        cfg.model.options,
+        weights=cfg.model.weights,
+        device=cfg.model.device,
+    )
     ft_dir = out / "finetune"
     if state["steps"].get("finetune"):
         if (ft_dir / "model.pt").exists():
@@ -325,7 +366,9 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, progress: bool | None =
         elif ctx.is_main:
             ft_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(ft_dir / "finetune.json", force=True) as tmp:
-                tmp.write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+                tmp.write_text(
+                    json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8"
+                )
         ctx.barrier()
         state["steps"]["finetune"] = {"done": True, "summary": result.summary()}
         save_state()
@@ -334,9 +377,13 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, progress: bool | None =
         if scores_path.exists():  # finished (it appears atomically) before the state was saved
             meta = read_score_columns(scores_path)[2]
         else:
-            meta = score_to_file(adp, source, scores_path, config=attrs.evolve(cfg.score, progress=progress))
+            meta = score_to_file(
+                adp, source, scores_path, config=attrs.evolve(cfg.score, progress=progress)
+            )
         state["steps"]["score"] = {
-            "done": True, "num_sequences": meta["num_sequences"], "damping": meta.get("damping"),
+            "done": True,
+            "num_sequences": meta["num_sequences"],
+            "damping": meta.get("damping"),
             "validation": meta["validation"],
         }
         save_state()
@@ -350,10 +397,23 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, progress: bool | None =
             from biocoreset.presets import get_preset
 
             preset_opts = get_preset(cfg.preset).select.options
-            options.setdefault("beta", sel.beta if sel.beta is not None else preset_opts.get("beta", 0.05))
-            options.setdefault("strata", sel.strata if sel.strata is not None else preset_opts.get("strata", 50))
-        summary = select_to_folder(scores_path, out / key, method=method, budget=sel.budget, seed=sel.seed,
-                                   options=options, sequences=source, force=True, progress=progress)
+            options.setdefault(
+                "beta", sel.beta if sel.beta is not None else preset_opts.get("beta", 0.05)
+            )
+            options.setdefault(
+                "strata", sel.strata if sel.strata is not None else preset_opts.get("strata", 50)
+            )
+        summary = select_to_folder(
+            scores_path,
+            out / key,
+            method=method,
+            budget=sel.budget,
+            seed=sel.seed,
+            options=options,
+            sequences=source,
+            force=True,
+            progress=progress,
+        )
         state["steps"][key] = {"done": True, "budget": summary["budget"], "folder": str(out / key)}
         save_state()
     ctx.barrier()

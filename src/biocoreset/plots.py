@@ -20,7 +20,9 @@ import numpy as np
 __all__ = ["plot_loss_curve", "plot_selection"]
 
 
-def plot_selection(scores: np.ndarray, selection: Any, path: str | os.PathLike[str], *, title: str = "") -> Path:
+def plot_selection(
+    scores: np.ndarray, selection: Any, path: str | os.PathLike[str], *, title: str = ""
+) -> Path:
     """Histogram of ``scores`` with the selected part; for CCI the β cut, the strata and how many
     were taken from each; for Top-I the score threshold.
 
@@ -41,20 +43,40 @@ def plot_selection(scores: np.ndarray, selection: Any, path: str | os.PathLike[s
     scores = np.asarray(scores, dtype=np.float64)
     plan = selection.plan
     is_cci = plan is not None and hasattr(plan, "edges")
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), height_ratios=[3, 1.6], constrained_layout=True)
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(9, 6.5), height_ratios=[3, 1.6], constrained_layout=True
+    )
     lo, hi = float(scores.min()), float(scores.max())
     edges = np.linspace(lo, hi, 81) if hi > lo else np.array([lo - 0.5, lo + 0.5])
     all_counts, _ = np.histogram(scores, bins=edges)
     sel_counts, _ = np.histogram(scores[selection.indices], bins=edges)
     width = np.diff(edges)
-    ax.bar(edges[:-1], all_counts, width=width, align="edge", color="#c8c8c8", label=f"all ({scores.size:,})")
-    ax.bar(edges[:-1], sel_counts, width=width, align="edge", color="#1f77b4",
-           label=f"selected ({selection.budget:,})")
+    ax.bar(
+        edges[:-1],
+        all_counts,
+        width=width,
+        align="edge",
+        color="#c8c8c8",
+        label=f"all ({scores.size:,})",
+    )
+    ax.bar(
+        edges[:-1],
+        sel_counts,
+        width=width,
+        align="edge",
+        color="#1f77b4",
+        label=f"selected ({selection.budget:,})",
+    )
     if is_cci:
         if plan.cut.size:
             cut_at = float(scores[plan.cut].min())
-            ax.axvline(cut_at, color="#d62728", ls="--", lw=1.3,
-                       label=f"β cut at {cut_at:.3g} ({plan.cut.size:,} hardest removed)")
+            ax.axvline(
+                cut_at,
+                color="#d62728",
+                ls="--",
+                lw=1.3,
+                label=f"β cut at {cut_at:.3g} ({plan.cut.size:,} hardest removed)",
+            )
         for e in plan.edges:
             ax.axvline(e, color="#888888", lw=0.3)
         centers = (plan.edges[:-1] + plan.edges[1:]) / 2
@@ -66,14 +88,27 @@ def plot_selection(scores: np.ndarray, selection: Any, path: str | os.PathLike[s
         if len(centers) <= 60:
             for x, t in zip(centers, plan.taken, strict=True):
                 if t:
-                    ax2.annotate(f"{int(t)}", (x, t), textcoords="offset points", xytext=(0, 2), ha="center",
-                                 fontsize=6, rotation=90)
-        if plan.sizes.max() > 0 and plan.sizes.max() / max(1, plan.sizes[plan.sizes > 0].min()) > 50:
+                    ax2.annotate(
+                        f"{int(t)}",
+                        (x, t),
+                        textcoords="offset points",
+                        xytext=(0, 2),
+                        ha="center",
+                        fontsize=6,
+                        rotation=90,
+                    )
+        if (
+            plan.sizes.max() > 0
+            and plan.sizes.max() / max(1, plan.sizes[plan.sizes > 0].min()) > 50
+        ):
             ax2.set_yscale("log")
         ax2.set_xlabel("score")
         ax2.set_ylabel("per stratum")
-        ax2.set_title(f"{len(plan.sizes)} strata: {int((plan.taken > 0).sum())} contribute; "
-                      f"taken per stratum {int(plan.taken.min())}–{int(plan.taken.max())}", fontsize=9)
+        ax2.set_title(
+            f"{len(plan.sizes)} strata: {int((plan.taken > 0).sum())} contribute; "
+            f"taken per stratum {int(plan.taken.min())}–{int(plan.taken.max())}",
+            fontsize=9,
+        )
         ax2.legend(fontsize=8)
     else:
         if selection.method == "topk" and selection.budget < scores.size:
@@ -90,7 +125,9 @@ def plot_selection(scores: np.ndarray, selection: Any, path: str | os.PathLike[s
     return out
 
 
-def plot_loss_curve(losses: Sequence[float], path: str | os.PathLike[str], *, title: str = "training loss") -> Path:
+def plot_loss_curve(
+    losses: Sequence[float], path: str | os.PathLike[str], *, title: str = "training loss"
+) -> Path:
     """Line plot of a loss per step (with a moving average when long enough).
 
     Returns:

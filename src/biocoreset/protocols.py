@@ -61,7 +61,9 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         """Return a copy with every tensor on ``device``."""
-        extra = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()}
+        extra = {
+            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()
+        }
         return attrs.evolve(
             self,
             input_ids=self.input_ids.to(device),
@@ -195,7 +197,9 @@ class ModelAdapter(Protocol):
         qualified parameter names, covering every trainable parameter exactly once."""
         ...
 
-    def scored_parameters(self, patterns: Sequence[str] | None = None) -> dict[str, torch.nn.Parameter]:
+    def scored_parameters(
+        self, patterns: Sequence[str] | None = None
+    ) -> dict[str, torch.nn.Parameter]:
         """Trainable parameters to score, by qualified name; ``patterns`` are :mod:`fnmatch` globs
         matched against parameter names and group names (``None``: all trainable parameters)."""
         ...
@@ -231,7 +235,9 @@ class CurvatureEstimator(Protocol):
         """Add one batch's contribution of one block."""
         ...
 
-    def fit_end(self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+    def fit_end(
+        self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None
+    ) -> None:
         """Normalise by ``num_samples`` (the global count) and prepare the inverse."""
         ...
 

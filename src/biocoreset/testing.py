@@ -38,8 +38,14 @@ def _write_vocab(tokens: Sequence[str]) -> str:
 
 
 def tiny_esm(
-    *, seed: int = 0, dtype: torch.dtype = torch.float64, layers: int = 2, hidden: int = 16, heads: int = 2,
-    max_positions: int = 66, tie: bool = True,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    layers: int = 2,
+    hidden: int = 16,
+    heads: int = 2,
+    max_positions: int = 66,
+    tie: bool = True,
 ) -> tuple[Any, Any]:
     """A tiny randomly initialised ``EsmForMaskedLM`` over an RNA alphabet, and its tokenizer.
 
@@ -73,8 +79,14 @@ def tiny_esm(
     return model, tokenizer
 
 
-def tiny_bert(*, seed: int = 0, dtype: torch.dtype = torch.float64, layers: int = 2, hidden: int = 16,
-              heads: int = 2) -> tuple[Any, Any]:
+def tiny_bert(
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    layers: int = 2,
+    hidden: int = 16,
+    heads: int = 2,
+) -> tuple[Any, Any]:
     """A tiny randomly initialised ``BertForMaskedLM`` with a character WordPiece vocabulary."""
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
@@ -106,7 +118,9 @@ def tiny_bert(*, seed: int = 0, dtype: torch.dtype = torch.float64, layers: int 
     return model, tokenizer
 
 
-def random_rna(n: int, *, seed: int = 0, min_len: int = 5, max_len: int = 30, prefix: str = "seq") -> list[tuple[str, str]]:
+def random_rna(
+    n: int, *, seed: int = 0, min_len: int = 5, max_len: int = 30, prefix: str = "seq"
+) -> list[tuple[str, str]]:
     """``n`` random ``(id, sequence)`` RNA records of varied lengths.
 
     >>> random_rna(2, seed=1)[0][0]

@@ -24,7 +24,9 @@ from biocoreset.adapters.esmc_model import (
 )
 from biocoreset.errors import ConfigError
 
-pytest.importorskip("esm.models.esmc", reason="the esm package is not installed (docs/install-esm.md)")
+pytest.importorskip(
+    "esm.models.esmc", reason="the esm package is not installed (docs/install-esm.md)"
+)
 
 SEQS = ["MKTAYIAKQR", "MK", "ACDEFGHIKLMNPQRSTVWY"]
 HOOKABLE = (nn.Linear, nn.Embedding, nn.LayerNorm)
@@ -47,9 +49,18 @@ def test_tokenizer():
     tok = esmc_tokenizer()
     assert len(tok) == ESMC_NUM_TOKENS
     assert (tok.cls_token_id, tok.pad_token_id, tok.eos_token_id, tok.mask_token_id) == (
-        0, ESMC_PAD_ID, 2, ESMC_MASK_ID)
+        0,
+        ESMC_PAD_ID,
+        2,
+        ESMC_MASK_ID,
+    )
     ids = _ids()
-    assert ids[1].tolist()[:4] == [0, tok.convert_tokens_to_ids("M"), tok.convert_tokens_to_ids("K"), 2]
+    assert ids[1].tolist()[:4] == [
+        0,
+        tok.convert_tokens_to_ids("M"),
+        tok.convert_tokens_to_ids("K"),
+        2,
+    ]
 
 
 def test_build_tiny_and_logits_shape():
@@ -162,7 +173,9 @@ def _params_used_outside_owner(model: nn.Module, run) -> dict[str, set[str]]:
                     if isinstance(y, nn.Parameter):
                         own = list(stack[-1].parameters(recurse=False)) if stack else []
                         if not any(p is y for p in own):
-                            found.setdefault(names[id(y)], set()).add(type(stack[-1]).__name__ if stack else "-")
+                            found.setdefault(names[id(y)], set()).add(
+                                type(stack[-1]).__name__ if stack else "-"
+                            )
             return func(*args, **kwargs)
 
     try:

@@ -207,6 +207,9 @@ def test_adapter_policies_through_score():
     assert unk.alphabet is None  # the adapter handles letters itself
     result = score(unk, records, scorer="loss")
     assert result.ids == ["a", "b"] and result.metadata["adapter_stats"]["unknown_letters"] == 1
+    # the curvature fit tokenises D_sub again; the counts are of the scoring pass, once per record
+    fitted = score(_adapter(invalid="unk"), records, subset=2, batch_size=2, progress=False)
+    assert fitted.metadata["adapter_stats"]["unknown_letters"] == 1
     skip = _adapter(invalid="skip")
     with pytest.raises(SkipRecord, match=r"record 'b': residue 4 is 'Z'.*dropped"):
         skip.validate("b", "ACGZACGU")  # the pipeline validator drops records that raise this

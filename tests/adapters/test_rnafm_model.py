@@ -40,8 +40,9 @@ def _alphabet():
 def _fm_model(seed: int = 0, **args) -> fm.BioBertModel:
     """A tiny random fm.BioBertModel with every parameter (biases, norms) perturbed."""
     torch.manual_seed(seed)
-    ns = argparse.Namespace(arch="roberta_large", max_positions=1024, emb_layer_norm_before=True,
-                            **{**TINY, **args})
+    ns = argparse.Namespace(
+        arch="roberta_large", max_positions=1024, emb_layer_norm_before=True, **{**TINY, **args}
+    )
     model = fm.BioBertModel(ns, _alphabet()).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -58,11 +59,13 @@ def _official(model: fm.BioBertModel) -> dict[str, torch.Tensor]:
 
 
 # fm-free copy of _tokens(): <cls> ... <eos> <pad>, with <mask> at a few places
-_TOKENS = torch.tensor([
-    [0, 4, 5, RNAFM_MASK_ID, 7, 18, 18, RNAFM_MASK_ID, 6, 5, 7, 2],
-    [0, 4, 5, 2, 1, 1, 1, 1, 1, 1, 1, 1],
-    [0, 6, 6, 6, 7, RNAFM_MASK_ID, 7, 4, 4, 8, 9, 2],
-])
+_TOKENS = torch.tensor(
+    [
+        [0, 4, 5, RNAFM_MASK_ID, 7, 18, 18, RNAFM_MASK_ID, 6, 5, 7, 2],
+        [0, 4, 5, 2, 1, 1, 1, 1, 1, 1, 1, 1],
+        [0, 6, 6, 6, 7, RNAFM_MASK_ID, 7, 4, 4, 8, 9, 2],
+    ]
+)
 
 
 def _tokens() -> torch.Tensor:
@@ -112,10 +115,18 @@ def test_alphabet_matches_fm():
 
 def test_config_presets_and_overrides():
     cfg = rnafm_config()
-    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads) == (
-        12, 640, 5120, 20)
+    assert (
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        cfg.num_attention_heads,
+    ) == (12, 640, 5120, 20)
     assert cfg.vocab_size == 25 and cfg.max_position_embeddings == 1026
-    assert cfg.position_embedding_type == "absolute" and cfg.emb_layer_norm_before and not cfg.token_dropout
+    assert (
+        cfg.position_embedding_type == "absolute"
+        and cfg.emb_layer_norm_before
+        and not cfg.token_dropout
+    )
     assert cfg._attn_implementation == "eager"
     assert rnafm_config("tiny").num_hidden_layers == 2
     assert rnafm_config({"num_hidden_layers": 3}).hidden_size == 640
@@ -129,8 +140,15 @@ def test_full_size_parameter_count_matches_fm():
     with torch.device("meta"):
         ours = build_rnafm("rna-fm")
         theirs = fm.BioBertModel(
-            argparse.Namespace(arch="roberta_large", layers=12, embed_dim=640, ffn_embed_dim=5120,
-                               attention_heads=20, max_positions=1024, emb_layer_norm_before=True),
+            argparse.Namespace(
+                arch="roberta_large",
+                layers=12,
+                embed_dim=640,
+                ffn_embed_dim=5120,
+                attention_heads=20,
+                max_positions=1024,
+                emb_layer_norm_before=True,
+            ),
             _alphabet(),
         )
     n_ours = sum(p.numel() for p in ours.parameters())
@@ -145,8 +163,12 @@ def test_build_is_eval_eager_and_tied():
     assert model.lm_head.decoder.weight is model.esm.embeddings.word_embeddings.weight
     # For per-sample gradient hooks: the one parameter outside Linear / Embedding / LayerNorm.
     hookable = (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)
-    others = {f"{mn}.{pn}" for mn, m in model.named_modules() if not isinstance(m, hookable)
-              for pn, _ in m.named_parameters(recurse=False)}
+    others = {
+        f"{mn}.{pn}"
+        for mn, m in model.named_modules()
+        if not isinstance(m, hookable)
+        for pn, _ in m.named_parameters(recurse=False)
+    }
     assert others == {"lm_head.bias"}
 
 
@@ -168,7 +190,8 @@ def test_checkpoint_logits_match_fm(tmp_path: Path, token_dropout: bool, fairseq
 
     # Default: zero the <mask> row like fm's own loader, and match that loader.
     fm_loaded, _ = fm.pretrained.load_model_and_alphabet_core(
-        "rna-fm", {"args": argparse.Namespace(**args), "model": _official(ref)}, theme="rna")
+        "rna-fm", {"args": argparse.Namespace(**args), "model": _official(ref)}, theme="rna"
+    )
     zeroed = load_rnafm_checkpoint(path)
     _assert_close_on_tokens(_hf_logits(zeroed, toks), _fm_logits(fm_loaded.eval(), toks), toks)
     assert zeroed.esm.embeddings.word_embeddings.weight[RNAFM_MASK_ID].abs().sum() == 0
@@ -183,7 +206,9 @@ def test_mask_row_zeroing_matters(tmp_path: Path):
     assert zeroed.lm_head.decoder.weight[RNAFM_MASK_ID].abs().sum() == 0  # tied: both zeroed
     toks = _TOKENS
     assert not torch.allclose(_hf_logits(raw, toks), _hf_logits(zeroed, toks), atol=1e-3)
-    no_mask = toks.masked_fill(toks.eq(RNAFM_MASK_ID), 4)  # same logits apart from the <mask> column
+    no_mask = toks.masked_fill(
+        toks.eq(RNAFM_MASK_ID), 4
+    )  # same logits apart from the <mask> column
     keep = no_mask.ne(RNAFM_PAD_ID)
     a, b = _hf_logits(raw, no_mask)[keep], _hf_logits(zeroed, no_mask)[keep]
     torch.testing.assert_close(a[:, :RNAFM_MASK_ID], b[:, :RNAFM_MASK_ID], rtol=0, atol=0)
@@ -200,7 +225,9 @@ def test_save_load_round_trip(tmp_path: Path):
     torch.testing.assert_close(_hf_logits(back, toks), _hf_logits(model, toks), rtol=0, atol=0)
     with torch.serialization.safe_globals([argparse.Namespace]):
         data = torch.load(path, weights_only=True)
-    assert all(k.startswith(("encoder.sentence_encoder.", "encoder.lm_head.")) for k in data["model"])
+    assert all(
+        k.startswith(("encoder.sentence_encoder.", "encoder.lm_head.")) for k in data["model"]
+    )
     assert vars(data["args"])["layers"] == 2 and vars(data["args"])["max_positions"] == 1024
 
 
@@ -211,8 +238,9 @@ def test_fm_reads_our_file(tmp_path: Path):
         data = torch.load(path, weights_only=True)
     fm_model, _ = fm.pretrained.load_model_and_alphabet_core("rna-fm", data, theme="rna")
     toks = _tokens()
-    _assert_close_on_tokens(_hf_logits(load_rnafm_checkpoint(path), toks),
-                            _fm_logits(fm_model.eval(), toks), toks)
+    _assert_close_on_tokens(
+        _hf_logits(load_rnafm_checkpoint(path), toks), _fm_logits(fm_model.eval(), toks), toks
+    )
 
 
 def test_missing_file_is_a_clear_error_not_a_download(tmp_path: Path):
@@ -238,7 +266,9 @@ def test_plain_state_dict_file_is_rejected(tmp_path: Path):
 
 def test_convert_names_unknown_and_missing_keys(tmp_path: Path):
     official = _official_tiny(tmp_path)
-    with pytest.raises(RnaFmCheckpointError, match=r"unexpected.*'encoder\.sentence_encoder\.version'"):
+    with pytest.raises(
+        RnaFmCheckpointError, match=r"unexpected.*'encoder\.sentence_encoder\.version'"
+    ):
         convert_rnafm_state_dict({**official, "encoder.sentence_encoder.version": torch.zeros(1)})
     partial = dict(official)
     del partial["encoder.sentence_encoder.layers.1.fc2.bias"]
@@ -268,8 +298,13 @@ def test_tokenizer_ids_equal_fm_batch_converter():
     enc = tok(seqs, padding=True, return_tensors="pt")
     assert torch.equal(enc["input_ids"], expected)
     assert torch.equal(enc["attention_mask"].bool(), expected.ne(RNAFM_PAD_ID))
-    assert (tok.pad_token_id, tok.mask_token_id, tok.cls_token_id, tok.eos_token_id, tok.unk_token_id) == (
-        1, 24, 0, 2, 3)
+    assert (
+        tok.pad_token_id,
+        tok.mask_token_id,
+        tok.cls_token_id,
+        tok.eos_token_id,
+        tok.unk_token_id,
+    ) == (1, 24, 0, 2, 3)
     assert len(tok) == 25
 
 

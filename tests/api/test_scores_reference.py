@@ -9,7 +9,6 @@ import torch
 from biocoreset import score
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.testing import random_rna, tiny_bert, tiny_esm
-
 from reference import diagonal_scores, per_sample_grads
 
 MODELS = {"esm": tiny_esm, "bert": tiny_bert}
@@ -42,11 +41,15 @@ def test_diagonal_matches_bruteforce(adapter, engine):
 
 def test_diagonal_absolute_damping(adapter):
     records = random_rna(9, seed=4)
-    result = score(adapter, records, subset=["seq1", "seq4", "seq8"], damping=1e-3, batch_size=3, engine="loop")
+    result = score(
+        adapter, records, subset=["seq1", "seq4", "seq8"], damping=1e-3, batch_size=3, engine="loop"
+    )
     assert result.metadata["damping"] == 1e-3
     assert result.metadata["subset_ids"] == ["seq1", "seq4", "seq8"]
     grads = per_sample_grads(adapter, records, _names(adapter))
-    np.testing.assert_allclose(result.scores, diagonal_scores(grads, [1, 4, 8], 1e-3).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        result.scores, diagonal_scores(grads, [1, 4, 8], 1e-3).numpy(), rtol=1e-6
+    )
 
 
 def test_identity_matches_bruteforce(adapter):

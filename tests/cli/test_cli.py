@@ -36,29 +36,69 @@ def test_plugins(capsys):
 
 def test_finetune_score_select(workspace, tmp_path, capsys):
     corpus, model = workspace / "corpus.fa", workspace / "model"
-    code, out, err = _run(capsys, "finetune", corpus, "--model", model, "-o", tmp_path / "ft", "--subset", 16,
-                          "--batch-size", 8, "--lr", "1e-3", "--warmup-steps", 1, "--no-progress")
+    code, out, err = _run(
+        capsys,
+        "finetune",
+        corpus,
+        "--model",
+        model,
+        "-o",
+        tmp_path / "ft",
+        "--subset",
+        16,
+        "--batch-size",
+        8,
+        "--lr",
+        "1e-3",
+        "--warmup-steps",
+        1,
+        "--no-progress",
+    )
     assert code == 0, err
     assert "before: mean loss" in out and (tmp_path / "ft" / "model.pt").exists()
     scores = tmp_path / "s.parquet"
-    code, out, err = _run(capsys, "score", corpus, "--model", model, "--weights", tmp_path / "ft" / "model.pt",
-                          "-o", scores, "--subset", 16, "--batch-size", 8, "--shard-size", 16, "--no-progress")
+    code, out, err = _run(
+        capsys,
+        "score",
+        corpus,
+        "--model",
+        model,
+        "--weights",
+        tmp_path / "ft" / "model.pt",
+        "-o",
+        scores,
+        "--subset",
+        16,
+        "--batch-size",
+        8,
+        "--shard-size",
+        16,
+        "--no-progress",
+    )
     assert code == 0, err
     assert "scored 40 sequences" in out and "read 40 records, kept 40" in out
     result = load_scores(scores)
     assert len(result) == 40 and result.metadata["subset_size"] == 16
-    code, out, err = _run(capsys, "select", scores, "-o", tmp_path / "cci", "--budget", "0.25", "--no-progress")
+    code, out, err = _run(
+        capsys, "select", scores, "-o", tmp_path / "cci", "--budget", "0.25", "--no-progress"
+    )
     assert code == 0, err
     files = {p.name for p in (tmp_path / "cci").iterdir()}
     assert files == {"coreset.fasta", "coreset_ids.txt", "selection.png", "selection.json"}
     ids = (tmp_path / "cci" / "coreset_ids.txt").read_text().split()
     assert len(ids) == 10
-    fasta_ids = [line[1:] for line in (tmp_path / "cci" / "coreset.fasta").read_text().splitlines() if line[0] == ">"]
+    fasta_ids = [
+        line[1:]
+        for line in (tmp_path / "cci" / "coreset.fasta").read_text().splitlines()
+        if line[0] == ">"
+    ]
     assert sorted(fasta_ids) == sorted(ids)
     summary = json.loads((tmp_path / "cci" / "selection.json").read_text())
     assert summary["cci"]["cut"] == 2 and sum(summary["cci"]["taken"]) == 10
     assert (tmp_path / "cci" / "selection.png").read_bytes()[:4] == b"\x89PNG"
-    code, out, err = _run(capsys, "select", scores, "-o", tmp_path / "top", "--method", "topk", "--budget", 5)
+    code, out, err = _run(
+        capsys, "select", scores, "-o", tmp_path / "top", "--method", "topk", "--budget", 5
+    )
     assert code == 0, err
     top = set((tmp_path / "top" / "coreset_ids.txt").read_text().split())
     assert top == {result.ids[i] for i in result.scores.argsort()[-5:]}
@@ -66,7 +106,17 @@ def test_finetune_score_select(workspace, tmp_path, capsys):
 
 def test_score_rerun_resumes_or_refuses(workspace, tmp_path, capsys):
     corpus, model = workspace / "corpus.fa", workspace / "model"
-    args = ["score", corpus, "--model", model, "-o", tmp_path / "s.parquet", "--subset", 8, "--no-progress"]
+    args = [
+        "score",
+        corpus,
+        "--model",
+        model,
+        "-o",
+        tmp_path / "s.parquet",
+        "--subset",
+        8,
+        "--no-progress",
+    ]
     assert _run(capsys, *args)[0] == 0
     code, _, err = _run(capsys, *args)
     assert code == 2 and "already exists; pass force=True (--force)" in err
@@ -85,10 +135,24 @@ def test_score_bad_inputs(workspace, tmp_path, capsys):
     assert code == 2 and "is empty" in err
     bad = tmp_path / "bad.fa"
     bad.write_text(">a\nACGU\n>b\nACXU\n")
-    code, _, err = _run(capsys, "score", bad, "--model", model, "-o", tmp_path / "c.parquet", "--subset", 1)
+    code, _, err = _run(
+        capsys, "score", bad, "--model", model, "-o", tmp_path / "c.parquet", "--subset", 1
+    )
     assert code == 2 and "record 'b' (record 2 of" in err and "residue 3 is 'X'" in err
-    code, out, err = _run(capsys, "score", bad, "--model", model, "-o", tmp_path / "c.parquet", "--subset", 1,
-                          "--invalid", "replace", "--no-progress")
+    code, out, err = _run(
+        capsys,
+        "score",
+        bad,
+        "--model",
+        model,
+        "-o",
+        tmp_path / "c.parquet",
+        "--subset",
+        1,
+        "--invalid",
+        "replace",
+        "--no-progress",
+    )
     assert code == 0, err
     assert "replaced 1 letters in 1 records" in out
     assert not (tmp_path / "a.parquet").exists()
@@ -96,8 +160,21 @@ def test_score_bad_inputs(workspace, tmp_path, capsys):
 
 def test_select_errors(workspace, tmp_path, capsys):
     scores = tmp_path / "s.parquet"
-    assert _run(capsys, "score", workspace / "corpus.fa", "--model", workspace / "model", "-o", scores,
-                "--subset", 8, "--no-progress")[0] == 0
+    assert (
+        _run(
+            capsys,
+            "score",
+            workspace / "corpus.fa",
+            "--model",
+            workspace / "model",
+            "-o",
+            scores,
+            "--subset",
+            8,
+            "--no-progress",
+        )[0]
+        == 0
+    )
     code, _, err = _run(capsys, "select", scores, "-o", tmp_path / "x", "--budget", 41)
     assert code == 2 and "budget 41 exceeds the 40 scored sequences" in err
     assert _run(capsys, "select", scores, "-o", tmp_path / "x", "--budget", 4)[0] == 0
@@ -112,10 +189,10 @@ def _toml(workspace, out, extra=""):
     return f"""
 output = "{out}"
 [data]
-path = "{workspace / 'corpus.fa'}"
+path = "{workspace / "corpus.fa"}"
 subset = 12
 [model]
-path = "{workspace / 'model'}"
+path = "{workspace / "model"}"
 [finetune]
 lr = 1e-3
 warmup_steps = 1
@@ -137,12 +214,21 @@ def test_run_from_toml_and_resume(workspace, tmp_path, capsys):
     code, _, err = _run(capsys, "run", cfg, "--no-progress")
     assert code == 0, err
     run = tmp_path / "run"
-    for rel in ("run.json", "finetune/model.pt", "finetune/finetune.json", "scores.parquet",
-                "select-cci/coreset.fasta", "select-topk/selection.png"):
+    for rel in (
+        "run.json",
+        "finetune/model.pt",
+        "finetune/finetune.json",
+        "scores.parquet",
+        "select-cci/coreset.fasta",
+        "select-topk/selection.png",
+    ):
         assert (run / rel).exists(), rel
     state = json.loads((run / "run.json").read_text())
     assert set(state["steps"]) == {"finetune", "score", "select-cci", "select-topk"}
-    assert state["config"]["finetune"]["lr"] == 1e-3 and state["config"]["score"]["curvature"] == "diagonal"
+    assert (
+        state["config"]["finetune"]["lr"] == 1e-3
+        and state["config"]["score"]["curvature"] == "diagonal"
+    )
     mtime = (run / "scores.parquet").stat().st_mtime_ns
     code, _, err = _run(capsys, "run", cfg, "--no-progress")  # finished steps are skipped
     assert code == 0, err
@@ -154,7 +240,9 @@ def test_run_from_toml_and_resume(workspace, tmp_path, capsys):
 
 def test_run_paper_compat_without_finetuning(workspace, tmp_path, capsys):
     cfg = tmp_path / "run.toml"
-    text = _toml(workspace, tmp_path / "pc").replace("[finetune]\n", "[finetune]\nenabled = false\n")
+    text = _toml(workspace, tmp_path / "pc").replace(
+        "[finetune]\n", "[finetune]\nenabled = false\n"
+    )
     cfg.write_text('preset = "paper-compat"\n' + text)
     code, _, err = _run(capsys, "run", cfg, "--no-progress")
     assert code == 0, err
@@ -170,8 +258,11 @@ def test_run_paper_compat_without_finetuning(workspace, tmp_path, capsys):
     ("extra", "message"),
     [
         ("[score]\ndampng = 1e-3\n", "unknown key 'score.dampng'.*Did you mean 'damping'"),
-        ('[scoring]\nx = 1\n', "unknown key 'scoring'.*Did you mean 'score'"),
-        ('[score]\nbatch_size = "16"\n', r"score.batch_size must be an integer, got '16' \(a string\)"),
+        ("[scoring]\nx = 1\n", "unknown key 'scoring'.*Did you mean 'score'"),
+        (
+            '[score]\nbatch_size = "16"\n',
+            r"score.batch_size must be an integer, got '16' \(a string\)",
+        ),
         ("[finetune]\nlr = true\n", r"finetune.lr must be a number, got True \(a boolean\)"),
         ('[select]\nmethods = "cci"\n', "select.methods must be a list of strings"),
         ('[data]\ninvalid = "drop"\n', "invalid must be one of"),
@@ -206,8 +297,15 @@ def test_small_demo(tmp_path, capsys):
     out = run_demo(tmp_path / "demo", n=60, pretrain_steps=3, progress=False)
     text = capsys.readouterr().out
     assert "cci: 6 sequences" in text and "topk: 6 sequences" in text
-    for rel in ("corpus.fasta", "pretrain_loss.png", "finetune/model.pt", "scores.parquet",
-                "select-cci/coreset.fasta", "select-topk/coreset_ids.txt", "summary.txt"):
+    for rel in (
+        "corpus.fasta",
+        "pretrain_loss.png",
+        "finetune/model.pt",
+        "scores.parquet",
+        "select-cci/coreset.fasta",
+        "select-topk/coreset_ids.txt",
+        "summary.txt",
+    ):
         assert (out / rel).exists(), rel
     with pytest.raises(Exception, match="exists and is not empty"):
         run_demo(tmp_path / "demo", n=60, pretrain_steps=1, progress=False)

@@ -51,9 +51,12 @@ def test_format_sniffed_from_content(tmp_path):
 
 @pytest.mark.parametrize(("name", "sep"), [("t.csv", ","), ("t.tsv", "\t"), ("t.csv.gz", ",")])
 def test_tables_with_named_columns(tmp_path, name, sep):
-    text = sep.join(["label", "acc", "seq"]) + "\n" + "\n".join(
-        sep.join(["x", rid, seq]) for rid, seq in RECORDS
-    ) + "\n"
+    text = (
+        sep.join(["label", "acc", "seq"])
+        + "\n"
+        + "\n".join(sep.join(["x", rid, seq]) for rid, seq in RECORDS)
+        + "\n"
+    )
     path = _write(tmp_path / name, text, gz=name.endswith(".gz"))
     src = open_sequences(path, id_column="acc", sequence_column="seq")
     assert list(src) == RECORDS

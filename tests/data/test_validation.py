@@ -15,7 +15,9 @@ from biocoreset.testing import random_rna, tiny_bert, tiny_esm
 
 def test_error_policy_names_record_position_and_letter():
     v = Validator(alphabet="ACGUN", where="corpus.fa")
-    with pytest.raises(InputError, match=r"record 'r7' \(record 3 of corpus.fa\): residue 4 is 'Z'.*ACGNU"):
+    with pytest.raises(
+        InputError, match=r"record 'r7' \(record 3 of corpus.fa\): residue 4 is 'Z'.*ACGNU"
+    ):
         v(3, "r7", "ACGZUB")
 
 
@@ -34,7 +36,12 @@ def test_skip_policy_counts():
     assert v(2, "b", "") is None
     assert v(3, "c", "acgu") == "ACGU"  # lower case is folded when the alphabet has none
     rep = v.report
-    assert (rep.kept, rep.skipped_invalid, rep.skipped_empty, rep.uppercased_records) == (1, 1, 1, 1)
+    assert (rep.kept, rep.skipped_invalid, rep.skipped_empty, rep.uppercased_records) == (
+        1,
+        1,
+        1,
+        1,
+    )
     assert "skipped 1 with invalid letters" in rep.summary()
 
 
@@ -94,7 +101,9 @@ def test_hf_alphabet_none_for_a_subword_vocab(tmp_path):
     from transformers import BertTokenizer
 
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AC", "GU", "A", "C"]) + "\n")
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AC", "GU", "A", "C"]) + "\n"
+    )
     assert char_alphabet(BertTokenizer(vocab_file=str(vocab))) is None
 
 
@@ -137,7 +146,9 @@ def test_score_invalid_letters_under_each_policy():
     np.testing.assert_allclose(skipped.scores, reference.scores, rtol=1e-12)
     assert skipped.metadata["validation"]["skipped_invalid"] == 1
     replaced = _scores(bad, invalid="replace", subset=[r[0] for r in records[:4]])
-    cleaned = _scores([*records[:3], ("bad", "ACNGU"), *records[3:]], subset=[r[0] for r in records[:4]])
+    cleaned = _scores(
+        [*records[:3], ("bad", "ACNGU"), *records[3:]], subset=[r[0] for r in records[:4]]
+    )
     np.testing.assert_allclose(replaced.scores, cleaned.scores, rtol=1e-12)
     assert replaced.metadata["validation"]["invalid_letters"] == {"Z": 1}
 

@@ -24,10 +24,25 @@ def main(corpus: str, out: str) -> None:
     model, tok = tiny_esm(seed=0)  # float64
     adapter = HFAdapter(model, tok)
     # D_sub = 9 with batch 4: steps of 4, 4 and 1 sequence(s): under 2 ranks one rank has none.
-    ft = finetune(adapter, corpus, subset=9, batch_size=4, lr=1e-2, warmup_steps=1, diagnostic_samples=None,
-                  progress=False)
-    meta = score_to_file(adapter, corpus, Path(out) / "scores.parquet", subset=9, batch_size=2, shard_size=4,
-                         progress=False)
+    ft = finetune(
+        adapter,
+        corpus,
+        subset=9,
+        batch_size=4,
+        lr=1e-2,
+        warmup_steps=1,
+        diagnostic_samples=None,
+        progress=False,
+    )
+    meta = score_to_file(
+        adapter,
+        corpus,
+        Path(out) / "scores.parquet",
+        subset=9,
+        batch_size=2,
+        shard_size=4,
+        progress=False,
+    )
     if ctx.is_main:
         weights = {k: v.tolist() for k, v in model.state_dict().items() if v.dtype == torch.float64}
         report = {

@@ -27,7 +27,9 @@ def _rel(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+@pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed is not available"
+)
 def test_torchrun_two_ranks_equals_one_process(tmp_path):
     corpus = write_fasta(random_rna(22, seed=5, min_len=4, max_len=40), tmp_path / "c.fa")
     one, two = tmp_path / "one", tmp_path / "two"
@@ -36,9 +38,20 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     for out, nproc in ((one, 1), (two, 2)):
         proc = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-             str(WORKER), str(corpus), str(out)],
-            env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={nproc}",
+                str(WORKER),
+                str(corpus),
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     a = json.loads((one / "report.json").read_text())

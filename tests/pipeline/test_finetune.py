@@ -29,18 +29,32 @@ def _snapshot(adapter):
 def test_defaults_are_the_papers():
     cfg = FinetuneConfig()
     assert (cfg.epochs, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.batch_size, cfg.seed) == (
-        1, 1e-5, 0.01, 50, 16, 0)
+        1,
+        1e-5,
+        0.01,
+        50,
+        16,
+        0,
+    )
     assert cfg.masking.probability == 0.15 and cfg.masking.replacement == (0.8, 0.1, 0.1)
     assert cfg.enabled is True
 
 
 def test_lr_schedule():
-    assert [lr_factor(s, warmup_steps=50, total_steps=200) for s in (0, 24, 49)] == [1 / 50, 25 / 50, 1.0]
+    assert [lr_factor(s, warmup_steps=50, total_steps=200) for s in (0, 24, 49)] == [
+        1 / 50,
+        25 / 50,
+        1.0,
+    ]
     assert lr_factor(50, warmup_steps=50, total_steps=200) == pytest.approx(150 / 150)
     assert lr_factor(199, warmup_steps=50, total_steps=200) == pytest.approx(1 / 150)
     assert lr_factor(120, warmup_steps=50, total_steps=200, schedule="constant") == 1.0
     # fewer steps than the warm-up: warm-up only (never a step at lr 0)
-    assert [lr_factor(s, warmup_steps=50, total_steps=3) for s in range(3)] == [1 / 50, 2 / 50, 3 / 50]
+    assert [lr_factor(s, warmup_steps=50, total_steps=3) for s in range(3)] == [
+        1 / 50,
+        2 / 50,
+        3 / 50,
+    ]
 
 
 def test_one_step_equals_a_manual_adamw_step():
@@ -55,21 +69,27 @@ def test_one_step_equals_a_manual_adamw_step():
     loss.backward()
     decay = [p for p in params.values() if p.ndim >= 2]
     rest = [p for p in params.values() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-3 / 50)  # step 0 of the warm-up
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+        lr=1e-3 / 50,
+    )  # step 0 of the warm-up
     opt.step()
     result = finetune(adapter, records, subset=6, batch_size=6, lr=1e-3, diagnostic_samples=0)
     assert result.steps == 1 and result.learning_rates == [pytest.approx(1e-3 / 50)]
     assert result.losses[0] == pytest.approx(float(loss.detach()), rel=1e-12)
     for name, p in reference.model.named_parameters():
-        torch.testing.assert_close(dict(adapter.model.named_parameters())[name], p, rtol=1e-12, atol=0)
+        torch.testing.assert_close(
+            dict(adapter.model.named_parameters())[name], p, rtol=1e-12, atol=0
+        )
 
 
 def test_epoch_over_dsub_changes_weights_and_reports_diagnostic():
     adapter = _adapter()
     before = _snapshot(adapter)
     records = random_rna(30, seed=3)
-    result = finetune(adapter, records, subset=20, batch_size=4, lr=5e-3, warmup_steps=2, diagnostic_samples=None)
+    result = finetune(
+        adapter, records, subset=20, batch_size=4, lr=5e-3, warmup_steps=2, diagnostic_samples=None
+    )
     assert result.steps == math.ceil(20 / 4) and len(result.losses) == 5
     assert result.learning_rates[:2] == [pytest.approx(2.5e-3), pytest.approx(5e-3)]
     assert result.subset_size == 20 and len(result.subset_ids) == 20
@@ -110,8 +130,15 @@ def test_paper_compat_adapter_fine_tunes_with_the_masked_loss():
 
 
 def test_max_steps_and_epochs():
-    result = finetune(_adapter(), random_rna(20), subset=16, batch_size=4, epochs=3, max_steps=7,
-                      diagnostic_samples=0)
+    result = finetune(
+        _adapter(),
+        random_rna(20),
+        subset=16,
+        batch_size=4,
+        epochs=3,
+        max_steps=7,
+        diagnostic_samples=0,
+    )
     assert result.steps == 7
 
 

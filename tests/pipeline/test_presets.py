@@ -26,13 +26,21 @@ def test_paper_compat_settings():
     p = get_preset("paper-compat")
     s = p.score
     assert s.parameters == ("lm_head.dense.weight",)
-    assert (s.loss_mode, s.fit_on, s.damping, s.negate, s.seed) == ("paper-compat", "all", 1e-8, True, 42)
+    assert (s.loss_mode, s.fit_on, s.damping, s.negate, s.seed) == (
+        "paper-compat",
+        "all",
+        1e-8,
+        True,
+        42,
+    )
     assert p.select.options == {"beta": 0.1, "strata": 50} and p.select.seed == 42
     assert p.adapter_options == {"loss_mode": "paper-compat"}
 
 
 def test_unknown_preset():
-    with pytest.raises(ConfigError, match=r"unknown preset 'paper'.*Choices: default, paper-compat"):
+    with pytest.raises(
+        ConfigError, match=r"unknown preset 'paper'.*Choices: default, paper-compat"
+    ):
         get_preset("paper")
     assert sorted(PRESETS) == ["default", "paper-compat"]
 

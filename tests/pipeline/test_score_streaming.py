@@ -51,8 +51,15 @@ def test_fasta_gzip_and_table_sources_match_in_memory(tmp_path, adapter, records
 
 def test_score_to_file_and_shard_sizes(tmp_path, adapter, records, reference):
     for size in (4, 8, 16):
-        meta = score_to_file(adapter, records, tmp_path / f"s{size}.parquet", subset=5, batch_size=4,
-                             damping=1e-3, shard_size=size)
+        meta = score_to_file(
+            adapter,
+            records,
+            tmp_path / f"s{size}.parquet",
+            subset=5,
+            batch_size=4,
+            damping=1e-3,
+            shard_size=size,
+        )
         from biocoreset import load_scores
 
         got = load_scores(tmp_path / f"s{size}.parquet")
@@ -63,7 +70,9 @@ def test_score_to_file_and_shard_sizes(tmp_path, adapter, records, reference):
 
 
 def test_shard_size_must_hold_whole_batches():
-    with pytest.raises(ConfigError, match="shard_size \\(10\\) must be a multiple of batch_size \\(4\\)"):
+    with pytest.raises(
+        ConfigError, match="shard_size \\(10\\) must be a multiple of batch_size \\(4\\)"
+    ):
         ScoreConfig(batch_size=4, shard_size=10)
 
 
@@ -115,8 +124,15 @@ def test_fit_loop_repeats_for_multi_pass_curvatures(adapter, records):
     curv = _TwoPass()
     engine = make_engine(adapter, adapter.scored_parameters(None), engine="loop")
     rows = np.array([0, 3, 4, 9, 12])
-    fit_curvature(curv, adapter, engine, lambda: ((i, r, s) for i, (r, s) in enumerate(records)), rows,
-                  ScoreConfig(batch_size=2, progress=False), DistContext())
+    fit_curvature(
+        curv,
+        adapter,
+        engine,
+        lambda: ((i, r, s) for i, (r, s) in enumerate(records)),
+        rows,
+        ScoreConfig(batch_size=2, progress=False),
+        DistContext(),
+    )
     n_blocks = len(engine.blocks)
     assert curv.ends == [(5, None), (5, None)]
     assert curv.seen == ([2] * n_blocks + [2] * n_blocks + [1] * n_blocks) * 2

@@ -44,7 +44,9 @@ def test_block_builtin_by_name(monkeypatch):
     reg = get_registry()
     assert "cci" not in reg.names("selector")
     assert "quantile-strata" not in reg.names("selector")
-    with pytest.raises(UnknownComponentError, match=r"unknown selector 'cci'.*Choices: random, topk"):
+    with pytest.raises(
+        UnknownComponentError, match=r"unknown selector 'cci'.*Choices: random, topk"
+    ):
         select([1.0, 2.0], "cci", budget=1)
 
 
@@ -66,7 +68,9 @@ def test_replace_builtin():
     # Without blocking, the duplicate name is an error naming both plugins.
     pm = make_plugin_manager(entry_points=False)
     pm.register(plugin, name="mine")
-    with pytest.raises(PluginError, match=r"'topk' is registered twice.*biocoreset.selectors.topk.*mine"):
+    with pytest.raises(
+        PluginError, match=r"'topk' is registered twice.*biocoreset.selectors.topk.*mine"
+    ):
         load_registry(pm)
     pm = make_plugin_manager(entry_points=False, disable=["biocoreset.selectors.topk"])
     pm.register(plugin, name="mine")

@@ -113,7 +113,7 @@ def test_k_larger_than_n():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_inf_is_a_clear_error(bad):
     scores = np.array([0.0, 1.0, bad, 2.0])
-    with pytest.raises(InputError, match="NaN or infinite.*index 2"):
+    with pytest.raises(InputError, match=r"NaN or infinite.*index 2"):
         cci_plan(scores, 2)
 
 

@@ -23,12 +23,17 @@ def _reference_cci(scores, budget, beta, strata, seed):
     cut, kept = np.sort(order[:n_cut]), np.sort(order[n_cut:])
     vals = scores[kept]
     lo, hi = vals.min(), vals.max()
-    idx = np.clip(np.floor((vals - lo) / (hi - lo) * strata).astype(np.int64), 0, strata - 1) if hi > lo else (
-        np.zeros(vals.size, dtype=np.int64))
+    idx = (
+        np.clip(np.floor((vals - lo) / (hi - lo) * strata).astype(np.int64), 0, strata - 1)
+        if hi > lo
+        else (np.zeros(vals.size, dtype=np.int64))
+    )
     sizes = np.bincount(idx, minlength=strata)
     rng = np.random.default_rng(seed)
     m_left, chosen, taken = budget, [], np.zeros(strata, dtype=np.int64)
-    for left, s in zip(range(strata, 0, -1), sorted(range(strata), key=lambda s: (sizes[s], s)), strict=True):
+    for left, s in zip(
+        range(strata, 0, -1), sorted(range(strata), key=lambda s: (sizes[s], s)), strict=True
+    ):
         m_b = min(int(sizes[s]), m_left // left)
         if m_b:
             chosen.append(rng.choice(kept[idx == s], size=m_b, replace=False))
@@ -54,11 +59,15 @@ def test_top_indices_equals_stable_sort(kind, n):
     scores = _scores(kind, n, rng)
     for k in {1, 2, n // 9 + 1, n // 2, n - 1, n}:
         for largest in (True, False):
-            assert np.array_equal(top_indices(scores, k, largest=largest), _reference_top(scores, k, largest))
+            assert np.array_equal(
+                top_indices(scores, k, largest=largest), _reference_top(scores, k, largest)
+            )
 
 
 @pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
-@pytest.mark.parametrize(("n", "strata"), [(50, 1), (400, 7), (400, 50), (3000, 126), (3000, 127), (220_000, 50)])
+@pytest.mark.parametrize(
+    ("n", "strata"), [(50, 1), (400, 7), (400, 50), (3000, 126), (3000, 127), (220_000, 50)]
+)
 def test_cci_plan_equals_the_sort_based_reference(kind, n, strata):
     rng = np.random.default_rng(strata)
     scores = _scores(kind, n, rng)

@@ -45,7 +45,8 @@ def test_nan_rejected():
 
 
 @pytest.mark.parametrize(
-    ("budget", "n", "expected"), [(0.29, 100, 29), (0.1, 30, 3), (1.0, 7, 7), (3, 10, 3), (0.7, 10, 7)]
+    ("budget", "n", "expected"),
+    [(0.29, 100, 29), (0.1, 30, 3), (1.0, 7, 7), (3, 10, 3), (0.7, 10, 7)],
 )
 def test_resolve_budget(budget, n, expected):
     assert resolve_budget(budget, n) == expected

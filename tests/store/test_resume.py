@@ -24,14 +24,20 @@ WORKER = Path(__file__).with_name("crash_worker.py")
 
 def _env():
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(
+        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
+    )
     return env
 
 
 def _run(corpus, output, delay=0.0):
     log = open(Path(output).with_suffix(".log"), "wb")  # noqa: SIM115 - closed by _wait
-    proc = subprocess.Popen([sys.executable, str(WORKER), str(corpus), str(output), str(delay)],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), str(corpus), str(output), str(delay)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     proc.log = log  # type: ignore[attr-defined]
     return proc
 
@@ -117,13 +123,18 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
 
     scored = []
     original_collate = adapter.collate
-    monkeypatch.setattr(adapter, "collate", lambda recs, seed: scored.extend(r[0] for r in recs) or
-                        original_collate(recs, seed=seed))
+    monkeypatch.setattr(
+        adapter,
+        "collate",
+        lambda recs, seed: scored.extend(r[0] for r in recs) or original_collate(recs, seed=seed),
+    )
     resumed = score(adapter, records, output=output, **opts)
     assert resumed.ids == reference.ids
     np.testing.assert_array_equal(resumed.scores, reference.scores)
     assert resumed.metadata["resumed_shards"] == 2 and resumed.metadata["curvature_restored"]
-    assert len(scored) == 22 - 8  # the two finished shards (8 rows) were not scored again, nor was D_sub refit
+    assert (
+        len(scored) == 22 - 8
+    )  # the two finished shards (8 rows) were not scored again, nor was D_sub refit
 
 
 def test_changed_config_refuses_to_resume(tmp_path, monkeypatch):
@@ -139,14 +150,25 @@ def test_changed_config_refuses_to_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(ConfigError, match=r"different configuration \(damping: 0.001 -> 0.01\)"):
         score(adapter, records, output=output, subset=5, batch_size=2, shard_size=4, damping=1e-2)
-    result = score(adapter, records, output=output, subset=5, batch_size=2, shard_size=4, damping=1e-2, force=True)
+    result = score(
+        adapter,
+        records,
+        output=output,
+        subset=5,
+        batch_size=2,
+        shard_size=4,
+        damping=1e-2,
+        force=True,
+    )
     assert len(result) == 22
 
 
 def test_changed_data_refuses_to_resume(tmp_path, monkeypatch):
     adapter, records = _setup()
     output = tmp_path / "s.parquet"
-    monkeypatch.setattr(ScoreStore, "write_shard", lambda self, k, *a: (_ for _ in ()).throw(_Crash()))
+    monkeypatch.setattr(
+        ScoreStore, "write_shard", lambda self, k, *a: (_ for _ in ()).throw(_Crash())
+    )
     with pytest.raises(_Crash):
         score(adapter, records, output=output, subset=5, batch_size=2, shard_size=4)
     monkeypatch.undo()

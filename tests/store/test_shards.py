@@ -18,8 +18,14 @@ from biocoreset.store.shards import ScoreStore, restore_curvature, snapshot_curv
 def _fill(store, shards, size=2, n=5):
     for k in shards:
         rows = list(range(k * size, min((k + 1) * size, n)))
-        store.write_shard(k, rows, [f"s{r}" for r in rows], [float(r) for r in rows], [0.5] * len(rows),
-                          [3] * len(rows))
+        store.write_shard(
+            k,
+            rows,
+            [f"s{r}" for r in rows],
+            [float(r) for r in rows],
+            [0.5] * len(rows),
+            [3] * len(rows),
+        )
 
 
 def test_prepare_resume_and_merge(tmp_path):
@@ -43,12 +49,16 @@ def test_prepare_resume_and_merge(tmp_path):
 def test_changed_fingerprint_refuses_to_resume_and_names_the_key(tmp_path):
     store = ScoreStore(tmp_path / "s.parquet")
     store.prepare({"batch_size": 16, "damping": None}, num_rows=5, shard_size=2, force=False)
-    with pytest.raises(ConfigError, match=r"different configuration \(batch_size: 16 -> 8\).*--force"):
-        ScoreStore(tmp_path / "s.parquet").prepare({"batch_size": 8, "damping": None}, num_rows=5,
-                                                    shard_size=2, force=False)
+    with pytest.raises(
+        ConfigError, match=r"different configuration \(batch_size: 16 -> 8\).*--force"
+    ):
+        ScoreStore(tmp_path / "s.parquet").prepare(
+            {"batch_size": 8, "damping": None}, num_rows=5, shard_size=2, force=False
+        )
     with pytest.raises(ConfigError, match="shard_size: 2 -> 4"):
-        ScoreStore(tmp_path / "s.parquet").prepare({"batch_size": 16, "damping": None}, num_rows=5,
-                                                    shard_size=4, force=False)
+        ScoreStore(tmp_path / "s.parquet").prepare(
+            {"batch_size": 16, "damping": None}, num_rows=5, shard_size=4, force=False
+        )
     # force discards the unfinished run
     fresh = ScoreStore(tmp_path / "s.parquet")
     assert fresh.prepare({"batch_size": 8}, num_rows=5, shard_size=2, force=True) is False

@@ -1,5 +1,6 @@
-from biocoreset.testing import check_selector
 from biocoreset_example_plugin import QuantileStrataSelector
+
+from biocoreset.testing import check_selector
 
 
 def test_conformance():

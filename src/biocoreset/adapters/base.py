@@ -14,7 +14,13 @@ from biocoreset.data.masking import MaskingConfig, mask_positions
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.protocols import Batch
 
-__all__ = ["LONG_POLICIES", "LOSS_MODES", "MaskedLMAdapter", "default_parameter_groups", "last_layer_groups"]
+__all__ = [
+    "LONG_POLICIES",
+    "LOSS_MODES",
+    "MaskedLMAdapter",
+    "default_parameter_groups",
+    "last_layer_groups",
+]
 
 LONG_POLICIES = ("truncate", "error")
 
@@ -44,7 +50,12 @@ def default_parameter_groups(names: Sequence[str]) -> dict[str, list[str]]:
             rest = m.group(2)
             part = "attention" if ("attn" in rest or "attention" in rest) else "ffn"
             group = f"layer {int(m.group(1))} {part}"
-        elif "lm_head" in name or "predictions" in name or "sequence_head" in name or "decoder" in name:
+        elif (
+            "lm_head" in name
+            or "predictions" in name
+            or "sequence_head" in name
+            or "decoder" in name
+        ):
             group = "lm head"
         elif "embed" in name:
             group = "embeddings"
@@ -160,7 +171,9 @@ class MaskedLMAdapter:
             return p.device
         return torch.device("cpu")
 
-    def _truncate(self, record_id: str, ids: list[int], maskable: list[bool]) -> tuple[list[int], list[bool]]:
+    def _truncate(
+        self, record_id: str, ids: list[int], maskable: list[bool]
+    ) -> tuple[list[int], list[bool]]:
         n = sum(maskable)
         if n <= self.max_length:
             return ids, maskable
@@ -242,7 +255,10 @@ class MaskedLMAdapter:
             logits = logits.float()
         B, T, V = logits.shape
         ce = F.cross_entropy(
-            logits.reshape(B * T, V), batch.labels.reshape(B * T), ignore_index=-100, reduction="none"
+            logits.reshape(B * T, V),
+            batch.labels.reshape(B * T),
+            ignore_index=-100,
+            reduction="none",
         ).view(B, T)
         count = (batch.labels != -100).sum(1).clamp(min=1).to(ce.dtype)
         return ce.sum(1) / count
@@ -264,7 +280,9 @@ class MaskedLMAdapter:
             tokens = list(self.random_token_ids[:6]) or [self.mask_token_id]
             ids = torch.tensor([[self.mask_token_id, *tokens]], dtype=torch.long)
             batch = Batch(
-                ids=("probe",), input_ids=ids, attention_mask=torch.ones_like(ids),
+                ids=("probe",),
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
                 labels=torch.tensor([[tokens[0], *tokens]], dtype=torch.long),
                 lengths=torch.tensor([ids.shape[1]]),
             )
@@ -274,7 +292,9 @@ class MaskedLMAdapter:
             self._unused = [n for (n, _), g in zip(named, grads, strict=True) if g is None]
         return list(self._unused)
 
-    def scored_parameters(self, patterns: Sequence[str] | None = None) -> dict[str, torch.nn.Parameter]:
+    def scored_parameters(
+        self, patterns: Sequence[str] | None = None
+    ) -> dict[str, torch.nn.Parameter]:
         """Trainable parameters whose name or group matches any of ``patterns``.
 
         With ``None``: every trainable parameter the loss depends on (see
@@ -286,7 +306,9 @@ class MaskedLMAdapter:
             ConfigError: A pattern matches nothing (the message lists the groups).
         """
         unused = set(self.unused_parameters())
-        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad and n not in unused}
+        params = {
+            n: p for n, p in self.model.named_parameters() if p.requires_grad and n not in unused
+        }
         if patterns is None:
             return params
         if isinstance(patterns, str):

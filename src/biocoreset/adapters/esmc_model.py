@@ -108,7 +108,9 @@ def build_esmc(name_or_dict: str | Mapping[str, int] = "esmc_300m") -> ESMC:
     if isinstance(name_or_dict, Mapping):
         cfg = dict(name_or_dict)
         if set(cfg) != {"d_model", "n_heads", "n_layers"}:
-            raise ConfigError(f"an ESM-C config needs exactly d_model, n_heads, n_layers; got {sorted(cfg)}")
+            raise ConfigError(
+                f"an ESM-C config needs exactly d_model, n_heads, n_layers; got {sorted(cfg)}"
+            )
     elif name_or_dict in ESMC_CONFIGS:
         cfg = ESMC_CONFIGS[name_or_dict]
     else:
@@ -142,12 +144,16 @@ def load_esmc_weights(model_or_name: ESMC | str | Mapping[str, int], path: str |
             f"ESM-C weights {str(path)!r} not found. biocoreset never downloads weights: pass a "
             "local .pth state dict, or use load_esmc_from_hf_cache with a pre-filled HF cache."
         )
-    model = model_or_name if isinstance(model_or_name, torch.nn.Module) else build_esmc(model_or_name)
+    model = (
+        model_or_name if isinstance(model_or_name, torch.nn.Module) else build_esmc(model_or_name)
+    )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends
         raise EsmcCheckpointError(f"{path} is not a readable ESM-C state dict: {exc}") from exc
-    if not (isinstance(state, Mapping) and all(isinstance(v, torch.Tensor) for v in state.values())):
+    if not (
+        isinstance(state, Mapping) and all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
         raise EsmcCheckpointError(f"{path} does not hold a state dict (a mapping of tensors)")
     try:
         model.load_state_dict(state, strict=True)

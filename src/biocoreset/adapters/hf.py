@@ -124,13 +124,19 @@ class HFAdapter(MaskedLMAdapter):
         self.family = family.name
         self._family = family
         super().__init__(
-            model, masking=masking, max_length=max_length, long_policy=long_policy, loss_mode=loss_mode
+            model,
+            masking=masking,
+            max_length=max_length,
+            long_policy=long_policy,
+            loss_mode=loss_mode,
         )
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id)
         special = set(tokenizer.all_special_ids)
         vocab_size = getattr(getattr(model, "config", None), "vocab_size", len(tokenizer))
-        self.random_token_ids = [i for i in range(min(len(tokenizer), vocab_size)) if i not in special]
+        self.random_token_ids = [
+            i for i in range(min(len(tokenizer), vocab_size)) if i not in special
+        ]
         self._special = special
         self._unk = tokenizer.unk_token_id
         self.alphabet = char_alphabet(tokenizer)
@@ -171,7 +177,9 @@ class HFAdapter(MaskedLMAdapter):
         return self._family.parameter_groups(names)
 
 
-def _factory(model: torch.nn.Module | None = None, tokenizer: Any = None, **options: Any) -> HFAdapter:
+def _factory(
+    model: torch.nn.Module | None = None, tokenizer: Any = None, **options: Any
+) -> HFAdapter:
     """Build an :class:`HFAdapter` for ``model`` (a transformers masked LM) and its ``tokenizer``.
 
     Raises:

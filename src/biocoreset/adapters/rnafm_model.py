@@ -72,7 +72,9 @@ RNAFM_MASK_ID = 24
 
 #: Size presets, in ``EsmConfig`` field names.
 RNAFM_PRESETS: dict[str, dict[str, int]] = {
-    "rna-fm": dict(num_hidden_layers=12, hidden_size=640, intermediate_size=5120, num_attention_heads=20),
+    "rna-fm": dict(
+        num_hidden_layers=12, hidden_size=640, intermediate_size=5120, num_attention_heads=20
+    ),
     "tiny": dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4),
 }
 
@@ -217,17 +219,23 @@ def convert_rnafm_state_dict(fm_state_dict: Mapping[str, torch.Tensor]) -> dict[
 
     emb, dec = (plain.get(k) for k in _TIED_FM)
     if emb is not None and dec is not None and not torch.equal(emb, dec):
-        raise RnaFmCheckpointError("'embed_tokens.weight' and 'lm_head.weight' differ; RNA-FM ties them.")
+        raise RnaFmCheckpointError(
+            "'embed_tokens.weight' and 'lm_head.weight' differ; RNA-FM ties them."
+        )
     tied = emb if emb is not None else dec
     if tied is None:
-        raise RnaFmCheckpointError("missing key(s) in the RNA-FM state dict: ['embed_tokens.weight']")
+        raise RnaFmCheckpointError(
+            "missing key(s) in the RNA-FM state dict: ['embed_tokens.weight']"
+        )
     out["esm.embeddings.word_embeddings.weight"] = out["lm_head.decoder.weight"] = tied
 
     expected = set(_TOP_KEYS) - _OPTIONAL_FM - set(_TIED_FM)
     if not any(k.startswith("emb_layer_norm_before.") for k in plain):
         expected -= {"emb_layer_norm_before.weight", "emb_layer_norm_before.bias"}
     for i in range(max(layers, default=-1) + 1):
-        expected |= {f"layers.{i}.{name}.{kind}" for name in _LAYER_KEYS for kind in ("weight", "bias")}
+        expected |= {
+            f"layers.{i}.{name}.{kind}" for name in _LAYER_KEYS for kind in ("weight", "bias")
+        }
     missing = sorted(expected - set(plain))
     if missing:
         raise RnaFmCheckpointError(
@@ -254,7 +262,9 @@ def _unconvert_state_dict(hf_state_dict: Mapping[str, torch.Tensor]) -> dict[str
         prefix = _LM_PREFIX if name.startswith("lm_head.") else _FM_PREFIX
         out[prefix + name] = value
     if unknown:
-        raise RnaFmCheckpointError(f"EsmForMaskedLM key(s) with no RNA-FM equivalent: {sorted(unknown)}")
+        raise RnaFmCheckpointError(
+            f"EsmForMaskedLM key(s) with no RNA-FM equivalent: {sorted(unknown)}"
+        )
     if _FM_PREFIX + "embed_tokens.weight" not in out:  # tied decoder saved under one name only
         out[_FM_PREFIX + "embed_tokens.weight"] = out[_LM_PREFIX + "lm_head.weight"]
     out.setdefault(_LM_PREFIX + "lm_head.weight", out[_FM_PREFIX + "embed_tokens.weight"])
@@ -263,10 +273,14 @@ def _unconvert_state_dict(hf_state_dict: Mapping[str, torch.Tensor]) -> dict[str
 
 def _config_from_args(args: argparse.Namespace, state: Mapping[str, torch.Tensor]) -> EsmConfig:
     """The ``EsmConfig`` for an official checkpoint's ``args`` (fairseq ``encoder_`` names allowed)."""
-    raw = {(k[len("encoder_") :] if k.startswith("encoder_") else k): v for k, v in vars(args).items()}
+    raw = {
+        (k[len("encoder_") :] if k.startswith("encoder_") else k): v for k, v in vars(args).items()
+    }
     arch = raw.get("arch", "roberta_large")
     if arch != "roberta_large":
-        raise RnaFmCheckpointError(f"unsupported architecture {arch!r}: only ESM-1b ('roberta_large') is.")
+        raise RnaFmCheckpointError(
+            f"unsupported architecture {arch!r}: only ESM-1b ('roberta_large') is."
+        )
     needed = ("layers", "embed_dim", "ffn_embed_dim", "attention_heads", "max_positions")
     absent = [k for k in needed if k not in raw]
     if absent:
@@ -280,7 +294,9 @@ def _config_from_args(args: argparse.Namespace, state: Mapping[str, torch.Tensor
         ),
         max_position_embeddings=int(raw["max_positions"]) + RNAFM_PAD_ID + 1,
         # fm decides these two as below (from the state dict, and args.token_dropout)
-        emb_layer_norm_before=any(_strip_prefix(k).startswith("emb_layer_norm_before.") for k in state),
+        emb_layer_norm_before=any(
+            _strip_prefix(k).startswith("emb_layer_norm_before.") for k in state
+        ),
         token_dropout=bool(raw.get("token_dropout", False)),
     )
 
@@ -293,8 +309,11 @@ def _load_official(path: Path) -> tuple[argparse.Namespace, Mapping[str, torch.T
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends: not our format
         raise RnaFmCheckpointError(f"{path} is not a readable RNA-FM checkpoint: {exc}") from exc
-    if not (isinstance(data, Mapping) and isinstance(data.get("args"), argparse.Namespace)
-            and isinstance(data.get("model"), Mapping)):
+    if not (
+        isinstance(data, Mapping)
+        and isinstance(data.get("args"), argparse.Namespace)
+        and isinstance(data.get("model"), Mapping)
+    ):
         raise RnaFmCheckpointError(
             f"{path} is not in the official RNA-FM format {{'args': Namespace, 'model': state_dict}}"
         )

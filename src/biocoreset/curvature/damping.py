@@ -12,7 +12,9 @@ DEFAULT_RELATIVE_DAMPING = 0.1
 """Default λ = 0.1 × mean curvature (the mean diagonal Fisher entry, or mean K-FAC eigenvalue)."""
 
 
-def resolve_damping(damping: float | None, damping_relative: float | None, mean_curvature: float) -> float:
+def resolve_damping(
+    damping: float | None, damping_relative: float | None, mean_curvature: float
+) -> float:
     """Absolute λ from the options.
 
     Args:
@@ -32,7 +34,9 @@ def resolve_damping(damping: float | None, damping_relative: float | None, mean_
         return lam
     rel = DEFAULT_RELATIVE_DAMPING if damping_relative is None else float(damping_relative)
     if not math.isfinite(rel) or rel < 0:
-        raise ConfigError(f"damping_relative must be a finite number >= 0, got {damping_relative!r}.")
+        raise ConfigError(
+            f"damping_relative must be a finite number >= 0, got {damping_relative!r}."
+        )
     return rel * float(mean_curvature)
 
 

@@ -37,7 +37,12 @@ class DiagonalFisher:
     needs_fit = True
 
     def __init__(
-        self, *, damping: float | None = None, damping_relative: float | None = None, dtype: str = "float32", **_: Any
+        self,
+        *,
+        damping: float | None = None,
+        damping_relative: float | None = None,
+        dtype: str = "float32",
+        **_: Any,
     ) -> None:
         check_damping_options(damping, damping_relative)
         if dtype not in _DTYPES:
@@ -65,7 +70,9 @@ class DiagonalFisher:
             acc = self.fisher[name]
             acc += sq.to(acc.dtype)
 
-    def fit_end(self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+    def fit_end(
+        self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None
+    ) -> None:
         """Average over ``num_samples``, resolve λ, and check invertibility.
 
         Raises:
@@ -97,7 +104,9 @@ class DiagonalFisher:
         """``Σ_j g_{b,j}² / (F_j + λ)`` over the block, float64."""
         if self.damping is None:
             raise CurvatureError("the diagonal Fisher is not fitted: call fit_end() first.")
-        return factors.weighted_squared_norms({name: self._inverse(name) for name in factors.block.params})
+        return factors.weighted_squared_norms(
+            {name: self._inverse(name) for name in factors.block.params}
+        )
 
     def _inverse(self, name: str) -> torch.Tensor:
         """``1 / (F + λ)`` for one parameter, cached until ``F`` or ``λ`` changes."""
@@ -118,9 +127,9 @@ class DiagonalFisher:
             "curvature": self.name,
             "damping": self.damping,
             "damping_mode": "absolute" if self.damping_option is not None else "relative",
-            "damping_relative": None if self.damping_option is not None else (
-                self.damping_relative if self.damping_relative is not None else 0.1
-            ),
+            "damping_relative": None
+            if self.damping_option is not None
+            else (self.damping_relative if self.damping_relative is not None else 0.1),
             "fisher_mean": mean,
             "fisher_zero_entries": int(sum(int((f == 0).sum()) for f in self.fisher.values())),
             "fit_samples": self.num_samples,
@@ -130,4 +139,8 @@ class DiagonalFisher:
 @hookimpl
 def biocoreset_register_curvatures(register: Any) -> None:
     """Register ``diagonal``."""
-    register("diagonal", DiagonalFisher, description="diagonal empirical Fisher over D_sub (paper Eq. 11)")
+    register(
+        "diagonal",
+        DiagonalFisher,
+        description="diagonal empirical Fisher over D_sub (paper Eq. 11)",
+    )

@@ -33,7 +33,9 @@ class IdentityCurvature:
     def fit_accumulate(self, factors: LayerFactors) -> None:
         """Nothing to accumulate."""
 
-    def fit_end(self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+    def fit_end(
+        self, num_samples: int, reduce: Callable[[torch.Tensor], None] | None = None
+    ) -> None:
         """Nothing to finalise."""
 
     def quadratic_form(self, factors: LayerFactors) -> torch.Tensor:

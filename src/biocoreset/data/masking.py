@@ -18,7 +18,9 @@ from biocoreset.errors import ConfigError
 __all__ = ["MaskingConfig", "mask_positions", "sequence_rng"]
 
 
-def _check_fractions(instance: object, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
+def _check_fractions(
+    instance: object, attribute: attrs.Attribute, value: tuple[float, ...]
+) -> None:
     if len(value) != 3 or any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-9:
         raise ConfigError(
             f"{attribute.name} must be three non-negative fractions (mask, random, keep) summing to 1, "
@@ -28,7 +30,9 @@ def _check_fractions(instance: object, attribute: attrs.Attribute, value: tuple[
 
 def _check_prob(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 < value <= 1.0:
-        raise ConfigError(f"{attribute.name} must be in (0, 1], got {value!r} (the paper uses 0.15).")
+        raise ConfigError(
+            f"{attribute.name} must be in (0, 1], got {value!r} (the paper uses 0.15)."
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -47,7 +51,9 @@ class MaskingConfig:
 
     probability: float = attrs.field(default=0.15, converter=float, validator=_check_prob)
     replacement: tuple[float, float, float] = attrs.field(
-        default=(0.8, 0.1, 0.1), converter=lambda v: tuple(float(x) for x in v), validator=_check_fractions
+        default=(0.8, 0.1, 0.1),
+        converter=lambda v: tuple(float(x) for x in v),
+        validator=_check_fractions,
     )
 
 
@@ -59,7 +65,9 @@ def sequence_rng(seed: int, record_id: str) -> np.random.Generator:
     """
     digest = hashlib.blake2b(record_id.encode("utf-8"), digest_size=16).digest()
     words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words]))
+    )
 
 
 def mask_positions(

@@ -46,11 +46,19 @@ FORMATS = ("auto", "fasta", "fastq", "csv", "tsv")
 """Accepted values of the ``format`` option."""
 
 _SUFFIXES = {
-    ".fa": "fasta", ".fasta": "fasta", ".fna": "fasta", ".ffn": "fasta", ".faa": "fasta",
-    ".frn": "fasta", ".fas": "fasta", ".mpfa": "fasta",
-    ".fq": "fastq", ".fastq": "fastq",
+    ".fa": "fasta",
+    ".fasta": "fasta",
+    ".fna": "fasta",
+    ".ffn": "fasta",
+    ".faa": "fasta",
+    ".frn": "fasta",
+    ".fas": "fasta",
+    ".mpfa": "fasta",
+    ".fq": "fastq",
+    ".fastq": "fastq",
     ".csv": "csv",
-    ".tsv": "tsv", ".tab": "tsv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
 }
 
 
@@ -105,7 +113,9 @@ def _check_exists(path: Path) -> None:
     if not path.exists():
         raise InputError(f"sequence file {str(path)!r} does not exist.")
     if path.is_dir():
-        raise InputError(f"{str(path)!r} is a folder; pass a sequence file (FASTA, FASTQ, CSV or TSV).")
+        raise InputError(
+            f"{str(path)!r} is a folder; pass a sequence file (FASTA, FASTQ, CSV or TSV)."
+        )
 
 
 def open_text(path: str | os.PathLike[str], counter: ByteCounter | None = None) -> IO[str]:
@@ -183,7 +193,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _wrap_errors(path: Path, kind: str, gen: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+def _wrap_errors(
+    path: Path, kind: str, gen: Iterator[tuple[str, str]]
+) -> Iterator[tuple[str, str]]:
     try:
         yield from gen
     except InputError:
@@ -201,7 +213,9 @@ def _record_id(path: Path, title: str, number: int, kind: str) -> str:
     return rid
 
 
-def iter_fasta(path: str | os.PathLike[str], counter: ByteCounter | None = None) -> Iterator[tuple[str, str]]:
+def iter_fasta(
+    path: str | os.PathLike[str], counter: ByteCounter | None = None
+) -> Iterator[tuple[str, str]]:
     """Stream ``(id, sequence)`` from a FASTA file (plain or gzip), via Biopython.
 
     The id is the header's first word; sequence lines are joined without whitespace.
@@ -229,7 +243,9 @@ def iter_fasta(path: str | os.PathLike[str], counter: ByteCounter | None = None)
     return _wrap_errors(p, "FASTA", gen())
 
 
-def iter_fastq(path: str | os.PathLike[str], counter: ByteCounter | None = None) -> Iterator[tuple[str, str]]:
+def iter_fastq(
+    path: str | os.PathLike[str], counter: ByteCounter | None = None
+) -> Iterator[tuple[str, str]]:
     """Stream ``(id, sequence)`` from a FASTQ file (plain or gzip), via Biopython; qualities are dropped.
 
     Raises:
@@ -311,7 +327,9 @@ def iter_table(
                     )
                 rid = row[i_id].strip()
                 if not rid:
-                    raise InputError(f"{str(p)!r} line {reader.line_num}: empty id in column {id_column!r}.")
+                    raise InputError(
+                        f"{str(p)!r} line {reader.line_num}: empty id in column {id_column!r}."
+                    )
                 yield rid, "".join(row[i_seq].split())
 
     return _wrap_errors(p, "CSV/TSV", gen())
@@ -346,6 +364,9 @@ def read_records(
     if fmt == "fastq":
         return iter_fastq(path, counter)
     return iter_table(
-        path, id_column=id_column, sequence_column=sequence_column,
-        delimiter="," if fmt == "csv" else "\t", counter=counter,
+        path,
+        id_column=id_column,
+        sequence_column=sequence_column,
+        delimiter="," if fmt == "csv" else "\t",
+        counter=counter,
     )

@@ -61,8 +61,11 @@ class SequenceSource:
         """Iterate the records; ``counter`` (files only) receives the bytes read from disk."""
         if self.path is not None:
             return read_records(
-                self.path, format=self.format, id_column=self.id_column,
-                sequence_column=self.sequence_column, counter=counter,
+                self.path,
+                format=self.format,
+                id_column=self.id_column,
+                sequence_column=self.sequence_column,
+                counter=counter,
             )
         return self._iter_records()
 
@@ -89,7 +92,11 @@ class SequenceSource:
 
     def describe(self) -> str:
         """A short description for metadata and error messages."""
-        return str(self.path) if self.path is not None else f"<{len(self.records or [])} in-memory records>"
+        return (
+            str(self.path)
+            if self.path is not None
+            else f"<{len(self.records or [])} in-memory records>"
+        )
 
     def reader_options(self) -> dict[str, Any]:
         """How to re-open the same data (recorded in score metadata; ``{}`` for in-memory records)."""

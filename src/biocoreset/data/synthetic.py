@@ -50,8 +50,14 @@ def synthetic_rna_corpus(
     consensus = []
     for _ in range(families):
         motif = _random(rng, int(rng.integers(6, 12)))
-        parts = [_random(rng, int(rng.integers(5, 15))), motif, _hairpin(rng), _random(rng, int(rng.integers(3, 10))),
-                 _hairpin(rng), _random(rng, int(rng.integers(5, 15)))]
+        parts = [
+            _random(rng, int(rng.integers(5, 15))),
+            motif,
+            _hairpin(rng),
+            _random(rng, int(rng.integers(3, 10))),
+            _hairpin(rng),
+            _random(rng, int(rng.integers(5, 15))),
+        ]
         consensus.append("".join(parts))
     records: list[tuple[str, str]] = []
     counts = [0] * families
@@ -72,7 +78,9 @@ def synthetic_rna_corpus(
     return records
 
 
-def write_fasta(records: list[tuple[str, str]], path: str | os.PathLike[str], width: int = 80) -> Path:
+def write_fasta(
+    records: list[tuple[str, str]], path: str | os.PathLike[str], width: int = 80
+) -> Path:
     """Write records as FASTA (wrapped at ``width``)."""
     p = Path(path)
     with open(p, "w", encoding="utf-8") as fh:

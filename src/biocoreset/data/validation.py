@@ -103,7 +103,9 @@ class ValidationReport:
         if self.skipped_empty:
             parts.append(f"skipped {self.skipped_empty} empty")
         if self.replaced_records:
-            parts.append(f"replaced {self.replaced_letters} letters in {self.replaced_records} records")
+            parts.append(
+                f"replaced {self.replaced_letters} letters in {self.replaced_records} records"
+            )
         if self.uppercased_records:
             parts.append(f"upper-cased {self.uppercased_records}")
         if self.long_records:
@@ -200,7 +202,12 @@ class Validator:
 
     @classmethod
     def for_adapter(
-        cls, adapter: Any, *, policy: str = "error", replacement: str | None = None, where: str = "the input"
+        cls,
+        adapter: Any,
+        *,
+        policy: str = "error",
+        replacement: str | None = None,
+        where: str = "the input",
     ) -> Validator:
         """A validator configured from an adapter's optional ``alphabet``, ``validate``,
         ``replacement``, ``max_length`` and ``long_policy`` members."""
@@ -293,9 +300,7 @@ class Validator:
         self.report.replaced_letters += len(bad)
         return "".join(c if c in alphabet else self.replacement for c in sequence)
 
-    def iter(
-        self, records: Iterable[tuple[str, str]]
-    ) -> Iterator[tuple[str, str]]:
+    def iter(self, records: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         """Validate a stream of raw records, yielding the kept ``(id, sequence)`` pairs."""
         for number, (rid, seq) in enumerate(records, start=1):
             out = self(number, rid, seq)
@@ -392,12 +397,17 @@ def scan_source(
             f"({validator.report.summary()})."
         )
     return SourceIndex(
-        num_rows=rows, num_records=number, digest=digest.hexdigest(), report=validator.report,
+        num_rows=rows,
+        num_records=number,
+        digest=digest.hexdigest(),
+        report=validator.report,
         positions=positions,
     )
 
 
-def _name_duplicate(records: Callable[[], Iterable[tuple[str, str]]], colliding: set[int], where: str) -> None:
+def _name_duplicate(
+    records: Callable[[], Iterable[tuple[str, str]]], colliding: set[int], where: str
+) -> None:
     seen: dict[str, int] = {}
     for number, (rid, _) in enumerate(records(), start=1):
         if hash(rid) not in colliding:
@@ -405,4 +415,3 @@ def _name_duplicate(records: Callable[[], Iterable[tuple[str, str]]], colliding:
         if rid in seen:
             raise InputError(_duplicate_message((seen[rid], rid), (number, rid), where))
         seen[rid] = number
-

@@ -17,7 +17,9 @@ from biocoreset.protocols import Batch, LayerFactors, ModelAdapter, ParamBlock
 __all__ = ["LoopEngine", "blocks_by_module"]
 
 
-def blocks_by_module(params: Mapping[str, torch.nn.Parameter], kind: str = "generic") -> list[ParamBlock]:
+def blocks_by_module(
+    params: Mapping[str, torch.nn.Parameter], kind: str = "generic"
+) -> list[ParamBlock]:
     """Group parameters by owning module (the name up to the last dot), in the given order."""
     grouped: dict[str, dict[str, torch.nn.Parameter]] = {}
     for name, p in params.items():
@@ -38,14 +40,20 @@ class LoopEngine:
     name = "loop"
 
     def __init__(
-        self, adapter: ModelAdapter, params: Mapping[str, torch.nn.Parameter], *, dtype: torch.dtype | None = None
+        self,
+        adapter: ModelAdapter,
+        params: Mapping[str, torch.nn.Parameter],
+        *,
+        dtype: torch.dtype | None = None,
     ) -> None:
         self.adapter = adapter
         self.params = dict(params)
         self.dtype = dtype
         self.blocks = blocks_by_module(self.params)
 
-    def run(self, batch: Batch, on_block: Callable[[LayerFactors], None] | None = None) -> torch.Tensor:
+    def run(
+        self, batch: Batch, on_block: Callable[[LayerFactors], None] | None = None
+    ) -> torch.Tensor:
         """Compute per-sample losses and hand each block's per-sample gradients to ``on_block``.
 
         Returns:
@@ -63,7 +71,9 @@ class LoopEngine:
                 for n, p in zip(names, tensors, strict=True)
             }
             for b in range(B):
-                grads = torch.autograd.grad(loss[b], tensors, retain_graph=b < B - 1, allow_unused=True)
+                grads = torch.autograd.grad(
+                    loss[b], tensors, retain_graph=b < B - 1, allow_unused=True
+                )
                 for n, g in zip(names, grads, strict=True):
                     if g is not None:
                         per[n][b] = g

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
 import pluggy
 
 PROJECT = "biocoreset"
@@ -93,4 +92,3 @@ KINDS: dict[str, str] = {
 """Component kind → the hook that registers components of that kind."""
 
 __all__ = ["KINDS", "PROJECT", "Register", "hookimpl", "hookspec", *KINDS.values()]
-

@@ -126,7 +126,9 @@ def load_registry(pm: pluggy.PluginManager) -> Registry:
         caller = getattr(pm.hook, hookname)
         for impl in reversed(caller.get_hookimpls()):  # registration order
             plugin = impl.plugin_name
-            source = sources.get(plugin, "built-in" if plugin.startswith("biocoreset.") else "plugin")
+            source = sources.get(
+                plugin, "built-in" if plugin.startswith("biocoreset.") else "plugin"
+            )
 
             def register(
                 name: str,

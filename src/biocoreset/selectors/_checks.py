@@ -22,5 +22,7 @@ def as_scores(scores: np.ndarray, budget: int) -> np.ndarray:
         )
     n = arr.size
     if isinstance(budget, bool) or int(budget) != budget or not 1 <= int(budget) <= n:
-        raise BudgetError(f"budget must be an integer between 1 and {n} (the number of scores), got {budget!r}.")
+        raise BudgetError(
+            f"budget must be an integer between 1 and {n} (the number of scores), got {budget!r}."
+        )
     return arr

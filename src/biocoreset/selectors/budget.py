@@ -26,7 +26,9 @@ def resolve_budget(budget: int | float, n: int) -> int:
         BudgetError: The budget is not positive, exceeds ``n``, or is a fraction outside (0, 1].
     """
     if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
-        raise BudgetError(f"budget must be a count (int) or a fraction (float in (0, 1]), got {budget!r}.")
+        raise BudgetError(
+            f"budget must be a count (int) or a fraction (float in (0, 1]), got {budget!r}."
+        )
     if isinstance(budget, numbers.Integral):
         k = int(budget)
     else:
@@ -37,7 +39,9 @@ def resolve_budget(budget: int | float, n: int) -> int:
             )
         k = math.floor(Fraction(repr(b)) * n)
     if k < 1:
-        raise BudgetError(f"budget {budget!r} of {n} sequences selects nothing; it must be >= 1 sequence.")
+        raise BudgetError(
+            f"budget {budget!r} of {n} sequences selects nothing; it must be >= 1 sequence."
+        )
     if k > n:
         raise BudgetError(f"budget {k} exceeds the {n} scored sequences; choose a budget <= {n}.")
     return k

@@ -51,7 +51,9 @@ class CCIPlan:
     selected: np.ndarray
 
 
-def cci_plan(scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int = 50, seed: int = 0) -> CCIPlan:
+def cci_plan(
+    scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int = 50, seed: int = 0
+) -> CCIPlan:
     """Run Algorithm 1 and return the full plan (see :class:`CCISelector`).
 
     >>> plan = cci_plan(np.arange(20.0), 5, beta=0.1, strata=3, seed=0)
@@ -60,7 +62,9 @@ def cci_plan(scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int
     """
     arr = as_scores(scores, budget)
     if not 0.0 <= beta < 1.0 or not math.isfinite(beta):
-        raise ConfigError(f"beta (hard cutoff rate) must be in [0, 1), got {beta!r}; the paper uses 0.05.")
+        raise ConfigError(
+            f"beta (hard cutoff rate) must be in [0, 1), got {beta!r}; the paper uses 0.05."
+        )
     if isinstance(strata, bool) or int(strata) != strata or strata < 1:
         raise ConfigError(f"strata must be a positive integer, got {strata!r}; the paper uses 50.")
     n = arr.size
@@ -79,7 +83,13 @@ def cci_plan(scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int
     k = int(strata)
     edges = np.linspace(lo, hi, k + 1)
     # Small stratum numbers make the stable argsort below a one- or two-pass radix sort.
-    small = np.int8 if k + 1 <= np.iinfo(np.int8).max else np.int16 if k + 1 <= np.iinfo(np.int16).max else np.int64
+    small = (
+        np.int8
+        if k + 1 <= np.iinfo(np.int8).max
+        else np.int16
+        if k + 1 <= np.iinfo(np.int16).max
+        else np.int64
+    )
     idx = np.zeros(n, dtype=small)
     if hi > lo:
         # floor((v - lo) / (hi - lo) * k), clipped to the last (right-closed) bin, in cache-sized
@@ -117,9 +127,17 @@ def cci_plan(scores: np.ndarray, budget: int, *, beta: float = 0.05, strata: int
     stratum[cut] = -1
     selected = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
     if selected.size != budget:  # cannot happen when budget <= n_kept; guard the invariant
-        raise BudgetError(f"CCI selected {selected.size} examples instead of {budget}; please report this.")
-    return CCIPlan(cut=cut, edges=edges, stratum=stratum, sizes=sizes, taken=taken,
-                   selected=selected.astype(np.int64))
+        raise BudgetError(
+            f"CCI selected {selected.size} examples instead of {budget}; please report this."
+        )
+    return CCIPlan(
+        cut=cut,
+        edges=edges,
+        stratum=stratum,
+        sizes=sizes,
+        taken=taken,
+        selected=selected.astype(np.int64),
+    )
 
 
 class CCISelector:
@@ -138,9 +156,13 @@ class CCISelector:
 
     def __init__(self, *, beta: float = 0.05, strata: int = 50, **_: Any) -> None:
         if not 0.0 <= float(beta) < 1.0:
-            raise ConfigError(f"beta (hard cutoff rate) must be in [0, 1), got {beta!r}; the paper uses 0.05.")
+            raise ConfigError(
+                f"beta (hard cutoff rate) must be in [0, 1), got {beta!r}; the paper uses 0.05."
+            )
         if isinstance(strata, bool) or int(strata) != strata or strata < 1:
-            raise ConfigError(f"strata must be a positive integer, got {strata!r}; the paper uses 50.")
+            raise ConfigError(
+                f"strata must be a positive integer, got {strata!r}; the paper uses 50."
+            )
         self.beta = float(beta)
         self.strata = int(strata)
 
@@ -156,4 +178,8 @@ class CCISelector:
 @hookimpl
 def biocoreset_register_selectors(register: Any) -> None:
     """Register ``cci``."""
-    register("cci", CCISelector, description="coverage-centric influence: stratified over score strata (Alg. 1)")
+    register(
+        "cci",
+        CCISelector,
+        description="coverage-centric influence: stratified over score strata (Alg. 1)",
+    )

@@ -17,7 +17,9 @@ def check_output(path: str | os.PathLike[str], *, force: bool) -> Path:
     """Refuse to overwrite ``path`` unless ``force``; return it as a :class:`Path`."""
     p = Path(path)
     if p.exists() and not force:
-        raise OutputExistsError(f"{str(p)!r} already exists; pass force=True (--force) to overwrite it.")
+        raise OutputExistsError(
+            f"{str(p)!r} already exists; pass force=True (--force) to overwrite it."
+        )
     return p
 
 

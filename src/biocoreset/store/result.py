@@ -49,7 +49,9 @@ class ScoreResult:
         n = len(self.ids)
         for name in ("scores", "loss", "length"):
             if len(getattr(self, name)) != n:
-                raise InputError(f"ScoreResult.{name} has {len(getattr(self, name))} rows, ids has {n}.")
+                raise InputError(
+                    f"ScoreResult.{name} has {len(getattr(self, name))} rows, ids has {n}."
+                )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,7 +61,12 @@ class ScoreResult:
         import pyarrow as pa
 
         table = pa.table(
-            {"id": pa.array(self.ids, pa.string()), "score": self.scores, "loss": self.loss, "length": self.length}
+            {
+                "id": pa.array(self.ids, pa.string()),
+                "score": self.scores,
+                "loss": self.loss,
+                "length": self.length,
+            }
         )
         meta = json.dumps(self.metadata, sort_keys=True, default=str).encode("utf-8")
         return table.replace_schema_metadata({METADATA_KEY: meta})
@@ -90,7 +97,9 @@ class ScoreResult:
             raise InputError(f"{str(p)!r} is not a readable Parquet score file: {exc}") from exc
         missing = {"id", "score", "loss", "length"} - set(table.column_names)
         if missing:
-            raise InputError(f"{str(p)!r} lacks column(s) {sorted(missing)}; was it written by biocoreset?")
+            raise InputError(
+                f"{str(p)!r} lacks column(s) {sorted(missing)}; was it written by biocoreset?"
+            )
         raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
         return cls(
             ids=table.column("id").to_pylist(),

@@ -81,7 +81,9 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> l
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out.extend(_diff(a, b, f"{prefix}{key}."))
-        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(
+            b, sort_keys=True, default=str
+        ):
             sa, sb = json.dumps(a, default=str), json.dumps(b, default=str)
             if len(sa) > 40:
                 sa = sa[:37] + "..."
@@ -91,16 +93,20 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> l
     return out
 
 
-def _shard_table(rows: np.ndarray, ids: list[str], scores: np.ndarray, loss: np.ndarray, length: np.ndarray) -> Any:
+def _shard_table(
+    rows: np.ndarray, ids: list[str], scores: np.ndarray, loss: np.ndarray, length: np.ndarray
+) -> Any:
     import pyarrow as pa
 
-    return pa.table({
-        "row": pa.array(np.asarray(rows, dtype=np.int64)),
-        "id": pa.array(ids, pa.string()),
-        "score": pa.array(np.asarray(scores, dtype=np.float64)),
-        "loss": pa.array(np.asarray(loss, dtype=np.float64)),
-        "length": pa.array(np.asarray(length, dtype=np.int64)),
-    })
+    return pa.table(
+        {
+            "row": pa.array(np.asarray(rows, dtype=np.int64)),
+            "id": pa.array(ids, pa.string()),
+            "score": pa.array(np.asarray(scores, dtype=np.float64)),
+            "loss": pa.array(np.asarray(loss, dtype=np.float64)),
+            "length": pa.array(np.asarray(length, dtype=np.int64)),
+        }
+    )
 
 
 class ScoreStore:
@@ -141,9 +147,13 @@ class ScoreStore:
                 f"{str(self.output)!r} already exists; pass force=True (--force) to overwrite it."
             )
         if self.output.is_dir():
-            raise OutputExistsError(f"{str(self.output)!r} is a folder; the score output must be a file path.")
+            raise OutputExistsError(
+                f"{str(self.output)!r} is a folder; the score output must be a file path."
+            )
 
-    def prepare(self, fingerprint: Mapping[str, Any], *, num_rows: int, shard_size: int, force: bool) -> bool:
+    def prepare(
+        self, fingerprint: Mapping[str, Any], *, num_rows: int, shard_size: int, force: bool
+    ) -> bool:
         """Create the work folder, or check an existing one can be resumed.
 
         Args:
@@ -175,11 +185,17 @@ class ScoreStore:
         path = self.parts / MANIFEST_NAME
         if path.exists():
             old: dict[str, Any] = self._read_manifest()
-            if old.get("hash") != manifest["hash"] or old.get("num_rows") != num_rows or (
-                old.get("shard_size") != shard_size
+            if (
+                old.get("hash") != manifest["hash"]
+                or old.get("num_rows") != num_rows
+                or (old.get("shard_size") != shard_size)
             ):
                 changes = _diff(
-                    {**old.get("fingerprint", {}), "num_rows": old.get("num_rows"), "shard_size": old.get("shard_size")},
+                    {
+                        **old.get("fingerprint", {}),
+                        "num_rows": old.get("num_rows"),
+                        "shard_size": old.get("shard_size"),
+                    },
                     {**dict(fingerprint), "num_rows": num_rows, "shard_size": shard_size},
                 )
                 raise ConfigError(
@@ -223,7 +239,9 @@ class ScoreStore:
             manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             return manifest
         except FileNotFoundError:
-            raise ConfigError(f"{str(path)!r} is missing; the work folder was not prepared.") from None
+            raise ConfigError(
+                f"{str(path)!r} is missing; the work folder was not prepared."
+            ) from None
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"{str(path)!r} is corrupt ({exc}); remove {str(self.parts)!r} or pass --force."
@@ -262,7 +280,9 @@ class ScoreStore:
         """Write shard ``k`` atomically (temporary file, fsync, rename)."""
         import pyarrow.parquet as pq
 
-        table = _shard_table(np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length))
+        table = _shard_table(
+            np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length)
+        )
         final = self.shard_path(k)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.parts)
         os.close(fd)
@@ -289,11 +309,15 @@ class ScoreStore:
         for k in range(shards):
             path = self.shard_path(k)
             if not path.exists():
-                raise InputError(f"shard {k} ({str(path)!r}) is missing; rerun the same command to finish it.")
+                raise InputError(
+                    f"shard {k} ({str(path)!r}) is missing; rerun the same command to finish it."
+                )
             try:
                 table = pq.read_table(path)
             except Exception as exc:
-                raise InputError(f"shard {str(path)!r} is unreadable ({exc}); delete it and rerun.") from exc
+                raise InputError(
+                    f"shard {str(path)!r} is unreadable ({exc}); delete it and rerun."
+                ) from exc
             rows = table.column("row").to_numpy()
             expected = np.arange(k * size, min((k + 1) * size, n), dtype=np.int64)
             if rows.shape != expected.shape or not np.array_equal(rows, expected):
@@ -344,7 +368,9 @@ class ScoreStore:
 
     # -- final file ----------------------------------------------------------------------------
 
-    def merge(self, metadata: Mapping[str, Any], *, force: bool = False, progress: Any = None) -> Path:
+    def merge(
+        self, metadata: Mapping[str, Any], *, force: bool = False, progress: Any = None
+    ) -> Path:
         """Merge the shards into the final file (atomically) and remove the work folder.
 
         Args:
@@ -359,8 +385,17 @@ class ScoreStore:
         import pyarrow.parquet as pq
 
         schema = pa.schema(
-            [("id", pa.string()), ("score", pa.float64()), ("loss", pa.float64()), ("length", pa.int64())],
-            metadata={METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str).encode("utf-8")},
+            [
+                ("id", pa.string()),
+                ("score", pa.float64()),
+                ("loss", pa.float64()),
+                ("length", pa.int64()),
+            ],
+            metadata={
+                METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str).encode(
+                    "utf-8"
+                )
+            },
         )
         with atomic_path(self.output, force=force) as tmp:
             with pq.ParquetWriter(tmp, schema) as writer:
@@ -393,7 +428,9 @@ class MemorySink:
         """Nothing is ever completed before the run."""
         return set()
 
-    def write_shard(self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any) -> None:
+    def write_shard(
+        self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any
+    ) -> None:
         """Keep one shard."""
         self.rows.append(np.asarray(rows, dtype=np.int64))
         self.ids.append(list(ids))
@@ -403,12 +440,18 @@ class MemorySink:
 
     def local_parts(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
         """This process's rows, ids, scores, losses and lengths."""
+
         def cat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(xs) if xs else np.empty(0, dtype=dtype)
 
         ids = [i for part in self.ids for i in part]
-        return (cat(self.rows, np.int64), ids, cat(self.scores, np.float64), cat(self.loss, np.float64),
-                cat(self.length, np.int64))
+        return (
+            cat(self.rows, np.int64),
+            ids,
+            cat(self.scores, np.float64),
+            cat(self.loss, np.float64),
+            cat(self.length, np.int64),
+        )
 
 
 def _plain(value: Any) -> bool:
@@ -441,8 +484,14 @@ def snapshot_curvature(curvature: Any) -> dict[str, Any] | None:
     plain attributes (tensors that are not parameters, numbers, strings, dtypes, and dicts/lists of
     those). ``None`` when there is nothing to save.
     """
-    if callable(getattr(curvature, "state_dict", None)) and callable(getattr(curvature, "load_state_dict", None)):
-        return {"kind": "state_dict", "state": curvature.state_dict(), "metadata": _meta_text(curvature)}
+    if callable(getattr(curvature, "state_dict", None)) and callable(
+        getattr(curvature, "load_state_dict", None)
+    ):
+        return {
+            "kind": "state_dict",
+            "state": curvature.state_dict(),
+            "metadata": _meta_text(curvature),
+        }
     attrs_ = {k: v for k, v in vars(curvature).items() if _plain(v)}
     if not attrs_:
         return None

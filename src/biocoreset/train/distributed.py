@@ -35,7 +35,13 @@ import torch
 
 from biocoreset.errors import ConfigError
 
-__all__ = ["DistContext", "allreduce_gradients", "broadcast_parameters", "current", "init_distributed"]
+__all__ = [
+    "DistContext",
+    "allreduce_gradients",
+    "broadcast_parameters",
+    "current",
+    "init_distributed",
+]
 
 _BUCKET = 1 << 24  # elements per all-reduce bucket
 _T = TypeVar("_T")
@@ -114,7 +120,9 @@ class DistContext:
                 result = fn()
             except Exception as exc:  # re-raised below, on every rank
                 error = exc
-        payload = self.broadcast_object((result, None if error is None else (type(error), str(error))))
+        payload = self.broadcast_object(
+            (result, None if error is None else (type(error), str(error)))
+        )
         if error is not None:
             raise error
         if payload[1] is not None:
@@ -137,7 +145,9 @@ def _env_world() -> int:
     try:
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
-        raise ConfigError(f"WORLD_SIZE must be an integer, got {os.environ.get('WORLD_SIZE')!r}.") from None
+        raise ConfigError(
+            f"WORLD_SIZE must be an integer, got {os.environ.get('WORLD_SIZE')!r}."
+        ) from None
 
 
 def init_distributed(backend: str | None = None, *, timeout_s: float = 1800.0) -> DistContext:

@@ -217,7 +217,9 @@ def diagnose(
     n_batches = math.ceil(len(records) / batch_size)
     mine = range(ctx.rank, n_batches, ctx.world_size)
     try:
-        for j in progress_bar(mine, enabled=progress_enabled(progress) and ctx.is_main, desc=desc, unit="batch"):
+        for j in progress_bar(
+            mine, enabled=progress_enabled(progress) and ctx.is_main, desc=desc, unit="batch"
+        ):
             recs = records[j * batch_size : (j + 1) * batch_size]
             batch = adapter.collate(recs, seed=seed)
             sq = torch.zeros(len(recs), dtype=torch.float64)
@@ -232,13 +234,20 @@ def diagnose(
         adapter.model.train(was_training)
     ctx.all_reduce_(sums)
     n = max(len(records), 1)
-    return Diagnostic(mean_loss=float(sums[0]) / n, mean_grad_norm=float(sums[1]) / n, samples=len(records))
+    return Diagnostic(
+        mean_loss=float(sums[0]) / n, mean_grad_norm=float(sums[1]) / n, samples=len(records)
+    )
 
 
-def _decay_groups(params: Mapping[str, torch.nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+def _decay_groups(
+    params: Mapping[str, torch.nn.Parameter], weight_decay: float
+) -> list[dict[str, Any]]:
     decay = [p for p in params.values() if p.ndim >= 2]
     no_decay = [p for p in params.values() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -283,7 +292,9 @@ def finetune(
     names = [f.name for f in attrs.fields(FinetuneConfig)]
     unknown = set(options) - set(names)
     if unknown:
-        raise ConfigError(f"unknown finetune() option(s) {sorted(unknown)}; valid: {', '.join(names)}.")
+        raise ConfigError(
+            f"unknown finetune() option(s) {sorted(unknown)}; valid: {', '.join(names)}."
+        )
     cfg = attrs.evolve(cfg, **options)
     a_opts = dict(adapter_options or {})
     if not isinstance(model, ModelAdapter):
@@ -295,34 +306,65 @@ def finetune(
     source = as_source(sequences)
 
     def validator() -> Validator:
-        return Validator.for_adapter(adp, policy=cfg.invalid, replacement=cfg.replacement, where=source.describe())
+        return Validator.for_adapter(
+            adp, policy=cfg.invalid, replacement=cfg.replacement, where=source.describe()
+        )
 
-    wanted = None if cfg.subset is None or isinstance(cfg.subset, (int, float)) else list(cfg.subset)
+    wanted = (
+        None if cfg.subset is None or isinstance(cfg.subset, (int, float)) else list(cfg.subset)
+    )
     index = index_source(source, validator(), wanted_ids=wanted, progress=show)
     subset_seed = cfg.seed if cfg.subset_seed is None else cfg.subset_seed
     rows = choose_subset_rows(index.num_rows, cfg.subset, subset_seed, index.positions)
     records = [(rid, seq) for _, rid, seq in _only_rows(iter_rows(source, validator()), rows)]
     params = adp.scored_parameters(None)
     config_dict = attrs.asdict(cfg)
-    config_dict["masking"] = {"probability": cfg.masking.probability, "replacement": list(cfg.masking.replacement)}
+    config_dict["masking"] = {
+        "probability": cfg.masking.probability,
+        "replacement": list(cfg.masking.replacement),
+    }
 
     with _masked_loss(adp), _masking(adp, cfg.masking):
         diag_records: list[tuple[str, str]] = []
         if cfg.enabled and cfg.diagnostic_samples != 0:
-            k = len(records) if cfg.diagnostic_samples is None else min(cfg.diagnostic_samples, len(records))
-            pick = np.sort(np.random.default_rng([cfg.seed, 0xD1A6]).choice(len(records), size=k, replace=False))
+            k = (
+                len(records)
+                if cfg.diagnostic_samples is None
+                else min(cfg.diagnostic_samples, len(records))
+            )
+            pick = np.sort(
+                np.random.default_rng([cfg.seed, 0xD1A6]).choice(
+                    len(records), size=k, replace=False
+                )
+            )
             diag_records = [records[i] for i in pick.tolist()]
         before = after = None
         if diag_records:
-            before = diagnose(adp, diag_records, params, batch_size=cfg.batch_size, seed=cfg.seed, ctx=ctx,
-                              progress=show, desc="diagnostic (before)")
+            before = diagnose(
+                adp,
+                diag_records,
+                params,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+                ctx=ctx,
+                progress=show,
+                desc="diagnostic (before)",
+            )
         losses: list[float] = []
         lrs: list[float] = []
         if cfg.enabled:
             losses, lrs = _train(adp, records, params, cfg, ctx, show)
         if diag_records:
-            after = diagnose(adp, diag_records, params, batch_size=cfg.batch_size, seed=cfg.seed, ctx=ctx,
-                             progress=show, desc="diagnostic (after)")
+            after = diagnose(
+                adp,
+                diag_records,
+                params,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+                ctx=ctx,
+                progress=show,
+                desc="diagnostic (after)",
+            )
     return FinetuneResult(
         enabled=cfg.enabled,
         steps=len(losses),
@@ -357,7 +399,9 @@ def _train(
         total = min(total, cfg.max_steps)
 
     def factor(step: int) -> float:
-        return lr_factor(step, warmup_steps=cfg.warmup_steps, total_steps=total, schedule=cfg.schedule)
+        return lr_factor(
+            step, warmup_steps=cfg.warmup_steps, total_steps=total, schedule=cfg.schedule
+        )
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     was_training = model.training
@@ -377,11 +421,15 @@ def _train(
                     optimizer.zero_grad(set_to_none=True)
                     loss_sum = torch.zeros((), dtype=torch.float64)
                     if local.size:
-                        batch = adp.collate([records[i] for i in local.tolist()], seed=cfg.seed + epoch)
+                        batch = adp.collate(
+                            [records[i] for i in local.tolist()], seed=cfg.seed + epoch
+                        )
                         per = adp.per_sample_loss(batch)
                         (per.sum() / len(idx)).backward()
                         loss_sum += per.detach().to("cpu", torch.float64).sum()
-                    for p in plist:  # every trained parameter takes part in every step, on every rank
+                    for (
+                        p
+                    ) in plist:  # every trained parameter takes part in every step, on every rank
                         if p.grad is None:
                             p.grad = torch.zeros_like(p)
                     allreduce_gradients(plist, ctx)
@@ -402,7 +450,11 @@ def _train(
 
 
 def save_finetuned(
-    folder: str | os.PathLike[str], adapter: ModelAdapter, result: FinetuneResult, *, force: bool = False
+    folder: str | os.PathLike[str],
+    adapter: ModelAdapter,
+    result: FinetuneResult,
+    *,
+    force: bool = False,
 ) -> Path:
     """Write ``model.pt`` (the state dict, loadable with ``weights_only=True``) and ``finetune.json``.
 

@@ -38,7 +38,7 @@ class QuantileStrataSelector:
         quota = np.full(len(groups), budget // len(groups))
         quota[: budget % len(groups)] += 1
         chosen, spare = [], budget
-        for group, q in zip(groups, quota):
+        for group, q in zip(groups, quota, strict=True):
             take = min(int(q), group.size)
             chosen.append(rng.choice(group, size=take, replace=False))
             spare -= take
@@ -52,4 +52,8 @@ class QuantileStrataSelector:
 @biocoreset.hookimpl
 def biocoreset_register_selectors(register: Any) -> None:
     """Register ``quantile-strata``."""
-    register("quantile-strata", QuantileStrataSelector, description="equal-count score strata (example plugin)")
+    register(
+        "quantile-strata",
+        QuantileStrataSelector,
+        description="equal-count score strata (example plugin)",
+    )
