@@ -24,7 +24,7 @@ extensions = [
     "biocoreset_docs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "benchmarks-*.md", "_ext"]
+exclude_patterns = ["_build", "benchmarks-*.md", "replication-results.md", "_ext"]
 html_theme = "furo"
 html_title = f"biocoreset {release}"
 autodoc_member_order = "bysource"

@@ -155,6 +155,11 @@ FILES = {
 }
 
 
+# Base pairs are about 1 in 200 of the pair map of a 100-nt structure; without a positive weight a
+# frozen small model's pairwise head predicts no pair at all (F1 = 0 for every model).
+SS_POS_WEIGHT = 100.0
+
+
 class ReplicationError(RuntimeError):
     """A bad option or missing input (the message says how to fix it)."""
 
@@ -263,7 +268,7 @@ def make_tasks(data: str, profile: dict[str, Any]) -> list[Any]:
             batch_size=16,
             max_train=t["ss_max_train"],
             max_test=t["ss_max_test"],
-            pos_weight=100.0,
+            pos_weight=SS_POS_WEIGHT,
         ),
     ]
 
@@ -930,7 +935,7 @@ def write_report(result: dict[str, Any], runner: Runner, path: Path, plot: Path 
         f"- Evaluation: frozen backbones, mean-pooled features with a two-layer MLP head for the "
         f"sequence tasks ({t['epochs']} epochs, AdamW {t['lr']:g}, batch 32), a pairwise head on "
         f"residue features for secondary structure ({t['ss_epochs']} epochs, batch 16, BCE positive "
-        f"weight 10); at most {t['max_train']:,} training / {t['max_test']:,} test examples per sequence "
+        f"weight {SS_POS_WEIGHT:g}, threshold 0.5); at most {t['max_train']:,} training / {t['max_test']:,} test examples per sequence "
         f"task (seeded samples), bpRNA structures of at most {profile['max_length']} nt "
         f"({t['ss_max_train']:,} / {t['ss_max_test']:,}). nRC: the given train/test split; DeepCRISPR "
         "HeLa: a seeded 80/20 split; m6A: human brain train/test; bpRNA: RNA-SSP train/test. "
@@ -1102,12 +1107,22 @@ def plot_results(
         ax.set_yticks(ys)
         ax.set_yticklabels(labels if k % ncols == 0 else [], fontsize=8)
         ax.set_title(label + ("" if not percent else " (%)"), fontsize=10)
-        finite = [(m, e) for m, e in zip(means, errs, strict=True) if m == m]
+        # The untrained model's loss (about ln 25) would flatten the loss panel: leave it out of the
+        # axis range and print its value instead.
+        clip = not percent
+        finite = [
+            (m, e)
+            for (ck, _), m, e in zip(order, means, errs, strict=True)
+            if m == m and not (clip and ck == "Untrained")
+        ]
         if finite:
             lo = min(m - e for m, e in finite)
             hi = max(m + e for m, e in finite)
             pad = 0.08 * max(hi - lo, 1e-6)
             ax.set_xlim(lo - pad, hi + pad)
+            for y, (ck, _), m in zip(ys, order, means, strict=True):
+                if clip and ck == "Untrained" and m == m and m > hi + pad:
+                    ax.text(hi, y, f"{m:.2f} →", ha="right", va="center", color="white", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     legend_ax = flat[len(HEADLINE)]
     legend_ax.axis("off")
