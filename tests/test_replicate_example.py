@@ -152,7 +152,7 @@ def test_quick_replication_end_to_end(tmp_path, shared_data):
     # resuming a finished run redoes nothing and gives the same report body
     again = _run("--quick", "--out", str(out), "--data", str(shared_data), "--no-progress")
     assert again.returncode == 0, again.stderr[-3000:]
-    table = text[text.index("#### Headline") :]
+    table = text[text.index("### Headline") :]
     assert table in (out / "report.md").read_text()
 
 
