@@ -338,9 +338,11 @@ def finetune(
                 )
             )
             diag_records = [records[i] for i in pick.tolist()]
-        before = after = None
-        if diag_records:
-            before = diagnose(
+
+        def diagnostic(when: str) -> Diagnostic | None:
+            if not diag_records:
+                return None
+            return diagnose(
                 adp,
                 diag_records,
                 params,
@@ -348,23 +350,15 @@ def finetune(
                 seed=cfg.seed,
                 ctx=ctx,
                 progress=show,
-                desc="diagnostic (before)",
+                desc=f"diagnostic ({when})",
             )
+
+        before = diagnostic("before")
         losses: list[float] = []
         lrs: list[float] = []
         if cfg.enabled:
             losses, lrs = _train(adp, records, params, cfg, ctx, show)
-        if diag_records:
-            after = diagnose(
-                adp,
-                diag_records,
-                params,
-                batch_size=cfg.batch_size,
-                seed=cfg.seed,
-                ctx=ctx,
-                progress=show,
-                desc="diagnostic (after)",
-            )
+        after = diagnostic("after")
     return FinetuneResult(
         enabled=cfg.enabled,
         steps=len(losses),
