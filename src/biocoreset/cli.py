@@ -226,10 +226,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from biocoreset.presets import get_preset
 
     preset = get_preset(args.preset)
-    options = dict(args.options or {})
-    if args.method == "cci":
-        for key, value in preset.select.options.items():
-            options.setdefault(key, value)
+    options = {**preset.options_for(args.method), **(args.options or {})}
     if args.beta is not None:
         options["beta"] = args.beta
     if args.strata is not None:
@@ -254,7 +251,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if "cci" in summary:
         c = summary["cci"]
         print(
-            f"CCI: removed the {c['cut']} highest scores; {len(c['taken'])} strata, "
+            f"CCI: removed the {c['cut']} most influential; {len(c['taken'])} strata, "
             f"{sum(1 for t in c['taken'] if t)} contributing"
         )
     if "note" in summary:

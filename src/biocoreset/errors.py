@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "BioCoresetError",
+    "BioCoresetWarning",
     "BudgetError",
     "ConfigError",
     "CurvatureError",
@@ -52,6 +53,10 @@ class UnknownComponentError(PluginError, LookupError):
 
 class OutputExistsError(BioCoresetError, FileExistsError):
     """An output path exists and ``force`` was not given."""
+
+
+class BioCoresetWarning(UserWarning):
+    """Something worked but deserves the user's attention (the message says what to do)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

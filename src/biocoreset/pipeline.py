@@ -183,7 +183,8 @@ def select_to_folder(
         raise OutputExistsError(
             f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to overwrite."
         )
-    sel = select(values, method, budget=budget, seed=seed, **(options or {}))
+    negated = bool(meta.get("negated", False))
+    sel = select(values, method, budget=budget, seed=seed, negated=negated, **(options or {}))
     ids = id_column.take(sel.indices).to_pylist()
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "coreset_ids.txt", force=True) as tmp:
@@ -225,7 +226,15 @@ def select_to_folder(
     if plan is not None and hasattr(plan, "edges"):
         summary["cci"] = {
             "cut": int(plan.cut.size),
-            "cut_at_score": float(values[plan.cut].min()) if plan.cut.size else None,
+            "cut_at_score": (
+                float(
+                    values[plan.cut].max()
+                    if sel.options.get("cut") == "lowest"
+                    else values[plan.cut].min()
+                )
+                if plan.cut.size
+                else None
+            ),
             "edges": [float(e) for e in plan.edges],
             "stratum_sizes": [int(v) for v in plan.sizes],
             "taken": [int(v) for v in plan.taken],
@@ -392,17 +401,15 @@ def run_pipeline(
         key = f"select-{method}"
         if state["steps"].get(key) or not ctx.is_main:
             continue
-        options = dict(sel.options)
-        if method == "cci":
-            from biocoreset.presets import get_preset
+        from biocoreset.presets import get_preset
 
-            preset_opts = get_preset(cfg.preset).select.options
-            options.setdefault(
-                "beta", sel.beta if sel.beta is not None else preset_opts.get("beta", 0.05)
-            )
-            options.setdefault(
-                "strata", sel.strata if sel.strata is not None else preset_opts.get("strata", 50)
-            )
+        options = get_preset(cfg.preset).options_for(method)
+        if method == "cci":
+            if sel.beta is not None:
+                options["beta"] = sel.beta
+            if sel.strata is not None:
+                options["strata"] = sel.strata
+        options.update(sel.options)
         summary = select_to_folder(
             scores_path,
             out / key,

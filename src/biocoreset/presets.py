@@ -1,33 +1,53 @@
 """Presets: named bundles of fine-tune, score, select and adapter settings.
 
 ``default`` follows the paper's text (DESIGN §2). ``paper-compat`` reproduces the choices of the
-released bio-coreset code, so users can match published coresets:
+released bio-coreset code (commit 5b05de4, ``coreset/get_inf.py``, ``influence.py``,
+``model_override.py``, ``get_coreset_index.py``), verified by running that code on the same model
+and inputs (``benchmarks/paper_compat_released.py``), so users can match published coresets:
 
-=============================  ==========================================  ================================================
-setting                        ``default`` (the paper's method)            ``paper-compat`` (released code)
-=============================  ==========================================  ================================================
-scored parameters              all trainable                               ``lm_head.dense.weight`` only
-per-sample loss                masked LM, 15% (BERT 80/10/10), mean over   unmasked reconstruction, every position of the
-                               masked positions                            padded batch (padding and special tokens)
-Fisher fitted on               ``D_sub``                                   the scored set itself (``fit_on="all"``)
-damping λ                      0.1 × mean Fisher entry                     1e-8 absolute
-score                          ``I(z)``                                    ``-I(z)`` (negated)
-CCI β / strata                 0.05 / 50                                   0.1 / 50
-seeds                          0                                           42
-fine-tune (A.5)                1 epoch, AdamW 1e-5, wd 0.01, warm-up 50,   same recipe (masked LM), seed 42
-                               batch 16, 15% masking, seed 0
-=============================  ==========================================  ================================================
+==========================  ======================================  ================================================
+setting                     ``default`` (the paper's method)        ``paper-compat`` (released code)
+==========================  ======================================  ================================================
+scored parameters           all trainable                           ``lm_head.dense.weight`` only
+per-sample loss             masked LM, 15% (BERT 80/10/10), mean    unmasked reconstruction (``loss_mode``), every
+                            over the masked positions               position of the 1,024-token row a target
+attention                   padding masked                          no padding mask (``attend_to_padding``)
+row width                   the batch's longest row                 every row padded to 1,024 (``pad_to``)
+truncation                  ``<cls>`` + 1,022 residues + ``<eos>``  the first 1,024 tokens (``truncation=
+                                                                    "first-tokens"``): ``<cls>`` + 1,023 residues
+Fisher fitted on            ``D_sub``                               the scored set itself (``fit_on="all"``)
+damping λ                   0.1 × mean Fisher entry                 1e-8 absolute
+stored score                ``I(z)``                                ``-I(z)`` (``negate``)
+Top-I                       the highest ``I(z)``                    the highest ``I(z)`` = the lowest stored values,
+                                                                    :func:`numpy.argsort` order (``ties="numpy"``)
+CCI β cut                   the 5% most influential                 the 10% most influential = the lowest stored
+CCI strata / edges          50, [min, max]                          50, [min, max·1.0001) in the stored values
+                                                                    (``edges="released"``); unstable strata order
+                                                                    (``ties="numpy"``); ``RandomState(42)`` drawn in
+                                                                    bin order (``rng="legacy"``)
+seeds                       0                                       42
+fine-tune (A.5)             1 epoch, AdamW 1e-5, wd 0.01, warm-up   same recipe (masked LM), seed 42
+                            50, batch 16, 15% masking, seed 0
+==========================  ======================================  ================================================
 
-With ``paper-compat`` the per-sample loss depends on the batch's padding, so scores are no longer
-independent of batch composition (the shards of a run keep batches aligned, so resume and
-``torchrun`` still reproduce a single run); negated scores make CCI's β cut drop the *least*
-influential sequences.
+Each released choice is a named option (adapter options, :class:`~biocoreset.config.ScoreConfig`
+fields, selector options), so any single one can be switched back. Both presets select from the most
+influential end: the selectors' directions (``topk``'s ``largest``, ``cci``'s ``cut``) default to
+``auto``, which reads the score file's ``negated`` flag. (Earlier, the paper-compat preset took the
+*largest* stored values, i.e. the least influential sequences; see the CHANGELOG.)
+
+The released code reads sequences as they are: it converts no ``T`` to ``U`` and maps lower-case or
+unknown letters to ``<unk>``. biocoreset's RNA-FM adapter cleans sequences first (upper case,
+``T``→``U``), so the two agree exactly on upper-case ``ACGU``/IUPAC input, the Rfam and RNAcentral
+case.
 
 Example:
     >>> get_preset("paper-compat").score.parameters
     ('lm_head.dense.weight',)
-    >>> get_preset("paper-compat").select.options
-    {'beta': 0.1, 'strata': 50}
+    >>> get_preset("paper-compat").options_for("cci")["edges"]
+    'released'
+    >>> get_preset("default").options_for("topk")
+    {}
 """
 
 from __future__ import annotations
@@ -51,7 +71,8 @@ class Preset:
         description: One line.
         finetune: Fine-tuning configuration.
         score: Scoring configuration.
-        select: Selection configuration (method, seed and selector options).
+        select: Selection configuration (default method and seed).
+        selector_options: Options per selector name (``"cci"``, ``"topk"``...).
         adapter_options: Options for the adapter (e.g. ``loss_mode``).
     """
 
@@ -60,7 +81,12 @@ class Preset:
     finetune: FinetuneConfig
     score: ScoreConfig
     select: SelectConfig
+    selector_options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     adapter_options: dict[str, Any] = attrs.field(factory=dict)
+
+    def options_for(self, method: str) -> dict[str, Any]:
+        """The preset's options for selector ``method`` (a copy; empty for other selectors)."""
+        return dict(self.selector_options.get(method, {}))
 
 
 PRESETS: dict[str, Preset] = {
@@ -69,12 +95,14 @@ PRESETS: dict[str, Preset] = {
         description="the paper's method as written (DESIGN §2): masked loss, all parameters, Fisher on D_sub",
         finetune=FinetuneConfig(),
         score=ScoreConfig(),
-        select=SelectConfig(method="cci", seed=0, options={"beta": 0.05, "strata": 50}),
+        select=SelectConfig(method="cci", seed=0),
+        selector_options={"cci": {"beta": 0.05, "strata": 50}},
     ),
     "paper-compat": Preset(
         name="paper-compat",
         description="the released bio-coreset code: lm_head.dense.weight, unmasked loss over all "
-        "positions, Fisher on the scored set, eps 1e-8, negated scores, beta 0.1, seed 42",
+        "1,024 positions without a padding mask, Fisher on the scored set, eps 1e-8, negated "
+        "scores, released Top-I/CCI (beta 0.1, legacy RNG), seed 42",
         finetune=FinetuneConfig(seed=42),
         score=ScoreConfig(
             parameters=("lm_head.dense.weight",),
@@ -84,8 +112,23 @@ PRESETS: dict[str, Preset] = {
             negate=True,
             seed=42,
         ),
-        select=SelectConfig(method="cci", seed=42, options={"beta": 0.1, "strata": 50}),
-        adapter_options={"loss_mode": "paper-compat"},
+        select=SelectConfig(method="cci", seed=42),
+        selector_options={
+            "cci": {
+                "beta": 0.1,
+                "strata": 50,
+                "edges": "released",
+                "ties": "numpy",
+                "rng": "legacy",
+            },
+            "topk": {"ties": "numpy"},
+        },
+        adapter_options={
+            "loss_mode": "paper-compat",
+            "attend_to_padding": True,
+            "pad_to": 1024,
+            "truncation": "first-tokens",
+        },
     ),
 }
 """The built-in presets by name."""

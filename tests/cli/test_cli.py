@@ -251,7 +251,15 @@ def test_run_paper_compat_without_finetuning(workspace, tmp_path, capsys):
     assert meta["fit_on"] == "all" and meta["seed"] == 42
     assert not (tmp_path / "pc" / "finetune" / "model.pt").exists()
     summary = json.loads((tmp_path / "pc" / "select-cci" / "selection.json").read_text())
-    assert summary["options"] == {"beta": 0.1, "strata": 50} and summary["seed"] == 42
+    assert summary["options"] == {
+        "beta": 0.1,
+        "strata": 50,
+        "cut": "lowest",  # auto: the most influential end of the negated scores
+        "edges": "released",
+        "ties": "numpy",
+        "rng": "legacy",
+    }
+    assert summary["seed"] == 42
 
 
 @pytest.mark.parametrize(

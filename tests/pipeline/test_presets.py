@@ -18,7 +18,8 @@ from biocoreset.testing import random_rna, tiny_esm
 def test_default_follows_design():
     p = get_preset("default")
     assert p.score == ScoreConfig()
-    assert p.select.options == {"beta": 0.05, "strata": 50} and p.select.seed == 0
+    assert p.options_for("cci") == {"beta": 0.05, "strata": 50} and p.select.seed == 0
+    assert p.options_for("topk") == {} and p.select.method == "cci"
     assert p.finetune.lr == 1e-5 and p.adapter_options == {}
 
 
@@ -33,8 +34,16 @@ def test_paper_compat_settings():
         True,
         42,
     )
-    assert p.select.options == {"beta": 0.1, "strata": 50} and p.select.seed == 42
-    assert p.adapter_options == {"loss_mode": "paper-compat"}
+    assert p.options_for("cci") == {
+        "beta": 0.1,
+        "strata": 50,
+        "edges": "released",
+        "ties": "numpy",
+        "rng": "legacy",
+    }
+    assert p.options_for("topk") == {"ties": "numpy"} and p.select.seed == 42
+    assert p.adapter_options["loss_mode"] == "paper-compat"
+    assert p.adapter_options["pad_to"] == 1024
 
 
 def test_unknown_preset():
@@ -88,7 +97,11 @@ def test_loss_mode_conflict_is_an_error():
     assert result.metadata["loss_mode"] == "paper-compat"
 
 
-def test_negated_scores_flip_the_selection():
-    scores = np.array([0.1, 0.5, 0.3, 0.9])
-    assert select(-scores, "topk", budget=1).indices.tolist() == [0]
-    assert select(scores, "topk", budget=1).indices.tolist() == [3]
+def test_negated_scores_keep_the_most_influential_end():
+    influence = np.array([0.1, 0.5, 0.3, 0.9])
+    assert select(influence, "topk", budget=1).indices.tolist() == [3]
+    assert select(-influence, "topk", budget=1, negated=True).indices.tolist() == [3]
+    # an explicit direction is honoured as given
+    assert select(-influence, "topk", budget=1, negated=True, largest=True).indices.tolist() == [0]
+    plan = select(-influence, "cci", budget=1, negated=True, beta=0.25, strata=1).plan
+    assert plan.cut.tolist() == [3]  # the β cut drops the most influential sequence

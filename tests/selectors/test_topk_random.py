@@ -56,3 +56,19 @@ def test_resolve_budget(budget, n, expected):
 def test_resolve_budget_errors(budget):
     with pytest.raises(BudgetError):
         resolve_budget(budget, 10)
+
+
+def test_topk_numpy_ties_are_numpy_argsort_order():
+    scores = np.round(np.random.default_rng(3).normal(size=300), 1)  # many ties
+    for k in (1, 7, 50):
+        got = TopKSelector(largest=False, ties="numpy").select(scores, k, seed=0)
+        assert got.tolist() == sorted(np.argsort(scores)[:k].tolist())
+        f32 = scores.astype(np.float32)
+        got32 = TopKSelector(largest=False, ties="numpy").select(f32, k, seed=0)
+        assert got32.tolist() == sorted(np.argsort(f32)[:k].tolist())
+
+
+def test_topk_auto_direction():
+    assert TopKSelector().oriented(True).largest is False
+    assert TopKSelector().oriented(False).largest is True
+    assert TopKSelector(largest=True).oriented(True).largest is True

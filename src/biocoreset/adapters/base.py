@@ -11,18 +11,25 @@ import torch
 import torch.nn.functional as F
 
 from biocoreset.data.masking import MaskingConfig, mask_positions
-from biocoreset.errors import ConfigError, InputError
+from biocoreset.errors import ConfigError, InputError, did_you_mean
 from biocoreset.protocols import Batch
 
 __all__ = [
     "LONG_POLICIES",
     "LOSS_MODES",
+    "TRUNCATIONS",
     "MaskedLMAdapter",
     "default_parameter_groups",
     "last_layer_groups",
 ]
 
 LONG_POLICIES = ("truncate", "error")
+
+TRUNCATIONS = ("keep-eos", "first-tokens")
+"""How a long sequence is cut: ``"keep-eos"`` (default: the first ``max_length`` residues, then the
+closing special token) or ``"first-tokens"`` (the first ``max_length`` + special tokens of the
+tokenised row, as the released bio-coreset code does: ``<cls>`` + 1,023 residues and no ``<eos>``
+for RNA-FM)."""
 
 LOSS_MODES = ("masked", "paper-compat")
 """Per-sample loss definitions: ``"masked"`` (DESIGN §2, the default) or ``"paper-compat"`` (the
@@ -119,8 +126,16 @@ class MaskedLMAdapter:
         loss_mode: ``"masked"`` (default): the masked-LM loss of DESIGN §2. ``"paper-compat"``: the
             released bio-coreset code's loss — no masking, every position of the padded batch
             (special tokens and padding included) is a target, and the per-sample loss is the mean
-            over the batch's padded width. That loss depends on the batch's padding, so scores are no
-            longer independent of batch composition; use it only to reproduce published coresets.
+            over the batch's padded width. Unless ``pad_to`` fixes the width, that loss depends on the
+            batch's padding, so scores are no longer independent of batch composition.
+        attend_to_padding: ``False`` (default): real tokens never attend to padding. ``True``: the
+            model runs without its attention padding mask, as the released bio-coreset code does
+            (``model_override.py`` sets ``padding_mask = None``); ESM-style models still zero the
+            padding positions' embeddings, as ``fm`` does before its layers.
+        pad_to: Pad every row to this many tokens (``None``: to the batch's longest row). The
+            released code pads every row to 1,024 on its own, so with ``loss_mode="paper-compat"``
+            a sequence's loss is a mean over 1,024 positions and does not depend on its batch.
+        truncation: ``"keep-eos"`` (default) or ``"first-tokens"`` (see :data:`TRUNCATIONS`).
     """
 
     name = "masked-lm"
@@ -137,9 +152,27 @@ class MaskedLMAdapter:
         max_length: int,
         long_policy: str = "truncate",
         loss_mode: str = "masked",
+        attend_to_padding: bool = False,
+        pad_to: int | None = None,
+        truncation: str = "keep-eos",
     ) -> None:
         if loss_mode not in LOSS_MODES:
             raise ConfigError(f"loss_mode must be one of {LOSS_MODES}, got {loss_mode!r}.")
+        if truncation not in TRUNCATIONS:
+            raise ConfigError(
+                f"truncation must be one of {TRUNCATIONS}, got {truncation!r}."
+                f"{did_you_mean(str(truncation), TRUNCATIONS)}"
+            )
+        if not isinstance(attend_to_padding, bool):
+            raise ConfigError(
+                f"attend_to_padding must be true or false, got {attend_to_padding!r}."
+            )
+        if pad_to is not None and (
+            isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 1
+        ):
+            raise ConfigError(
+                f"pad_to must be a positive number of tokens or None, got {pad_to!r}."
+            )
         if long_policy not in LONG_POLICIES:
             raise ConfigError(f"long_policy must be one of {LONG_POLICIES}, got {long_policy!r}.")
         if max_length < 1:
@@ -149,6 +182,9 @@ class MaskedLMAdapter:
         self.max_length = int(max_length)
         self.long_policy = long_policy
         self.loss_mode = loss_mode
+        self.attend_to_padding = attend_to_padding
+        self.pad_to = pad_to
+        self.truncation = truncation
         self.stats: Counter[str] = Counter()
         self._unused: list[str] | None = None
 
@@ -183,6 +219,9 @@ class MaskedLMAdapter:
                 "Use long_policy='truncate' or filter long sequences first."
             )
         self.stats["truncated"] += 1
+        if self.truncation == "first-tokens":
+            keep = self.max_length + (len(ids) - n)  # the special tokens count too
+            return ids[:keep], maskable[:keep]
         out_ids, out_mask, kept = [], [], 0
         for tok, m in zip(ids, maskable, strict=True):
             if m:
@@ -225,6 +264,14 @@ class MaskedLMAdapter:
             rows_labels.append(label_row)
             lengths.append(sum(maskable))
         width = max(len(r) for r in rows_ids)
+        if self.pad_to is not None:
+            if width > self.pad_to:
+                longest = records[max(range(len(rows_ids)), key=lambda b: len(rows_ids[b]))][0]
+                raise ConfigError(
+                    f"record {longest!r} has {width} tokens, more than pad_to={self.pad_to}; raise "
+                    "pad_to or lower max_length so that truncated rows fit."
+                )
+            width = self.pad_to
         B = len(records)
         input_ids = torch.full((B, width), self.pad_token_id, dtype=torch.long)
         fill = self.pad_token_id if self.loss_mode == "paper-compat" else -100

@@ -83,6 +83,8 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         invalid: ``"error"``, ``"unk"``, ``"replace"`` (or ``"X"``), ``"skip"``.
         replacement: Letter for ``"replace"`` (default ``X``).
         loss_mode: ``"masked"`` or ``"paper-compat"``.
+        pad_to: Pad every row to this many tokens.
+        truncation: ``"keep-eos"`` or ``"first-tokens"``.
 
     Attributes:
         stats: Hygiene counts (see :class:`~biocoreset.adapters.rnafm.RnaFmAdapter`).
@@ -108,6 +110,8 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         invalid: str = "error",
         replacement: str | None = None,
         loss_mode: str = "masked",
+        pad_to: int | None = None,
+        truncation: str = "keep-eos",
     ) -> None:
         tokenizer = tokenizer if tokenizer is not None else esmc_tokenizer()
         from esm.models.esmc import ESMC
@@ -123,6 +127,8 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
             max_length=max_length,
             long_policy="truncate",
             loss_mode=loss_mode,
+            pad_to=pad_to,
+            truncation=truncation,
         )
         self.tokenizer = tokenizer
         vocab = tokenizer.get_vocab()

@@ -25,7 +25,7 @@ from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.plugins.hookspecs import hookimpl
 
-__all__ = ["UNKNOWN_POLICIES", "HFAdapter", "char_alphabet"]
+__all__ = ["UNKNOWN_POLICIES", "HFAdapter", "char_alphabet", "logits_attending_to_padding"]
 
 UNKNOWN_POLICIES = ("error", "unk")
 
@@ -62,6 +62,39 @@ def char_alphabet(tokenizer: Any) -> frozenset[str] | None:
     return frozenset(ordered) if toks == ordered else None
 
 
+def logits_attending_to_padding(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Logits of a transformers masked LM run without its attention padding mask.
+
+    This is the released bio-coreset code's forward pass (``model_override.py`` drops the padding
+    mask before the layers): every token attends to the padding positions. For ESM-style models
+    (``model.esm.embeddings``) the padding positions' embeddings are still zeroed after the
+    embedding layer norm, as ``fm``'s ``BioBertModel`` does before its layers; position ids still
+    come from the tokens (padding keeps the padding position).
+
+    >>> from biocoreset.testing import tiny_esm
+    >>> model, tok = tiny_esm()
+    >>> batch = tok(["ACGU", "GG"], padding=True, return_tensors="pt")
+    >>> out = logits_attending_to_padding(model, batch["input_ids"], batch["attention_mask"])
+    >>> tuple(out.shape)
+    (2, 6, 10)
+    """
+    embeddings = getattr(getattr(model, "esm", None), "embeddings", None)
+    if embeddings is None:
+        return model(input_ids=input_ids).logits
+    keep = attention_mask.unsqueeze(-1)
+
+    def zero_padding(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        return output * keep.to(output.dtype)
+
+    handle = embeddings.register_forward_hook(zero_padding)
+    try:
+        return model(input_ids=input_ids).logits
+    finally:
+        handle.remove()
+
+
 class HFAdapter(MaskedLMAdapter):
     """Adapter for a transformers masked LM and its tokenizer.
 
@@ -79,6 +112,10 @@ class HFAdapter(MaskedLMAdapter):
             ``"unk"`` to keep the unknown token (counted in :attr:`stats`).
         loss_mode: ``"masked"`` (default) or ``"paper-compat"`` (see
             :class:`~biocoreset.adapters.base.MaskedLMAdapter`).
+        attend_to_padding: Run the model without its attention padding mask (see
+            :class:`~biocoreset.adapters.base.MaskedLMAdapter`; :func:`logits_attending_to_padding`).
+        pad_to: Pad every row to this many tokens.
+        truncation: ``"keep-eos"`` or ``"first-tokens"``.
 
     Attributes:
         family: Name of the recognised model family (``"esm-2"``, ``"bert"``, ``"multimolecule"``,
@@ -99,6 +136,9 @@ class HFAdapter(MaskedLMAdapter):
         long_policy: str = "truncate",
         unknown: str = "error",
         loss_mode: str = "masked",
+        attend_to_padding: bool = False,
+        pad_to: int | None = None,
+        truncation: str = "keep-eos",
     ) -> None:
         family = detect_family(model)
         if tokenizer is None and family.default_tokenizer is not None:
@@ -129,6 +169,9 @@ class HFAdapter(MaskedLMAdapter):
             max_length=max_length,
             long_policy=long_policy,
             loss_mode=loss_mode,
+            attend_to_padding=attend_to_padding,
+            pad_to=pad_to,
+            truncation=truncation,
         )
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id)
@@ -166,7 +209,10 @@ class HFAdapter(MaskedLMAdapter):
         return ids, maskable
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits of the wrapped model."""
+        """Logits of the wrapped model (without its attention padding mask when
+        ``attend_to_padding``)."""
+        if self.attend_to_padding:
+            return logits_attending_to_padding(self.model, input_ids, attention_mask)
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def parameter_groups(self) -> dict[str, list[str]]:

@@ -98,6 +98,11 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         replacement: Letter for ``"replace"`` (default ``N``).
         loss_mode: ``"masked"`` or ``"paper-compat"`` (see
             :class:`~biocoreset.adapters.base.MaskedLMAdapter`).
+        attend_to_padding: Run without the attention padding mask, as the released code does.
+        pad_to: Pad every row to this many tokens (the released code: 1,024).
+        truncation: ``"keep-eos"`` (default: ``<cls>`` + 1,022 residues + ``<eos>``) or
+            ``"first-tokens"`` (the released code: the first 1,024 tokens, ``<cls>`` + 1,023
+            residues, no ``<eos>``).
 
     Attributes:
         stats: Counts of what the hygiene did (per tokenisation): ``lowercase_records``,
@@ -133,6 +138,9 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         invalid: str = "error",
         replacement: str | None = None,
         loss_mode: str = "masked",
+        attend_to_padding: bool = False,
+        pad_to: int | None = None,
+        truncation: str = "keep-eos",
     ) -> None:
         config = getattr(model, "config", None)
         if type(model).__name__ != "EsmForMaskedLM" or int(getattr(config, "vocab_size", 0)) != len(
@@ -159,6 +167,9 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
             long_policy="truncate",  # the mixin sets the real policy (it also knows "windows")
             unknown="unk",
             loss_mode=loss_mode,
+            attend_to_padding=attend_to_padding,
+            pad_to=pad_to,
+            truncation=truncation,
         )
         self.mask_token_id = RNAFM_MASK_ID
         self.pad_token_id = RNAFM_PAD_ID

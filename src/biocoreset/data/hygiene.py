@@ -463,6 +463,9 @@ class HygieneAdapterMixin:
             self.stats["windowed"] += 1
             return ids, maskable
         self.stats["truncated"] += 1
+        if getattr(self, "truncation", "keep-eos") == "first-tokens":
+            keep = self.max_length + 2  # <cls> + max_length + 1 residues, no <eos>
+            return ids[:keep], maskable[:keep]
         keep = self.max_length + 1
         return ids[:keep] + ids[-1:], maskable[:keep] + maskable[-1:]
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
-from biocoreset.errors import BudgetError, InputError
+from biocoreset.errors import BudgetError, ConfigError, InputError, did_you_mean
 
-__all__ = ["as_scores"]
+__all__ = ["as_scores", "native_scores", "one_of"]
 
 
 def as_scores(scores: np.ndarray, budget: int) -> np.ndarray:
@@ -26,3 +29,28 @@ def as_scores(scores: np.ndarray, budget: int) -> np.ndarray:
             f"budget must be an integer between 1 and {n} (the number of scores), got {budget!r}."
         )
     return arr
+
+
+def native_scores(scores: Any) -> np.ndarray:
+    """``scores`` in their own precision: float32 stays float32, anything else becomes float64.
+
+    The released code's selection arithmetic runs on float32 scores; reproducing it bit for bit
+    needs the same precision.
+
+    >>> native_scores(np.ones(2, dtype=np.float32)).dtype, native_scores([1, 2]).dtype
+    (dtype('float32'), dtype('float64'))
+    """
+    arr = np.asarray(scores)
+    return arr if arr.dtype == np.float32 else arr.astype(np.float64, copy=False)
+
+
+def one_of(option: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``.
+
+    >>> one_of("ties", "stable", ("stable", "numpy"))
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(
+            f"{option} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+            f"{did_you_mean(str(value), choices)}"
+        )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 
 from biocoreset.plugins.hookspecs import hookimpl
@@ -12,17 +13,15 @@ from biocoreset.selectors._checks import as_scores
 __all__ = ["RandomSelector"]
 
 
+@attrs.frozen(kw_only=True)
 class RandomSelector:
-    """Uniform random selection, reproducible with ``seed``; the scores only fix ``n``.
+    """Uniform random selection, reproducible with ``seed``; the scores only fix ``n``. No options.
 
     >>> len(RandomSelector().select(np.zeros(10), 3, seed=0))
     3
     """
 
-    name = "random"
-
-    def __init__(self, **_: Any) -> None:
-        pass
+    name: ClassVar[str] = "random"
 
     def select(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> np.ndarray:
         """Indices of the selected rows, ascending."""

@@ -1,15 +1,19 @@
-"""The ``topk`` selector (Top-I): the ``budget`` highest scores, ties broken by input order."""
+"""The ``topk`` selector (Top-I): the ``budget`` most influential scores, ties broken by input order."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 
+from biocoreset.errors import ConfigError
 from biocoreset.plugins.hookspecs import hookimpl
-from biocoreset.selectors._checks import as_scores
+from biocoreset.selectors._checks import as_scores, native_scores, one_of
 
 __all__ = ["TopKSelector", "top_indices"]
+
+TIES = ("stable", "numpy")
 
 
 def _kth(arr: np.ndarray, k: int, largest: bool) -> float:
@@ -64,25 +68,50 @@ def top_indices(scores: np.ndarray, k: int, *, largest: bool = True) -> np.ndarr
     return out.astype(np.int64, copy=False)
 
 
+@attrs.frozen(kw_only=True)
 class TopKSelector:
-    """Top-k selection.
+    """Top-k selection (Top-I): the ``budget`` most influential scores.
 
     Args:
-        largest: Take the highest scores (default) or, with ``False``, the lowest.
+        largest: Take the highest stored scores (``True``) or the lowest (``False``). ``None``
+            (default): the most influential end — the highest, or the lowest when the scores are
+            stored negated (``-I(z)``, as under ``paper-compat`` and the released code).
+        ties: ``"stable"`` (default: ties broken by input order, in O(n)) or ``"numpy"``
+            (the first ``budget`` of :func:`numpy.argsort`'s default, unstable, order — what the
+            released code's ``monotonic_sampling_numpy`` does; run in the scores' own precision).
 
     >>> TopKSelector().select(np.array([0.1, 0.5, 0.5, 0.2]), 2, seed=0).tolist()
     [1, 2]
+    >>> TopKSelector().oriented(True).select(np.array([0.1, 0.5, 0.5, 0.2]), 2, seed=0).tolist()
+    [0, 3]
     """
 
-    name = "topk"
+    name: ClassVar[str] = "topk"
 
-    def __init__(self, *, largest: bool = True, **_: Any) -> None:
-        self.largest = bool(largest)
+    largest: bool | None = attrs.field(default=None)
+    ties: str = attrs.field(default="stable")
+
+    def __attrs_post_init__(self) -> None:
+        if self.largest is not None and not isinstance(self.largest, (bool, np.bool_)):
+            raise ConfigError(f"largest must be true, false or None (auto), got {self.largest!r}.")
+        one_of("ties", self.ties, TIES)
+
+    def oriented(self, negated: bool) -> TopKSelector:
+        """This selector for scores stored as ``-I(z)`` (``negated``) or ``I(z)``: resolves
+        ``largest=None`` to the most influential end."""
+        if self.largest is not None:
+            return self
+        return attrs.evolve(self, largest=not negated)
 
     def select(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> np.ndarray:
         """Indices of the selected rows, ascending."""
         arr = as_scores(scores, budget)
-        return top_indices(arr, int(budget), largest=self.largest)
+        largest = True if self.largest is None else bool(self.largest)
+        if self.ties == "numpy":
+            native = native_scores(scores)
+            order = np.argsort(-native if largest else native)
+            return np.sort(order[: int(budget)]).astype(np.int64)
+        return top_indices(arr, int(budget), largest=largest)
 
 
 @hookimpl
