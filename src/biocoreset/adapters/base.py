@@ -232,8 +232,13 @@ class MaskedLMAdapter:
             out_mask.append(m)
         return out_ids, out_mask
 
-    def collate(self, records: Sequence[tuple[str, str]], *, seed: int) -> Batch:
+    def collate(
+        self, records: Sequence[tuple[str, str]], *, seed: int, draw: int = 0, draws: int = 1
+    ) -> Batch:
         """Tokenise, mask deterministically and pad ``(id, sequence)`` records.
+
+        ``draw`` of ``draws`` picks one of several masks per sequence (seeded by
+        ``(seed, id, draw)``; see :mod:`biocoreset.data.masking`); draw 0 of 1 is the default mask.
 
         Raises:
             InputError: An empty sequence or one the alphabet rejects (the message names the id).
@@ -259,6 +264,8 @@ class MaskedLMAdapter:
                 config=self.masking,
                 mask_token_id=self.mask_token_id,
                 random_token_ids=self.random_token_ids,
+                draw=draw,
+                draws=draws,
             )
             rows_ids.append(corrupted)
             rows_labels.append(label_row)

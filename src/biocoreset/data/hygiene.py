@@ -427,7 +427,9 @@ class HygieneAdapterMixin:
         ids = [self.cls_token_id, *(get(c, unk) for c in seq), self.eos_token_id]
         return ids, [False, *([True] * len(seq)), False]
 
-    def collate(self, records: Sequence[tuple[str, str]], *, seed: int) -> Batch:
+    def collate(
+        self, records: Sequence[tuple[str, str]], *, seed: int, draw: int = 0, draws: int = 1
+    ) -> Batch:
         """Clean (with counts), drop records skipped by ``invalid="skip"``, then collate.
 
         The returned batch's ``ids`` list the records kept.
@@ -446,7 +448,7 @@ class HygieneAdapterMixin:
                 f"all {len(records)} records of the batch were skipped for invalid letters "
                 f"(invalid='skip'), e.g. {records[0][0]!r}."
             )
-        return super().collate(kept, seed=seed)  # type: ignore[misc]
+        return super().collate(kept, seed=seed, draw=draw, draws=draws)  # type: ignore[misc]
 
     def _truncate(
         self, record_id: str, ids: list[int], maskable: list[bool]
