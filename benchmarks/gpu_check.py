@@ -524,7 +524,8 @@ def render(report: dict[str, Any]) -> str:
     ]
     ok = [r for r in results if "measured" in r]
     if ok:
-        head = "| | " + " | ".join(r["label"] for r in ok) + " |"
+        corner = "DRY RUN (CPU, tiny models)" if dry else ""
+        head = f"| {corner} | " + " | ".join(r["label"] for r in ok) + " |"
         lines += [head, "|---|" + "---|" * len(ok)]
 
         def row(title: str, get: Callable[[dict[str, Any]], Any]) -> None:
