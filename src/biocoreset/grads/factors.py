@@ -118,8 +118,8 @@ def mixed_products(device: torch.device, dtype: torch.dtype) -> bool:
         try:
             a = torch.ones((1, 2, 2), dtype=dtype, device=device)
             out = torch.empty((1, 2, 2), dtype=torch.float32, device=device)
-            torch.bmm(a, a, out_dtype=torch.float32, out=out)  # type: ignore[call-arg]
-            torch.mm(a[0], a[0], out_dtype=torch.float32, out=out[0])  # type: ignore[call-arg]
+            torch.bmm(a, a, out_dtype=torch.float32, out=out)
+            torch.mm(a[0], a[0], out_dtype=torch.float32, out=out[0])
             _MIXED[key] = bool((out == 2).all())
         except (TypeError, RuntimeError, NotImplementedError):
             _MIXED[key] = False
@@ -195,7 +195,7 @@ class LinearFactors(LayerFactors):
         )
 
     @property
-    def output_grads(self) -> torch.Tensor:  # type: ignore[override]
+    def output_grads(self) -> torch.Tensor:
         """``[B, T, d_out]`` output gradients in :attr:`dtype`."""
         if self._output_grads is None:
             self._output_grads = self._g.to(self.dtype)
