@@ -294,9 +294,16 @@ class Timer:
 
 
 def measure_model(
-    name: str, args: argparse.Namespace, device: Any, lengths: list[int], max_tokens: int
+    name: str,
+    args: argparse.Namespace,
+    device: Any,
+    lengths: list[int],
+    max_tokens: int,
+    out: dict[str, Any],
 ) -> dict[str, Any]:
-    """Build, fit, then time plain / score / engine batch by batch until ``args.seconds`` pass."""
+    """Build, fit, then time plain / score / engine batch by batch until ``args.seconds`` pass.
+
+    Fills ``out`` as it goes (so a failure keeps what was measured) and returns it."""
     import torch
 
     from biocoreset.curvature.diagonal import DiagonalFisher
@@ -306,7 +313,7 @@ def measure_model(
 
     spec = MODELS[name]
     label = spec.get("dry_label", spec["label"]) + " (tiny)" if args.dry_run else spec["label"]
-    out: dict[str, Any] = {"model": name, "label": label, "max_tokens": max_tokens}
+    out |= {"model": name, "label": label, "max_tokens": max_tokens}
     t0 = time.perf_counter()
     adapter = make_adapter(name, args.dry_run)
     model = adapter.model.to(device)
@@ -396,16 +403,24 @@ def measure_model(
         "seconds": {k: round(v, 4) for k, v in times.items()},
     }
     out["checks"] = agreement_checks(adapter, engine, curvature, batches[0], device)
-    # peak memory of each phase, on the largest batch
+    # peak memory of each phase, on the largest batch (a failure here keeps the timings)
     big = max(range(len(batches)), key=lambda j: padded[j])
     out["peak_memory_gib"] = {}
+    out["peak_memory_batch_tokens"] = padded[big]
     for key, fn in fns.items():
         free_memory(device)
         reset_peak(device)
-        fn(batches[big])
-        sync(device)
-        out["peak_memory_gib"][key] = peak_gib(device)
-    out["peak_memory_batch_tokens"] = padded[big]
+        try:
+            fn(batches[big])
+            sync(device)
+            out["peak_memory_gib"][key] = peak_gib(device)
+        except Exception as exc:
+            out["peak_memory_gib"][key] = None
+            out.setdefault("notes", []).append(
+                f"peak memory of {key} not measured: {type(exc).__name__}: {str(exc)[:120]}"
+            )
+            if not is_oom(exc):
+                raise
     out["total_seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -708,30 +723,31 @@ def main(argv: list[str] | None = None) -> int:
         notes: list[str] = []
         result: dict[str, Any] = {"model": name, "label": label}
         for attempt in range(4):
+            remaining = args.budget - (time.perf_counter() - started)
+            seconds = (
+                args.seconds if args.dry_run else min(args.seconds, max(10.0, remaining / 2 - 30))
+            )
+            run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
+            result = {"model": name, "label": label}
+            failure, oom = None, False
             try:
-                seconds = (
-                    args.seconds
-                    if args.dry_run
-                    else min(args.seconds, max(10.0, remaining / 2 - 30))
-                )
-                run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
-                result = measure_model(name, run_args, device, lengths, max_tokens)
-                break
+                measure_model(name, run_args, device, lengths, max_tokens, result)
             except Exception as exc:  # keep going: a partial report beats none
-                free_memory(device)
-                if is_oom(exc) and attempt < 3 and max_tokens > 512:
-                    notes.append(
-                        f"{label}: out of memory at {max_tokens:,} tokens per batch; halved"
-                    )
-                    log(notes[-1])
-                    max_tokens //= 2
-                    continue
-                tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                log(f"{name} failed: {tail}")
-                traceback.print_exc()
-                result = {"model": name, "label": label, "error": tail[:300]}
+                oom = is_oom(exc)
+                failure = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                log(f"{name} failed: {failure}\n{traceback.format_exc()}")
+            # the exception and its frames are gone here, so their tensors can be freed
+            free_memory(device)
+            if failure is None:
                 break
-        result["notes"] = notes
+            if oom and attempt < 3 and max_tokens > 512:
+                notes.append(f"{label}: out of memory at {max_tokens:,} tokens per batch; halved")
+                log(notes[-1])
+                max_tokens //= 2
+                continue
+            result["error"] = failure[:300]
+            break
+        result["notes"] = notes + result.get("notes", [])
         result["mean_tokens"] = round(mean_tokens, 2)
         summarise(result, info, mean_tokens, args.corpus_size)
         report["results"].append(result)

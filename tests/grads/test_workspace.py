@@ -248,6 +248,23 @@ def test_bf16_factors_and_mixed_products_change_no_number(hf, monkeypatch):
     assert torch.equal(plain, mixed)
     torch.testing.assert_close(plain, small, rtol=1e-6, atol=0)
 
+    # a device whose mixed matmuls fail after the probe passed: warn, upcast, same numbers
+    def failing(op):
+        def call(a, b, *, out=None, out_dtype=None):
+            if out_dtype is not None:
+                raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED")
+            return op(a, b, out=out)
+
+        return call
+
+    monkeypatch.setattr(factors_mod, "_MIXED", {})
+    monkeypatch.setattr(torch, "bmm", failing(bmm))
+    monkeypatch.setattr(torch, "mm", failing(mm))
+    with pytest.warns(RuntimeWarning, match="upcast float32 factors"):
+        fallback, _ = scores()
+    assert torch.equal(plain, fallback)
+    assert dict(factors_mod._MIXED) == {(torch.device("cpu"), torch.bfloat16): False}
+
 
 def test_sdpa_attention_equals_bruteforce_float64():
     """With sdpa attention the hook engine still equals the per-sample float64 reference."""

@@ -37,7 +37,9 @@ Example:
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -124,6 +126,18 @@ def mixed_products(device: torch.device, dtype: torch.dtype) -> bool:
         except (TypeError, RuntimeError, NotImplementedError):
             _MIXED[key] = False
     return _MIXED[key]
+
+
+def _give_up_mixed(device: torch.device, dtype: torch.dtype, exc: BaseException) -> None:
+    """A mixed-precision matmul failed although the probe passed: upcast from now on, and say so."""
+    _MIXED[(device, dtype)] = False
+    warnings.warn(
+        f"{dtype} matmuls with a float32 output failed on {device} ({type(exc).__name__}: "
+        f"{str(exc)[:200]}); per-sample products are formed from upcast float32 factors from now on "
+        "(the same numbers, slower).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def ghost_norm_pays(tokens: int, d_in: int, d_out: int) -> bool:
@@ -266,11 +280,26 @@ class LinearFactors(LayerFactors):
             x, g = x.to(dtype), g.to(dtype)
         B, _, d_in = x.shape
         d_out = g.shape[-1]
-        gt = g.transpose(1, 2)  # [B, d_out, T]
+        # [B, d_out, T] and [B, T, d_in]; upcast in place of the mixed matmuls if those fail
+        state: dict[str, Any] = {"gt": g.transpose(1, 2), "x": x, "mixed": mixed}
+
+        def product(
+            op: Any, at_g: tuple[Any, ...], at_x: tuple[Any, ...], out: torch.Tensor
+        ) -> None:
+            if state["mixed"]:
+                try:
+                    op(state["gt"][at_g], state["x"][at_x], out=out, out_dtype=dtype)
+                    return
+                except (RuntimeError, NotImplementedError, TypeError) as exc:
+                    if "out of memory" in str(exc).lower():
+                        raise
+                    _give_up_mixed(out.device, state["x"].dtype, exc)
+                    state.update(mixed=False, gt=state["gt"].to(dtype), x=state["x"].to(dtype))
+            op(state["gt"][at_g], state["x"][at_x], out=out)
+
         item = torch.finfo(dtype).bits // 8
         budget = self.workspace_bytes or workspace_bytes_for(g.device)
         per_sample = d_out * d_in * item
-        extra = {"out_dtype": dtype} if mixed else {}
         if per_sample <= budget:
             k = max(1, min(B, budget // max(per_sample, 1)))
             work = _workspace(k * d_out * d_in, dtype, g.device)
@@ -278,7 +307,7 @@ class LinearFactors(LayerFactors):
             for lo in range(0, B, k):
                 hi = min(lo + k, B)
                 G = work[: (hi - lo) * d_out * d_in].view(hi - lo, d_out, d_in)
-                torch.bmm(gt[lo:hi], x[lo:hi], out=G, **extra)
+                product(torch.bmm, (slice(lo, hi),), (slice(lo, hi),), G)
                 yield slice(lo, hi), rows, G
         else:
             step = max(1, budget // (d_in * item))
@@ -287,7 +316,7 @@ class LinearFactors(LayerFactors):
                 for lo in range(0, d_out, step):
                     hi = min(lo + step, d_out)
                     G = work[: (hi - lo) * d_in].view(1, hi - lo, d_in)
-                    torch.mm(gt[b, lo:hi], x[b], out=G[0], **extra)
+                    product(torch.mm, (b, slice(lo, hi)), (b,), G[0])
                     yield slice(b, b + 1), slice(lo, hi), G
 
     def weighted_squared_norms(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
