@@ -50,6 +50,7 @@ from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
 from biocoreset.errors import BioCoresetError, ConfigError, did_you_mean
 
 __all__ = [
+    "ATTENTION_IMPLEMENTATIONS",
     "RNAFM_CLS_ID",
     "RNAFM_EOS_ID",
     "RNAFM_MASK_ID",
@@ -61,7 +62,6 @@ __all__ = [
     "RnaFmTokenizer",
     "build_rnafm",
     "convert_rnafm_state_dict",
-    "ATTENTION_IMPLEMENTATIONS",
     "default_attention",
     "load_rnafm_checkpoint",
     "resolve_attention",
