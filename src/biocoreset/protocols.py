@@ -141,15 +141,18 @@ class LayerFactors:
     def weighted_squared_norms(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``[B]`` float64 ``Σ_j w_j g_{b,j}²`` over the block, with ``weights`` shaped like each parameter.
 
-        Computed in ``promote(gradient dtype, weight dtype)``. Engines may override this (and
+        Computed in ``promote(gradient dtype, weight dtype)``; the result stays on the gradients'
+        device (float32 on MPS, which has no float64). Engines may override this (and
         :meth:`sum_squared_grads`) to avoid materialising the per-sample gradients.
         """
-        out = torch.zeros(self.batch_size, dtype=torch.float64)
+        out: torch.Tensor | None = None
         for name, g in self.per_sample_grads().items():
             w = weights[name]
             g = g.to(torch.promote_types(g.dtype, w.dtype)).flatten(1)
-            out += (g.square() @ w.to(g.dtype).flatten()).to(device=out.device, dtype=torch.float64)
-        return out
+            q = g.square() @ w.to(g.dtype).flatten()
+            q = q.to(torch.float32 if q.device.type == "mps" else torch.float64)
+            out = q if out is None else out + q
+        return torch.zeros(self.batch_size, dtype=torch.float64) if out is None else out
 
     def sum_squared_grads(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """``{param name: Σ_b g_b ⊙ g_b}`` (shaped like the parameter), in ``promote(gradient dtype, dtype)``."""
@@ -242,7 +245,8 @@ class CurvatureEstimator(Protocol):
         ...
 
     def quadratic_form(self, factors: LayerFactors) -> torch.Tensor:
-        """Return ``[B]`` float64 values ``g_bᵀ C_block⁻¹ g_b`` for the block."""
+        """Return ``[B]`` float64 values ``g_bᵀ C_block⁻¹ g_b`` for the block (on any device: scorers
+        sum the blocks where they are and move a batch's scores to the host once)."""
         ...
 
     def metadata(self) -> dict[str, Any]:

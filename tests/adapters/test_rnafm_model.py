@@ -127,7 +127,10 @@ def test_config_presets_and_overrides():
         and cfg.emb_layer_norm_before
         and not cfg.token_dropout
     )
-    assert cfg._attn_implementation == "eager"
+    assert cfg._attn_implementation == "sdpa"  # fused attention where transformers has it
+    assert rnafm_config(attn_implementation="eager")._attn_implementation == "eager"
+    with pytest.raises(ConfigError, match="sdpa"):
+        rnafm_config(attn_implementation="sdp")
     assert rnafm_config("tiny").num_hidden_layers == 2
     assert rnafm_config({"num_hidden_layers": 3}).hidden_size == 640
     assert rnafm_config("tiny", hidden_size=48).hidden_size == 48
@@ -156,10 +159,11 @@ def test_full_size_parameter_count_matches_fm():
     assert round(n_ours / 1e6, 1) == 99.5
 
 
-def test_build_is_eval_eager_and_tied():
+def test_build_is_eval_sdpa_and_tied():
     model = build_rnafm("tiny")
     assert not model.training
-    assert model.config._attn_implementation == "eager"
+    assert model.config._attn_implementation == "sdpa"
+    assert build_rnafm("tiny", attn_implementation="eager").config._attn_implementation == "eager"
     assert model.lm_head.decoder.weight is model.esm.embeddings.word_embeddings.weight
     # For per-sample gradient hooks: the one parameter outside Linear / Embedding / LayerNorm.
     hookable = (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)
@@ -212,6 +216,26 @@ def test_mask_row_zeroing_matters(tmp_path: Path):
     keep = no_mask.ne(RNAFM_PAD_ID)
     a, b = _hf_logits(raw, no_mask)[keep], _hf_logits(zeroed, no_mask)[keep]
     torch.testing.assert_close(a[:, :RNAFM_MASK_ID], b[:, :RNAFM_MASK_ID], rtol=0, atol=0)
+
+
+def test_sdpa_equals_eager_in_float64():
+    """sdpa changes no logit and no per-sample gradient beyond float64 round-off."""
+    sdpa = _perturbed_tiny(5).double()
+    eager = build_rnafm("tiny", attn_implementation="eager").double()
+    eager.load_state_dict(sdpa.state_dict())
+    toks = _TOKENS
+    a, b = _hf_logits(sdpa, toks), _hf_logits(eager, toks)
+    keep = toks.ne(RNAFM_PAD_ID)
+    torch.testing.assert_close(a[keep], b[keep], rtol=1e-12, atol=1e-12)
+    grads = []
+    for model in (sdpa, eager):
+        logits = model(input_ids=toks, attention_mask=toks.ne(RNAFM_PAD_ID).long()).logits
+        loss = logits[keep].logsumexp(-1).sum()
+        got = torch.autograd.grad(
+            loss, list(model.parameters()), allow_unused=True, materialize_grads=True
+        )
+        grads.append(torch.cat([g.flatten() for g in got]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
 
 
 def test_save_load_round_trip(tmp_path: Path):

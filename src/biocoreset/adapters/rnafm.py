@@ -53,6 +53,7 @@ from biocoreset.adapters.rnafm_model import (
     RNAFM_UNK_ID,
     build_rnafm,
     load_rnafm_checkpoint,
+    resolve_attention,
     rnafm_tokenizer,
 )
 from biocoreset.data.hygiene import HygieneAdapterMixin
@@ -199,6 +200,7 @@ def make_rnafm_adapter(
     size: str | None = None,
     dtype: torch.dtype | str | None = None,
     zero_mask_embedding: bool = True,
+    attn_implementation: str | None = None,
     **options: Any,
 ) -> RnaFmAdapter:
     """Build an :class:`RnaFmAdapter` from exactly one model source (the ``rna-fm`` factory).
@@ -210,6 +212,9 @@ def make_rnafm_adapter(
         size: ``"rna-fm"`` (12 x 640, 99.5M parameters) or ``"tiny"``, randomly initialised.
         dtype: Cast the model (``torch.float64`` or ``"float64"`` for exact tests).
         zero_mask_embedding: With ``checkpoint``: zero the ``<mask>`` embedding row as ``fm`` does.
+        attn_implementation: ``"sdpa"`` or ``"eager"``; ``None``: sdpa where supported for a built
+            or loaded model, and a given ``model`` as it is (see
+            :mod:`biocoreset.adapters.rnafm_model`).
         **options: :class:`RnaFmAdapter` options (``invalid``, ``long_policy``, ``masking``...).
 
     Raises:
@@ -231,10 +236,16 @@ def make_rnafm_adapter(
             f"{', '.join(given) if given else 'none'}."
         )
     if checkpoint is not None:
-        model = load_rnafm_checkpoint(Path(checkpoint), zero_mask_embedding=zero_mask_embedding)
+        model = load_rnafm_checkpoint(
+            Path(checkpoint),
+            zero_mask_embedding=zero_mask_embedding,
+            attn_implementation=attn_implementation,
+        )
     elif size is not None:
-        model = build_rnafm(size)
+        model = build_rnafm(size, attn_implementation=attn_implementation)
     assert model is not None
+    if checkpoint is None and size is None and attn_implementation is not None:
+        model.set_attn_implementation(resolve_attention(attn_implementation))  # type: ignore[operator]
     dt = _dtype(dtype)
     if dt is not None:
         model = model.to(dt)

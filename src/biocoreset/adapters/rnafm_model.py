@@ -18,6 +18,15 @@ The ``<mask>`` embedding row:
     :func:`load_rnafm_checkpoint` zeroes it by default (``zero_mask_embedding=True``) so that it
     reproduces ``fm.pretrained.rna_fm_t12``; :func:`convert_rnafm_state_dict` only renames.
 
+Attention:
+    Models are built with ``attn_implementation="sdpa"`` (PyTorch's fused
+    ``scaled_dot_product_attention``; flash / memory-efficient kernels on a GPU) where the installed
+    transformers supports it for ESM, else ``"eager"`` (:func:`default_attention`). The gradient
+    engine hooks the Linear / Embedding / LayerNorm modules, never the softmax, so both give the same
+    per-sample gradients (float64: to round-off, ~1e-15). Pass ``attn_implementation="eager"`` for
+    logits bit-identical to the ``fm`` package or for attention maps (``output_attentions=True``
+    returns none under sdpa).
+
 Example:
     >>> model = build_rnafm("tiny")
     >>> tok = rnafm_tokenizer()
@@ -41,6 +50,7 @@ from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
 from biocoreset.errors import BioCoresetError, ConfigError, did_you_mean
 
 __all__ = [
+    "ATTENTION_IMPLEMENTATIONS",
     "RNAFM_CLS_ID",
     "RNAFM_EOS_ID",
     "RNAFM_MASK_ID",
@@ -52,7 +62,9 @@ __all__ = [
     "RnaFmTokenizer",
     "build_rnafm",
     "convert_rnafm_state_dict",
+    "default_attention",
     "load_rnafm_checkpoint",
+    "resolve_attention",
     "rnafm_config",
     "rnafm_tokenizer",
     "save_rnafm_checkpoint",
@@ -131,19 +143,52 @@ class RnaFmCheckpointError(BioCoresetError, ValueError):
     """An RNA-FM checkpoint or state dict has unexpected, missing or inconsistent entries."""
 
 
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
+"""Attention implementations accepted by the builders (``attn_implementation=``)."""
+
+
+def default_attention() -> str:
+    """``"sdpa"`` when this transformers' ``EsmForMaskedLM`` supports it, else ``"eager"``.
+
+    >>> default_attention() in ATTENTION_IMPLEMENTATIONS
+    True
+    """
+    return "sdpa" if getattr(EsmForMaskedLM, "_supports_sdpa", False) else "eager"
+
+
+def resolve_attention(value: str | None) -> str:
+    """The attention implementation to build with: ``value`` checked, ``None`` → the default;
+    ``"sdpa"`` falls back to ``"eager"`` where transformers has no sdpa path for ESM.
+
+    >>> resolve_attention("eager")
+    'eager'
+    """
+    if value is None:
+        return default_attention()
+    if value not in ATTENTION_IMPLEMENTATIONS:
+        raise ConfigError(
+            f"attn_implementation must be one of {ATTENTION_IMPLEMENTATIONS} or None (sdpa where "
+            f"supported), got {value!r}." + did_you_mean(str(value), ATTENTION_IMPLEMENTATIONS)
+        )
+    if value == "sdpa" and default_attention() != "sdpa":
+        return "eager"  # this transformers has no sdpa path for ESM
+    return value
+
+
 def rnafm_config(size: str | Mapping[str, Any] = "rna-fm", **overrides: Any) -> EsmConfig:
     """Build the ``EsmConfig`` of an RNA-FM-shaped model.
 
     Args:
         size: A preset name (``"rna-fm"``: 12 x 640, ``"tiny"``: 2 x 32) or a mapping of
             ``EsmConfig`` fields applied on top of the ``"rna-fm"`` preset.
-        **overrides: Further ``EsmConfig`` fields (applied last).
+        **overrides: Further ``EsmConfig`` fields (applied last); ``attn_implementation`` is
+            ``"sdpa"`` (default where supported, see :func:`default_attention`) or ``"eager"``.
 
     Returns:
-        The config, with eager attention so that logits are exact.
+        The config.
 
     Raises:
-        ConfigError: ``size`` names no preset.
+        ConfigError: ``size`` names no preset, or a bad ``attn_implementation``.
     """
     if isinstance(size, Mapping):
         preset: dict[str, Any] = {**RNAFM_PRESETS["rna-fm"], **size}
@@ -155,22 +200,32 @@ def rnafm_config(size: str | Mapping[str, Any] = "rna-fm", **overrides: Any) -> 
             + did_you_mean(str(size), RNAFM_PRESETS)
         )
     kwargs = {**_FIXED, **preset, **overrides}
-    kwargs.setdefault("attn_implementation", "eager")
+    kwargs["attn_implementation"] = resolve_attention(kwargs.get("attn_implementation"))
     return EsmConfig(**kwargs)
 
 
-def build_rnafm(config: EsmConfig | str | Mapping[str, Any] = "rna-fm") -> EsmForMaskedLM:
+def build_rnafm(
+    config: EsmConfig | str | Mapping[str, Any] = "rna-fm",
+    *,
+    attn_implementation: str | None = None,
+) -> EsmForMaskedLM:
     """Build a randomly initialised RNA-FM-shaped ``EsmForMaskedLM`` in eval mode.
 
     Args:
         config: An ``EsmConfig`` or anything :func:`rnafm_config` accepts.
+        attn_implementation: ``"sdpa"`` or ``"eager"``; ``None``: the config's, else sdpa where
+            supported (see the module notes).
 
     Returns:
-        The model (float32, eager attention, LM decoder tied to the token embeddings).
+        The model (float32, LM decoder tied to the token embeddings).
+
+    Raises:
+        ConfigError: A bad ``attn_implementation``.
     """
     if not isinstance(config, EsmConfig):
         config = rnafm_config(config)
-    model = EsmForMaskedLM._from_config(config, attn_implementation="eager")
+    impl = resolve_attention(attn_implementation or config._attn_implementation)
+    model = EsmForMaskedLM._from_config(config, attn_implementation=impl)
     return model.eval()
 
 
@@ -320,16 +375,20 @@ def _load_official(path: Path) -> tuple[argparse.Namespace, Mapping[str, torch.T
     return data["args"], data["model"]
 
 
-def load_rnafm_checkpoint(path: str | Path, *, zero_mask_embedding: bool = True) -> EsmForMaskedLM:
+def load_rnafm_checkpoint(
+    path: str | Path, *, zero_mask_embedding: bool = True, attn_implementation: str | None = None
+) -> EsmForMaskedLM:
     """Load an official RNA-FM checkpoint (e.g. ``RNA-FM_pretrained.pth``) from a local file.
 
     Args:
         path: Local path of the ``.pth`` file. Nothing is downloaded.
         zero_mask_embedding: Zero the ``<mask>`` row of the (tied) token embeddings, as ``fm``'s
             loader does, so that logits match ``fm.pretrained.rna_fm_t12``. See the module notes.
+        attn_implementation: ``"sdpa"`` (default where supported) or ``"eager"`` (logits
+            bit-identical to ``fm``).
 
     Returns:
-        An ``EsmForMaskedLM`` in eval mode (float32, eager attention).
+        An ``EsmForMaskedLM`` in eval mode (float32).
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
@@ -348,7 +407,7 @@ def load_rnafm_checkpoint(path: str | Path, *, zero_mask_embedding: bool = True)
         emb = state["esm.embeddings.word_embeddings.weight"].clone()
         emb[RNAFM_MASK_ID] = 0
         state["esm.embeddings.word_embeddings.weight"] = state["lm_head.decoder.weight"] = emb
-    model = build_rnafm(config)
+    model = build_rnafm(config, attn_implementation=attn_implementation)
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("esm.contact_head.")]
     if missing or result.unexpected_keys:

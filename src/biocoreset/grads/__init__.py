@@ -46,7 +46,8 @@ def make_engine(
         adapter: The model adapter.
         params: Scored parameters by qualified name.
         engine: ``"auto"``, ``"hooks"`` or ``"loop"``.
-        **options: Engine options: ``dtype`` (both); ``fast_path`` and ``autocast`` (hooks only).
+        **options: Engine options: ``dtype`` (both); ``fast_path``, ``autocast`` and
+            ``workspace_bytes`` (hooks only; see :class:`~biocoreset.grads.engine.HookEngine`).
 
     Raises:
         ConfigError: Unknown engine, or (``"hooks"``) a model or option the hook engine refuses.

@@ -14,7 +14,14 @@ Per batch, :meth:`HookEngine.run` does
    their last use).
 
 Per-sample quantities are formed in float32 — float64 when the model is float64 or
-``dtype=torch.float64`` — whatever the autocast dtype of the forward pass.
+``dtype=torch.float64`` — whatever the autocast dtype of the forward pass. Under bf16 autocast the
+linear layers' factors are kept as the bf16 values the layers saw, and the products formed from
+them in float32 (:mod:`biocoreset.grads.factors`); the numbers are those of upcasting first.
+
+Shaped for a GPU: per-sample products are formed in a workspace sized by device
+(``workspace_bytes``; 8 MiB on the CPU, a quarter of the available memory on CUDA, so one linear
+layer's products for a whole batch are one batched matmul), and the per-block reductions stay on
+the device — a scorer moves a batch's scores to the host once (:mod:`biocoreset.grads.totals`).
 
 Example:
     >>> import torch
@@ -40,7 +47,12 @@ from torch import nn
 from torch.autograd.graph import GradientEdge
 
 from biocoreset.errors import ConfigError
-from biocoreset.grads.factors import FAST_PATHS, EmbeddingFactors, LinearFactors
+from biocoreset.grads.factors import (
+    FAST_PATHS,
+    EmbeddingFactors,
+    LinearFactors,
+    workspace_bytes_for,
+)
 from biocoreset.grads.fallback import per_sample_autograd
 from biocoreset.grads.graph import GraphIndex, call_subgraph, nodes_above
 from biocoreset.grads.handlers import LayerNormHandler
@@ -90,6 +102,11 @@ class HookEngine:
         fast_path: ``"auto"`` (default: Gram-matrix squared norms for linear blocks where they are
             cheaper), ``True`` or ``False``.
         autocast: ``"bf16"``, ``"fp16"`` or ``None``: autocast dtype of the model forward.
+        workspace_bytes: Bytes of per-sample products formed at once by the linear layers'
+            reductions. ``None`` (default): by device, measured once per batch —
+            :data:`~biocoreset.grads.factors.CHUNK_BYTES` (8 MiB) on the CPU, a quarter of the
+            available memory on CUDA (:func:`~biocoreset.grads.factors.workspace_bytes_for`).
+            Larger means fewer, bigger matmuls; it changes no number beyond summation order.
 
     Attributes:
         name: ``"hooks"``.
@@ -113,7 +130,17 @@ class HookEngine:
         dtype: torch.dtype | None = None,
         fast_path: str | bool = "auto",
         autocast: str | torch.dtype | None = None,
+        workspace_bytes: int | None = None,
     ) -> None:
+        if workspace_bytes is not None and (
+            isinstance(workspace_bytes, bool)
+            or not isinstance(workspace_bytes, int)
+            or workspace_bytes < 1
+        ):
+            raise ConfigError(
+                f"workspace_bytes must be a positive number of bytes or None (by device), got "
+                f"{workspace_bytes!r}."
+            )
         if fast_path not in FAST_PATHS:
             raise ConfigError(f"fast_path must be one of {FAST_PATHS}, got {fast_path!r}.")
         if dtype is not None and dtype not in (torch.float32, torch.float64):
@@ -121,6 +148,7 @@ class HookEngine:
         self.adapter = adapter
         self.params = dict(params)
         self.fast_path = fast_path
+        self.workspace_bytes = workspace_bytes
         self.autocast_dtype = _resolve_autocast(autocast)
         if dtype is None:
             wide = any(p.dtype == torch.float64 for p in self.params.values())
@@ -166,6 +194,7 @@ class HookEngine:
             if self.autocast_dtype is None
             else str(self.autocast_dtype).removeprefix("torch."),
             "fast_path": self.fast_path,
+            "workspace_bytes": "auto" if self.workspace_bytes is None else self.workspace_bytes,
         }
 
     def run(
@@ -218,6 +247,13 @@ class _Run:
         self.calls: list[Call] = []
         self.captured: list[tuple[int, list[str]]] = []
         self.states = [_BlockState(i, b) for i, b in enumerate(engine.blocks)]
+        self.workspace: int | None = engine.workspace_bytes
+        # Under bf16 autocast, keep linear factors in bf16: they are the layers' own bf16 values.
+        self.keep = (
+            torch.bfloat16
+            if engine.autocast_dtype == torch.bfloat16 and engine.dtype == torch.float32
+            else None
+        )
 
     # -- driving -----------------------------------------------------------------------------------
 
@@ -475,9 +511,12 @@ class _Run:
         out_features = handler.feature_dims(module) if layernorm else 1
         payload, call.payload = call.payload, _RELEASED
         x = handler.to_btd(module, payload, entry.bdim, self.B, handler.feature_dims(module))
-        if x.is_floating_point():
+        g = handler.to_btd(module, grad, entry.bdim, self.B, out_features)
+        linear = entry.block in self.plan.linear
+        if x.is_floating_point() and not (linear and x.dtype == self.keep):
             x = x.to(self.engine.dtype)
-        g = self._unscale(handler.to_btd(module, grad, entry.bdim, self.B, out_features))
+        if not (linear and g.dtype == self.keep):
+            g = self._unscale(g)
         state = self.states[entry.block]
         if entry.block in self.plan.linear or entry.block in self.plan.embedding:
             state.parts.append((x, g))
@@ -533,8 +572,17 @@ class _Run:
                 d_in = p.shape[1] if p is not None else 0
                 x = torch.zeros((self.B, 0, d_in), dtype=eng.dtype, device=ref.device)
                 g = torch.zeros((self.B, 0, d_out), dtype=eng.dtype, device=ref.device)
+            if self.workspace is None:  # by device, once per batch, with the activations in memory
+                self.workspace = workspace_bytes_for(g.device)
             factors: LayerFactors = LinearFactors(
-                block, x, g, weight=weight, bias=bias, fast_path=eng.fast_path
+                block,
+                x,
+                g,
+                weight=weight,
+                bias=bias,
+                fast_path=eng.fast_path,
+                dtype=eng.dtype,
+                workspace_bytes=self.workspace,
             )
         elif state.index in self.plan.embedding:
             entry = self.plan.embedding[state.index]

@@ -7,10 +7,17 @@ matrices (the "ghost norm"), ``Σ_{t,s} (x_t·x_s)(g_t·g_s)``, which is cheaper
 short relative to the layer: ``T·(d_in + d_out) < d_in·d_out``.
 
 The reductions a diagonal curvature needs — ``Σ_j w_j G_{b,j}²`` while scoring and ``Σ_b G_b²``
-while fitting — are computed chunk by chunk (at most :data:`CHUNK_BYTES` of per-sample gradients
-at a time, in one reused workspace that stays in cache, reduced at once), never forming
-``[B, d_out, d_in]``.
+while fitting — are computed chunk by chunk in a workspace of per-sample products, sized by device
+(:func:`workspace_bytes_for`): :data:`CHUNK_BYTES` (8 MiB, reused, stays in cache) on the CPU, a
+fraction of the free memory on a CUDA device, so that there one layer's products for a whole batch
+are one batched matmul. ``[B, d_out, d_in]`` is formed at once only when it fits the workspace.
+Under bf16 autocast the factors stay in bfloat16 (they are bf16 values: the layer ran in bf16) and
+the products are formed in float32 from them — on CUDA by a bf16 matmul with a float32 output,
+which gives the same products without upcast copies (see :func:`mixed_products`).
 :class:`EmbeddingFactors` does the same for embedding tables, touching only the rows a batch uses.
+
+Per-sample reductions (``[B]`` values) stay on the factors' device, in float64
+(:func:`score_dtype`), so a scorer moves one batch's scores to the host once, not once per block.
 
 Example:
     >>> import torch
@@ -30,17 +37,107 @@ Example:
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 
 from biocoreset.protocols import LayerFactors, ParamBlock
 
-__all__ = ["CHUNK_BYTES", "FAST_PATHS", "EmbeddingFactors", "LinearFactors", "ghost_norm_pays"]
+__all__ = [
+    "CHUNK_BYTES",
+    "CUDA_WORKSPACE_FRACTION",
+    "FAST_PATHS",
+    "EmbeddingFactors",
+    "LinearFactors",
+    "ghost_norm_pays",
+    "mixed_products",
+    "score_dtype",
+    "workspace_bytes_for",
+]
 
 FAST_PATHS = ("auto", True, False)
 CHUNK_BYTES = 8 * 2**20
-"""Bytes of per-sample gradients formed at once by the chunked reductions."""
+"""Workspace bytes on the CPU (and any non-CUDA device): per-sample products formed at once."""
+CUDA_WORKSPACE_FRACTION = 0.25
+"""Fraction of a CUDA device's available memory (free + cached by torch, unused) for the workspace."""
+_REUSE_MAX = 64 * 2**20
+"""CPU workspaces up to this size are kept and reused across calls (per thread); larger ones are not."""
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def workspace_bytes_for(device: torch.device | str) -> int:
+    """Default workspace size for per-sample products on ``device``.
+
+    :data:`CHUNK_BYTES` on the CPU (and MPS, XPU...); on CUDA, :data:`CUDA_WORKSPACE_FRACTION` of
+    the memory available now (free on the device plus what torch has cached but not allocated), at
+    least :data:`CHUNK_BYTES`. Call it when the batch's activations exist (the engine does so once
+    per batch, during the backward pass).
+
+    >>> workspace_bytes_for("cpu") == CHUNK_BYTES
+    True
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CHUNK_BYTES
+    try:
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    except (RuntimeError, AssertionError):  # no usable CUDA runtime: behave as on the CPU
+        return CHUNK_BYTES
+    return max(CHUNK_BYTES, int(CUDA_WORKSPACE_FRACTION * (free + max(cached, 0))))
+
+
+def score_dtype(device: torch.device | str) -> torch.dtype:
+    """Dtype of per-sample scores accumulated on ``device``: float64, or float32 where the device has
+    no float64 (MPS).
+
+    >>> score_dtype("cpu")
+    torch.float64
+    """
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+_MIXED: dict[tuple[torch.device, torch.dtype], bool] = {}
+
+
+def mixed_products(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``torch.bmm``/``torch.mm`` take ``dtype`` (bf16/fp16) inputs with a float32 output on
+    ``device`` (``out_dtype=``; CUDA builds of recent torch). Probed once per device and dtype.
+
+    The products of bf16 (or fp16) values are exact in float32 and accumulate in float32, so this
+    forms the same per-sample gradients as upcasting first, without the upcast copies and on the
+    tensor cores.
+
+    >>> mixed_products(torch.device("cpu"), torch.bfloat16)
+    False
+    """
+    if device.type != "cuda" or dtype not in _HALF:
+        return False
+    key = (device, dtype)
+    if key not in _MIXED:
+        try:
+            a = torch.ones((1, 2, 2), dtype=dtype, device=device)
+            out = torch.empty((1, 2, 2), dtype=torch.float32, device=device)
+            torch.bmm(a, a, out_dtype=torch.float32, out=out)
+            torch.mm(a[0], a[0], out_dtype=torch.float32, out=out[0])
+            _MIXED[key] = bool((out == 2).all())
+        except (TypeError, RuntimeError, NotImplementedError):
+            _MIXED[key] = False
+    return _MIXED[key]
+
+
+def _give_up_mixed(device: torch.device, dtype: torch.dtype, exc: BaseException) -> None:
+    """A mixed-precision matmul failed although the probe passed: upcast from now on, and say so."""
+    _MIXED[(device, dtype)] = False
+    warnings.warn(
+        f"{dtype} matmuls with a float32 output failed on {device} ({type(exc).__name__}: "
+        f"{str(exc)[:200]}); per-sample products are formed from upcast float32 factors from now on "
+        "(the same numbers, slower).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def ghost_norm_pays(tokens: int, d_in: int, d_out: int) -> bool:
@@ -70,13 +167,18 @@ class LinearFactors(LayerFactors):
 
     Args:
         block: The parameter block (a weight, and the bias when it is scored).
-        x: Layer inputs ``[B, T, d_in]`` in the compute dtype.
-        g: Output gradients ``[B, T, d_out]`` in the compute dtype (zero at positions that do not
-            count in the loss, e.g. padding).
+        x: Layer inputs ``[B, T, d_in]``, in the compute dtype or, under autocast, the layer's own
+            half dtype (then exactly as the layer saw them).
+        g: Output gradients ``[B, T, d_out]``, likewise (zero at positions that do not count in the
+            loss, e.g. padding).
         weight: Qualified name of the weight, or ``None`` when it is not in the block.
         bias: Qualified name of the bias, or ``None`` when the layer has none or it is not scored.
         fast_path: ``"auto"`` (Gram form of :meth:`squared_norms` when it is cheaper), ``True``
             (always) or ``False`` (never).
+        dtype: Dtype of per-sample quantities (default: that of ``x`` and ``g`` promoted).
+            ``inputs``, ``output_grads`` and per-sample gradients are in this dtype.
+        workspace_bytes: Bytes of per-sample products formed at once by the chunked reductions
+            (default: :func:`workspace_bytes_for` the factors' device).
     """
 
     def __init__(
@@ -88,23 +190,42 @@ class LinearFactors(LayerFactors):
         weight: str | None,
         bias: str | None,
         fast_path: str | bool = "auto",
+        dtype: torch.dtype | None = None,
+        workspace_bytes: int | None = None,
     ) -> None:
         self._x = x
+        self._g = g
         self._weight = weight
         self._bias = bias
         self._fast_path = fast_path
+        self.dtype = dtype = dtype or torch.promote_types(x.dtype, g.dtype)
+        self.workspace_bytes = workspace_bytes
         self._inputs: torch.Tensor | None = None
+        self._output_grads: torch.Tensor | None = None
         # A closure, not a bound method: no reference cycle, so the factors (and any per-sample
         # gradients cached on them) are freed as soon as the caller drops them.
         super().__init__(
-            block, g.shape[0], lambda: _linear_grads(x, g, weight, bias), output_grads=g
+            block, g.shape[0], lambda: _linear_grads(x.to(dtype), g.to(dtype), weight, bias)
         )
+
+    @property
+    def output_grads(self) -> torch.Tensor:
+        """``[B, T, d_out]`` output gradients in :attr:`dtype`."""
+        if self._output_grads is None:
+            self._output_grads = self._g.to(self.dtype)
+        return self._output_grads
+
+    @output_grads.setter
+    def output_grads(self, value: torch.Tensor | None) -> None:
+        if value is not None:
+            self._output_grads = value
 
     @property
     def inputs(self) -> torch.Tensor:
         """``[B, T, d_in]`` layer inputs, with a trailing ones column when the bias is in the block."""
         if self._inputs is None:
-            x = self._x if self._weight is not None else self._x[..., :0]
+            x = self._x.to(self.dtype)
+            x = x if self._weight is not None else x[..., :0]
             if self._bias is not None:
                 x = torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1)
             self._inputs = x
@@ -122,17 +243,17 @@ class LinearFactors(LayerFactors):
         if self._fast_path is False or self._weight is None:
             return False
         _, T, d_in = self._x.shape
-        return ghost_norm_pays(T, d_in + (self._bias is not None), self.output_grads.shape[-1])  # type: ignore[union-attr]
+        return ghost_norm_pays(T, d_in + (self._bias is not None), self._g.shape[-1])
 
     def squared_norms(self) -> torch.Tensor:
         """``[B]`` ``‖G_b‖²`` over the block, from the Gram matrices when that pays."""
         if self._grads is not None or not self.uses_ghost_norm():
             return super().squared_norms()
         g = self.output_grads
-        assert g is not None
         gg = torch.bmm(g, g.transpose(1, 2))
         if self._weight is not None:
-            xx = torch.bmm(self._x, self._x.transpose(1, 2))
+            x = self._x.to(self.dtype)
+            xx = torch.bmm(x, x.transpose(1, 2))
             if self._bias is not None:
                 xx += 1.0
         else:
@@ -142,41 +263,69 @@ class LinearFactors(LayerFactors):
     def _chunks(self, dtype: torch.dtype) -> Iterator[tuple[slice, slice, torch.Tensor]]:
         """``(samples, rows, G[samples, rows])`` chunks of the per-sample weight gradients in ``dtype``.
 
-        Chunks are written into one reused workspace of at most :data:`CHUNK_BYTES`: several samples
-        at a time for small layers, a band of output rows of one sample for large ones. (Reusing the
-        memory matters: a fresh multi-megabyte tensor per chunk costs page faults on every chunk.)
+        Chunks are written into one workspace of at most :attr:`workspace_bytes`: as many whole
+        samples as fit (the whole batch in one batched matmul when it fits), else a band of output
+        rows of one sample at a time. On the CPU a workspace of up to 64 MiB is reused across calls
+        (a fresh multi-megabyte tensor per chunk costs page faults on every chunk); elsewhere it
+        comes from the device's caching allocator.
         """
-        x, g = self._x.to(dtype), self.output_grads.to(dtype)  # type: ignore[union-attr]
+        x, g = self._x, self._g
+        mixed = (
+            dtype == torch.float32
+            and x.dtype == g.dtype
+            and x.dtype in _HALF
+            and mixed_products(g.device, x.dtype)
+        )
+        if not mixed:
+            x, g = x.to(dtype), g.to(dtype)
         B, _, d_in = x.shape
         d_out = g.shape[-1]
-        gt = g.transpose(1, 2)  # [B, d_out, T]
+        # [B, d_out, T] and [B, T, d_in]; upcast in place of the mixed matmuls if those fail
+        state: dict[str, Any] = {"gt": g.transpose(1, 2), "x": x, "mixed": mixed}
+
+        def product(
+            op: Any, at_g: tuple[Any, ...], at_x: tuple[Any, ...], out: torch.Tensor
+        ) -> None:
+            if state["mixed"]:
+                try:
+                    op(state["gt"][at_g], state["x"][at_x], out=out, out_dtype=dtype)
+                    return
+                except (RuntimeError, NotImplementedError, TypeError) as exc:
+                    if "out of memory" in str(exc).lower():
+                        raise
+                    _give_up_mixed(out.device, state["x"].dtype, exc)
+                    state.update(mixed=False, gt=state["gt"].to(dtype), x=state["x"].to(dtype))
+            op(state["gt"][at_g], state["x"][at_x], out=out)
+
         item = torch.finfo(dtype).bits // 8
+        budget = self.workspace_bytes or workspace_bytes_for(g.device)
         per_sample = d_out * d_in * item
-        work = _workspace(CHUNK_BYTES // item, dtype, g.device)
-        if per_sample <= CHUNK_BYTES:
-            k = max(1, min(B, CHUNK_BYTES // max(per_sample, 1)))
+        if per_sample <= budget:
+            k = max(1, min(B, budget // max(per_sample, 1)))
+            work = _workspace(k * d_out * d_in, dtype, g.device)
             rows = slice(None)
             for lo in range(0, B, k):
                 hi = min(lo + k, B)
                 G = work[: (hi - lo) * d_out * d_in].view(hi - lo, d_out, d_in)
-                torch.bmm(gt[lo:hi], x[lo:hi], out=G)
+                product(torch.bmm, (slice(lo, hi),), (slice(lo, hi),), G)
                 yield slice(lo, hi), rows, G
         else:
-            step = max(1, CHUNK_BYTES // (d_in * item))
+            step = max(1, budget // (d_in * item))
+            work = _workspace(min(step, d_out) * d_in, dtype, g.device)
             for b in range(B):
                 for lo in range(0, d_out, step):
                     hi = min(lo + step, d_out)
                     G = work[: (hi - lo) * d_in].view(1, hi - lo, d_in)
-                    torch.mm(gt[b, lo:hi], x[b], out=G[0])
+                    product(torch.mm, (b, slice(lo, hi)), (b,), G[0])
                     yield slice(b, b + 1), slice(lo, hi), G
 
     def weighted_squared_norms(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``[B]`` float64 ``Σ_j w_j G_{b,j}²``, chunk by chunk (no ``[B, d_out, d_in]`` tensor)."""
+        """``[B]`` ``Σ_j w_j G_{b,j}²``, chunk by chunk (no ``[B, d_out, d_in]`` tensor unless it fits
+        the workspace); float64 (:func:`score_dtype`) on the factors' device."""
         if self._grads is not None:
             return super().weighted_squared_norms(weights)
-        g = self.output_grads
-        assert g is not None
-        dtype = torch.promote_types(g.dtype, next(iter(weights.values())).dtype)
+        g = self._g
+        dtype = torch.promote_types(self.dtype, next(iter(weights.values())).dtype)
         acc = torch.zeros(self.batch_size, dtype=dtype, device=g.device)
         if self._weight is not None:
             w = weights[self._weight].to(dtype)
@@ -185,15 +334,14 @@ class LinearFactors(LayerFactors):
                 part.addmv_(G.square_().view(G.shape[0], -1), w[rows].reshape(-1))
         if self._bias is not None:
             acc.addmv_(g.to(dtype).sum(1).square_(), weights[self._bias].to(dtype))
-        return acc.to(device="cpu", dtype=torch.float64)
+        return acc.to(score_dtype(acc.device))
 
     def sum_squared_grads(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """``Σ_b G_b²`` per parameter, chunk by chunk."""
         if self._grads is not None:
             return super().sum_squared_grads(dtype)
-        g = self.output_grads
-        assert g is not None
-        dtype = torch.promote_types(g.dtype, dtype or g.dtype)
+        g = self._g
+        dtype = torch.promote_types(self.dtype, dtype or self.dtype)
         out: dict[str, torch.Tensor] = {}
         if self._weight is not None:
             acc = torch.zeros((g.shape[-1], self._x.shape[-1]), dtype=dtype, device=g.device)
@@ -210,12 +358,19 @@ _LOCAL = threading.local()
 
 
 def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A flat scratch buffer of ``numel`` elements, reused across calls (per thread, dtype, device)."""
+    """A flat scratch buffer of at least ``numel`` elements.
+
+    On the CPU, buffers up to :data:`_REUSE_MAX` bytes are kept and reused (per thread and dtype);
+    elsewhere, and for larger ones, a fresh tensor (from the caching allocator on CUDA).
+    """
+    if device.type != "cpu" or numel * (torch.finfo(dtype).bits // 8) > _REUSE_MAX:
+        return torch.empty(numel, dtype=dtype, device=device)
     buffers: dict[tuple[torch.dtype, torch.device], torch.Tensor] = getattr(_LOCAL, "buffers", {})
     _LOCAL.buffers = buffers
     buf = buffers.get((dtype, device))
     if buf is None or buf.numel() < numel:
-        buf = torch.empty(numel, dtype=dtype, device=device)
+        least = min(CHUNK_BYTES, _REUSE_MAX) // (torch.finfo(dtype).bits // 8)
+        buf = torch.empty(max(numel, least), dtype=dtype, device=device)
         buffers[(dtype, device)] = buf
     return buf
 
@@ -273,12 +428,12 @@ class EmbeddingFactors(LayerFactors):
         return self._compact.square().sum((1, 2))
 
     def weighted_squared_norms(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``[B]`` float64 ``Σ_j w_j G_{b,j}²`` over the used rows."""
+        """``[B]`` ``Σ_j w_j G_{b,j}²`` over the used rows, float64 on the factors' device."""
         w = weights[self._weight]
         dtype = torch.promote_types(self._compact.dtype, w.dtype)
         c = self._compact.to(dtype).square()
         q = c.reshape(c.shape[0], -1) @ w[self._rows].to(dtype).reshape(-1)
-        return q.to(device="cpu", dtype=torch.float64)
+        return q.to(score_dtype(q.device))
 
     def sum_squared_grads(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """``Σ_b G_b²``: zero outside the used rows."""

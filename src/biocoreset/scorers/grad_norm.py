@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from biocoreset.grads.totals import BatchTotal
 from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter
 
@@ -30,13 +31,14 @@ class GradNormScorer:
         self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum squared norms over blocks, then take the square root."""
-        total = torch.zeros(len(batch), dtype=torch.float64)
+        total = BatchTotal(len(batch))
 
         def on_block(factors: LayerFactors) -> None:
-            total.add_(factors.squared_norms().to("cpu", torch.float64))
+            total.add(factors.squared_norms())
 
         losses = engine.run(batch, on_block)
-        return total.sqrt(), losses.to("cpu", torch.float64)
+        squares, host_losses = total.to_host(losses)
+        return squares.sqrt(), host_losses
 
 
 @hookimpl

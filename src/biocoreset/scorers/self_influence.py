@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from biocoreset.errors import ConfigError
+from biocoreset.grads.totals import BatchTotal
 from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter
 
@@ -30,16 +31,18 @@ class SelfInfluenceScorer:
     def score_batch(
         self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the engine once and sum the curvature's quadratic form over blocks."""
+        """Run the engine once and sum the curvature's quadratic form over blocks (on the device;
+        the batch's scores and losses reach the host in one transfer)."""
         if curvature is None:
             raise ConfigError("the 'self-influence' scorer needs a curvature (e.g. 'diagonal').")
-        total = torch.zeros(len(batch), dtype=torch.float64)
+        total = BatchTotal(len(batch))
 
         def on_block(factors: LayerFactors) -> None:
-            total.add_(curvature.quadratic_form(factors).to(total.device, torch.float64))
+            total.add(curvature.quadratic_form(factors))
 
         losses = engine.run(batch, on_block)
-        return total, losses.to("cpu", torch.float64)
+        scores, host_losses = total.to_host(losses)
+        return scores, host_losses
 
 
 @hookimpl
