@@ -49,7 +49,7 @@ from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
 from biocoreset.selectors.budget import resolve_budget
 from biocoreset.store.result import ScoreResult
 from biocoreset.store.shards import MemorySink, ScoreStore, fingerprint_hash
-from biocoreset.train.distributed import DistContext, current
+from biocoreset.runtime.distributed import DistContext, current
 
 __all__ = [
     "Selection",
