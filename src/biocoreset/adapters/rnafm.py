@@ -21,8 +21,10 @@ random replacements drawn from ``A``, ``C``, ``G``, ``U``.
 Building it through the plugin registry (``biocoreset.plugins.create("adapter", "rna-fm", ...)``
 or ``score(None, ..., adapter="rna-fm", adapter_options=...)``) takes exactly one model source:
 ``model=`` (an RNA-FM-shaped ``EsmForMaskedLM``), ``checkpoint=`` (a local official
-``RNA-FM_pretrained.pth``; nothing is ever downloaded) or ``size=`` (``"rna-fm"``: 99.5M
-parameters, or ``"tiny"``; random weights).
+``RNA-FM_pretrained.pth``; nothing is ever downloaded) or ``size=`` (a name of
+:data:`~biocoreset.adapters.rnafm_model.RNAFM_PRESETS`: ``"rna-fm"``, ``"base"``, ``"small"``,
+``"tiny"``; random weights). :meth:`RnaFmAdapter.from_path` loads what ``--model PATH`` names: an
+official checkpoint, a state dict or a folder the library saved.
 
 Example:
     >>> from biocoreset.plugins import create
@@ -37,10 +39,12 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import EsmConfig
 
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.adapters.rnafm_model import (
@@ -52,9 +56,15 @@ from biocoreset.adapters.rnafm_model import (
     RNAFM_TOKENS,
     RNAFM_UNK_ID,
     build_rnafm,
+    convert_rnafm_state_dict,
+    is_official_checkpoint,
     load_rnafm_checkpoint,
+    rnafm_from_official,
+    rnafm_size_of,
+    rnafm_sizes,
     rnafm_tokenizer,
 )
+from biocoreset.adapters.weights import find_weights, load_into, peek_state, read_state_dict
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
@@ -179,6 +189,81 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         """``[B, T, 25]`` logits of one ``EsmForMaskedLM`` call."""
         return HFAdapter.logits(self, input_ids, attention_mask)
 
+    @classmethod
+    def from_path(  # type: ignore[override]
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        size: str | Mapping[str, Any] | None = None,
+        dtype: torch.dtype | str | None = None,
+        zero_mask_embedding: bool = True,
+        random_init: bool = False,
+        tokenizer: Any = None,
+        checkpoint: Any = None,
+        **options: Any,
+    ) -> RnaFmAdapter:
+        """Load an RNA-FM-shaped model from a file or folder (what ``--model PATH`` does).
+
+        Args:
+            path: An official checkpoint (``RNA-FM_pretrained.pth``: ``{"args", "model"}``); a
+                state dict (``.pt``/``.pth``/``.safetensors``, transformers or official key names,
+                a ``biocoreset pretrain`` checkpoint); or a folder holding ``config.json`` and
+                weights (``biocoreset pretrain``'s ``final/``, ``biocoreset finetune``'s output).
+            size: For a bare state dict: a name of
+                :data:`~biocoreset.adapters.rnafm_model.RNAFM_PRESETS` or a dict of sizes
+                (default: read from the tensor shapes). Ignored when the folder has a config.
+            dtype: Cast the model.
+            zero_mask_embedding: Official checkpoints only (see
+                :func:`~biocoreset.adapters.rnafm_model.load_rnafm_checkpoint`).
+            random_init: Build the architecture only (weights not read from a folder with a config).
+            tokenizer: Optional RNA-FM tokenizer.
+            checkpoint: Ignored (the source is ``path``).
+            **options: :class:`RnaFmAdapter` options.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist (nothing is downloaded).
+            ConfigError: A file or folder that holds no RNA-FM-shaped model.
+        """
+        p = Path(path)
+        if p.is_dir() and (p / "config.json").is_file():
+            config = EsmConfig.from_pretrained(p)
+            if int(getattr(config, "vocab_size", 0)) != len(RNAFM_TOKENS):
+                raise ConfigError(
+                    f"{str(p)!r} holds a model with vocab_size={config.vocab_size}, not the "
+                    "25-token RNA-FM alphabet; load it with the generic 'hf' adapter instead."
+                )
+            model = build_rnafm(config)
+            if not random_init:
+                weights = find_weights(p)
+                if weights is None:
+                    raise ConfigError(f"{str(p)!r} has a config.json but no weights file.")
+                load_into(model, read_state_dict(weights), weights)
+        else:
+            source = find_weights(p) if p.is_dir() else p
+            if source is None or not source.is_file():
+                raise FileNotFoundError(
+                    f"RNA-FM model {str(p)!r} not found: pass an RNA-FM checkpoint (.pth/.pt), a "
+                    "state dict or a model folder. biocoreset never downloads weights."
+                )
+            data = peek_state(source)
+            if is_official_checkpoint(data):
+                model = rnafm_from_official(
+                    data["args"], data["model"], zero_mask_embedding=zero_mask_embedding
+                )
+            else:
+                state = read_state_dict(source)
+                if any(k.startswith(("encoder.sentence_encoder.", "layers.")) for k in state):
+                    state = convert_rnafm_state_dict(state)
+                found = rnafm_size_of(state)
+                wanted = dict(RNAFM_PRESETS[size]) if isinstance(size, str) else dict(size or found)
+                wanted.setdefault("max_position_embeddings", found["max_position_embeddings"])
+                model = build_rnafm(wanted)
+                load_into(model, state, source)
+        dt = _dtype(dtype)
+        if dt is not None:
+            model = model.to(dt)
+        return cls(model.eval(), tokenizer, **options)
+
 
 def make_rnafm_adapter(
     model: torch.nn.Module | None = None,
@@ -196,7 +281,9 @@ def make_rnafm_adapter(
         model: A prebuilt RNA-FM-shaped ``EsmForMaskedLM``.
         tokenizer: Optional RNA-FM tokenizer (checked, else built).
         checkpoint: Local path of an official RNA-FM checkpoint (``RNA-FM_pretrained.pth``).
-        size: ``"rna-fm"`` (12 x 640, 99.5M parameters) or ``"tiny"``, randomly initialised.
+        size: A name of :data:`~biocoreset.adapters.rnafm_model.RNAFM_PRESETS` (``"rna-fm"``:
+            12 x 640, 99.5M parameters; ``"base"``, ``"small"``, ``"tiny"``) or a dict of
+            ``EsmConfig`` sizes, randomly initialised.
         dtype: Cast the model (``torch.float64`` or ``"float64"`` for exact tests).
         zero_mask_embedding: With ``checkpoint``: zero the ``<mask>`` embedding row as ``fm`` does.
         **options: :class:`RnaFmAdapter` options (``invalid``, ``long_policy``, ``masking``...).
@@ -230,9 +317,13 @@ def make_rnafm_adapter(
     return RnaFmAdapter(model, tokenizer, **options)
 
 
+make_rnafm_adapter.from_path = RnaFmAdapter.from_path  # type: ignore[attr-defined]
+make_rnafm_adapter.model_sizes = rnafm_sizes  # type: ignore[attr-defined]
+
+
 @hookimpl
 def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``rna-fm``."""
+    """Register ``rna-fm`` (its factory's ``from_path`` loads ``--model PATH``)."""
     register(
         "rna-fm",
         make_rnafm_adapter,

@@ -52,8 +52,12 @@ __all__ = [
     "RnaFmTokenizer",
     "build_rnafm",
     "convert_rnafm_state_dict",
+    "is_official_checkpoint",
     "load_rnafm_checkpoint",
     "rnafm_config",
+    "rnafm_from_official",
+    "rnafm_size_of",
+    "rnafm_sizes",
     "rnafm_tokenizer",
     "save_rnafm_checkpoint",
 ]
@@ -70,10 +74,19 @@ RNAFM_TOKENS: tuple[str, ...] = (
 RNAFM_CLS_ID, RNAFM_PAD_ID, RNAFM_EOS_ID, RNAFM_UNK_ID = 0, 1, 2, 3
 RNAFM_MASK_ID = 24
 
-#: Size presets, in ``EsmConfig`` field names.
+#: Named sizes, in ``EsmConfig`` field names: ``"rna-fm"`` (the published model, 12 x 640),
+#: ``"base"`` (6 x 320), ``"small"`` (4 x 64, the CPU replication's size in
+#: ``examples/replicate_cpu.py``) and ``"tiny"`` (2 x 32, tests). Parameter counts:
+#: :func:`biocoreset.modelio.model_sizes`.
 RNAFM_PRESETS: dict[str, dict[str, int]] = {
     "rna-fm": dict(
         num_hidden_layers=12, hidden_size=640, intermediate_size=5120, num_attention_heads=20
+    ),
+    "base": dict(
+        num_hidden_layers=6, hidden_size=320, intermediate_size=1280, num_attention_heads=10
+    ),
+    "small": dict(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=256, num_attention_heads=4
     ),
     "tiny": dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4),
 }
@@ -135,8 +148,9 @@ def rnafm_config(size: str | Mapping[str, Any] = "rna-fm", **overrides: Any) -> 
     """Build the ``EsmConfig`` of an RNA-FM-shaped model.
 
     Args:
-        size: A preset name (``"rna-fm"``: 12 x 640, ``"tiny"``: 2 x 32) or a mapping of
-            ``EsmConfig`` fields applied on top of the ``"rna-fm"`` preset.
+        size: A name of :data:`RNAFM_PRESETS` (``"rna-fm"``: 12 x 640, ``"base"``, ``"small"``,
+            ``"tiny"``: 2 x 32) or a mapping of ``EsmConfig`` fields applied on top of the
+            ``"rna-fm"`` preset.
         **overrides: Further ``EsmConfig`` fields (applied last).
 
     Returns:
@@ -172,6 +186,26 @@ def build_rnafm(config: EsmConfig | str | Mapping[str, Any] = "rna-fm") -> EsmFo
         config = rnafm_config(config)
     model = EsmForMaskedLM._from_config(config, attn_implementation="eager")
     return model.eval()
+
+
+def rnafm_sizes() -> dict[str, dict[str, int]]:
+    """The named sizes with their shapes and parameter counts (built on the meta device: no memory).
+
+    >>> rnafm_sizes()["rna-fm"]["params"]
+    99521546
+    """
+    out = {}
+    for name, preset in RNAFM_PRESETS.items():
+        with torch.device("meta"):
+            model = build_rnafm(name)
+        out[name] = {
+            "layers": preset["num_hidden_layers"],
+            "hidden": preset["hidden_size"],
+            "heads": preset["num_attention_heads"],
+            "ffn": preset["intermediate_size"],
+            "params": sum(p.numel() for p in model.parameters()),
+        }
+    return out
 
 
 def _strip_prefix(key: str) -> str:
@@ -244,6 +278,48 @@ def convert_rnafm_state_dict(fm_state_dict: Mapping[str, torch.Tensor]) -> dict[
     return out
 
 
+def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """The ``EsmConfig`` sizes of an RNA-FM-shaped state dict (transformers or official key names).
+
+    Layers, widths and positions are read from the tensor shapes; the number of attention heads
+    (not visible in a state dict) from the named size in :data:`RNAFM_PRESETS` with the same
+    layers and widths.
+
+    Raises:
+        RnaFmCheckpointError: Not an RNA-FM-shaped state dict, or a size no preset matches (pass
+            ``size={...}`` with ``num_attention_heads`` then).
+
+    >>> rnafm_size_of(build_rnafm("tiny").state_dict())["num_attention_heads"]
+    4
+    """
+    if any(k.startswith((_FM_PREFIX, "layers.", "embed_tokens.")) for k in state):
+        state = convert_rnafm_state_dict(state)
+    try:
+        emb = state["esm.embeddings.word_embeddings.weight"]
+        pos = state["esm.embeddings.position_embeddings.weight"]
+        ffn = state["esm.encoder.layer.0.intermediate.dense.weight"]
+    except KeyError as exc:
+        raise RnaFmCheckpointError(
+            f"not an RNA-FM-shaped state dict: no {exc.args[0]!r} entry."
+        ) from None
+    layers = 1 + max(int(m.group(1)) for k in state if (m := _HF_LAYER_RE.match(k)))
+    size = dict(
+        num_hidden_layers=layers,
+        hidden_size=int(emb.shape[1]),
+        intermediate_size=int(ffn.shape[0]),
+        max_position_embeddings=int(pos.shape[0]),
+    )
+    for preset in RNAFM_PRESETS.values():
+        if all(
+            preset[k] == size[k] for k in ("num_hidden_layers", "hidden_size", "intermediate_size")
+        ):
+            return {**size, "num_attention_heads": preset["num_attention_heads"]}
+    raise RnaFmCheckpointError(
+        f"the state dict has {layers} layers of width {size['hidden_size']}, which is none of the "
+        f"named sizes {sorted(RNAFM_PRESETS)}; pass size={{...}} with its num_attention_heads."
+    )
+
+
 def _unconvert_state_dict(hf_state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Inverse of :func:`convert_rnafm_state_dict`, with the official prefixes."""
     top = {v: k for k, v in _TOP_KEYS.items()}
@@ -309,11 +385,7 @@ def _load_official(path: Path) -> tuple[argparse.Namespace, Mapping[str, torch.T
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends: not our format
         raise RnaFmCheckpointError(f"{path} is not a readable RNA-FM checkpoint: {exc}") from exc
-    if not (
-        isinstance(data, Mapping)
-        and isinstance(data.get("args"), argparse.Namespace)
-        and isinstance(data.get("model"), Mapping)
-    ):
+    if not is_official_checkpoint(data):
         raise RnaFmCheckpointError(
             f"{path} is not in the official RNA-FM format {{'args': Namespace, 'model': state_dict}}"
         )
@@ -342,6 +414,33 @@ def load_rnafm_checkpoint(path: str | Path, *, zero_mask_embedding: bool = True)
             "RNA-FM_pretrained.pth yourself and pass its local path."
         )
     args, fm_state = _load_official(path)
+    return rnafm_from_official(args, fm_state, zero_mask_embedding=zero_mask_embedding)
+
+
+def is_official_checkpoint(data: Any) -> bool:
+    """Whether a loaded ``.pth`` object is in the official format ``{"args": Namespace, "model": ...}``.
+
+    >>> is_official_checkpoint({"args": argparse.Namespace(), "model": {}}), is_official_checkpoint({})
+    (True, False)
+    """
+    return (
+        isinstance(data, Mapping)
+        and isinstance(data.get("args"), argparse.Namespace)
+        and isinstance(data.get("model"), Mapping)
+    )
+
+
+def rnafm_from_official(
+    args: argparse.Namespace,
+    fm_state: Mapping[str, torch.Tensor],
+    *,
+    zero_mask_embedding: bool = True,
+) -> EsmForMaskedLM:
+    """The ``EsmForMaskedLM`` of an official checkpoint's ``args`` and ``model`` entries.
+
+    Raises:
+        RnaFmCheckpointError: The keys do not match the architecture ``args`` describe.
+    """
     config = _config_from_args(args, fm_state)
     state = convert_rnafm_state_dict(fm_state)
     if zero_mask_embedding:
