@@ -58,7 +58,7 @@ def float_at_least(name: str, minimum: float = 0.0, *, strict: bool = False) -> 
     >>> float_at_least("lr", 0.0, strict=True)(None, None, 0.0)
     Traceback (most recent call last):
     ...
-    biocoreset.errors.ConfigError: lr must be a finite number > 0.0, got 0.0.
+    biocoreset.errors.ConfigError: lr must be a finite number > 0, got 0.0.
     """
 
     def check(instance: object, attribute: Any, value: Any) -> None:
@@ -68,7 +68,7 @@ def float_at_least(name: str, minimum: float = 0.0, *, strict: bool = False) -> 
         ok = ok and (value > minimum if strict else value >= minimum)
         if not ok:
             op = ">" if strict else ">="
-            raise ConfigError(f"{name} must be a finite number {op} {minimum}, got {value!r}.")
+            raise ConfigError(f"{name} must be a finite number {op} {minimum:g}, got {value!r}.")
 
     return check
 
