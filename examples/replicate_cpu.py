@@ -514,7 +514,7 @@ class Runner:
         """Step 1: the corpus without any benchmark test sequence (and, in --quick, a seeded sample)."""
         import numpy as np
 
-        from biocoreset.data.dedup import dedup_corpus
+        from biocoreset.bench.dedup import dedup_corpus
         from biocoreset.data.sources import as_source
 
         corpus = self.out / "corpus.fasta"

@@ -39,6 +39,9 @@ __all__ = ["WEIGHTS_FILE", "save_model"]
 WEIGHTS_FILE = "model.pt"
 """The state-dict file of a ``"state-dict"`` folder."""
 
+# Adapter options that describe how a run scores, not the model: never recorded in a manifest.
+_UNSAVED = frozenset({"loss_mode"})
+
 
 def _version() -> str | None:
     return getattr(sys.modules.get("biocoreset"), "__version__", None)
@@ -60,7 +63,8 @@ def save_model(
         folder: Output folder (created).
         format: ``"hf"`` or ``"state-dict"`` (see the module notes).
         spec: ``{"adapter": name, "adapter_options": {...}}`` recorded in the manifest (default: how
-            the adapter was loaded, see :func:`~biocoreset.modelio.load.model_spec`).
+            the adapter was loaded, see :func:`~biocoreset.modelio.load.model_spec`). The
+            ``loss_mode`` option is a scoring choice and is not recorded.
         extra: Further manifest entries (e.g. the model a run started from).
         force: Overwrite ``model.pt`` if it exists (``False``: refuse).
 
@@ -93,11 +97,14 @@ def save_model(
         tokenizer = getattr(adapter, "tokenizer", None)
         if hf_model and hasattr(tokenizer, "save_pretrained"):
             tokenizer.save_pretrained(out)  # type: ignore[union-attr]
+    options = {
+        k: v for k, v in (recorded.get("adapter_options") or {}).items() if k not in _UNSAVED
+    }
     manifest = ModelManifest(
         format=fmt,
         weights=weights,
         adapter=recorded.get("adapter") or getattr(adapter, "name", None),
-        adapter_options=dict(recorded.get("adapter_options") or {}),
+        adapter_options=options,
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         biocoreset_version=_version(),
         extra=dict(extra or {}),
