@@ -59,6 +59,7 @@ from biocoreset.adapters.rnafm_model import (
     convert_rnafm_state_dict,
     is_official_checkpoint,
     load_rnafm_checkpoint,
+    rnafm_config,
     rnafm_from_official,
     rnafm_size_of,
     rnafm_sizes,
@@ -254,9 +255,15 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                 state = read_state_dict(source)
                 if any(k.startswith(("encoder.sentence_encoder.", "layers.")) for k in state):
                     state = convert_rnafm_state_dict(state)
-                found = rnafm_size_of(state)
-                wanted = dict(RNAFM_PRESETS[size]) if isinstance(size, str) else dict(size or found)
-                wanted.setdefault("max_position_embeddings", found["max_position_embeddings"])
+                if size is None:
+                    wanted = rnafm_size_of(state)
+                else:
+                    if isinstance(size, str):
+                        rnafm_config(size)  # an unknown name fails here, with the choices
+                    wanted = dict(RNAFM_PRESETS[size]) if isinstance(size, str) else dict(size)
+                    positions = state.get("esm.embeddings.position_embeddings.weight")
+                    if positions is not None:
+                        wanted.setdefault("max_position_embeddings", int(positions.shape[0]))
                 model = build_rnafm(wanted)
                 load_into(model, state, source)
         dt = _dtype(dtype)
