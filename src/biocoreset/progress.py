@@ -275,9 +275,10 @@ class LogProgress:
             count += f"/{self._count(self.total)} {self.unit} ({100.0 * self.n / self.total:.0f}%)"
         else:
             count += f" {self.unit}"
+        shown = self._count(rate) if self.unit_scale else f"{rate:.3g}"
         parts = [
             count,
-            f"{self._count(rate)} {self.unit}/s",
+            f"{shown} {self.unit}/s",
             f"elapsed {tqdm.format_interval(elapsed)}",
         ]
         if final:
