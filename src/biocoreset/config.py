@@ -22,14 +22,12 @@ import attrs
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError, did_you_mean
-from biocoreset.validators import (
-    as_masking,
-    float_at_least,
-    int_at_least,
-    one_of,
-    optional,
-    optional_float,
-)
+from biocoreset.validators import as_masking as _masking
+from biocoreset.validators import float_at_least as _nonneg_float
+from biocoreset.validators import int_at_least, optional
+from biocoreset.validators import int_at_least as _nonneg_int
+from biocoreset.validators import one_of as _one_of
+from biocoreset.validators import optional_float as _opt_float
 
 __all__ = [
     "DataConfig",
@@ -52,10 +50,7 @@ LOSS_MODES = ("masked", "paper-compat")
 SCHEDULES = ("linear", "constant")
 
 
-# Shared with the other configuration classes (biocoreset.validators).
-_nonneg_int = int_at_least
-_one_of = one_of
-_nonneg_float = float_at_least
+# The validators are shared with the other configuration classes (biocoreset.validators).
 
 
 def _opt_int(name: str, minimum: int = 0) -> _Validator:
@@ -89,14 +84,8 @@ def _patterns(value: Any) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value)
 
 
-_opt_float = optional_float
-
-
 def _opt_str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
-
-
-_masking = as_masking
 
 
 def _check_shard_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:

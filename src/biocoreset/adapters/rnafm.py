@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,14 +56,13 @@ from biocoreset.adapters.rnafm_model import (
     RNAFM_PRESETS,
     RNAFM_TOKENS,
     RNAFM_UNK_ID,
+    RnaFmCheckpointError,
     build_rnafm,
     convert_rnafm_state_dict,
     is_official_checkpoint,
     load_rnafm_checkpoint,
     rnafm_config,
     rnafm_from_official,
-    rnafm_size_of,
-    rnafm_sizes,
     rnafm_tokenizer,
 )
 from biocoreset.adapters.weights import find_weights, load_into, peek_state, read_state_dict
@@ -71,12 +71,19 @@ from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.plugins.hookspecs import hookimpl
 
-__all__ = ["RNAFM_RANDOM_LETTERS", "RnaFmAdapter", "make_rnafm_adapter"]
+__all__ = [
+    "RNAFM_RANDOM_LETTERS",
+    "RnaFmAdapter",
+    "make_rnafm_adapter",
+    "rnafm_size_of",
+    "rnafm_sizes",
+]
 
 #: Letters whose tokens replace a masked position in the 10% "random token" case.
 RNAFM_RANDOM_LETTERS = "ACGU"
 
 _TOKEN_IDS = {t: i for i, t in enumerate(RNAFM_TOKENS) if len(t) == 1}
+_LAYER_RE = re.compile(r"^esm\.encoder\.layer\.(\d+)\.")
 
 
 def _dtype(value: torch.dtype | str | None) -> torch.dtype | None:
@@ -191,7 +198,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         return HFAdapter.logits(self, input_ids, attention_mask)
 
     @classmethod
-    def from_path(  # type: ignore[override]
+    def from_path(
         cls,
         path: str | os.PathLike[str],
         *,
@@ -268,7 +275,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                 load_into(model, state, source)
         dt = _dtype(dtype)
         if dt is not None:
-            model = model.to(dt)
+            model.to(dt)  # in place (transformers' typing of .to() does not accept a dtype)
         return cls(model.eval(), tokenizer, **options)
 
 
@@ -322,6 +329,68 @@ def make_rnafm_adapter(
     if dt is not None:
         model = model.to(dt)
     return RnaFmAdapter(model, tokenizer, **options)
+
+
+def rnafm_sizes() -> dict[str, dict[str, int]]:
+    """The named sizes with their shapes and parameter counts (built on the meta device: no memory).
+
+    >>> rnafm_sizes()["rna-fm"]["params"]
+    99521546
+    """
+    out = {}
+    for name, preset in RNAFM_PRESETS.items():
+        with torch.device("meta"):
+            model = build_rnafm(name)
+        out[name] = {
+            "layers": preset["num_hidden_layers"],
+            "hidden": preset["hidden_size"],
+            "heads": preset["num_attention_heads"],
+            "ffn": preset["intermediate_size"],
+            "params": sum(p.numel() for p in model.parameters()),
+        }
+    return out
+
+
+def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """The ``EsmConfig`` sizes of an RNA-FM-shaped state dict (transformers or official key names).
+
+    Layers, widths and positions are read from the tensor shapes; the number of attention heads
+    (not visible in a state dict) from the named size in :data:`RNAFM_PRESETS` with the same
+    layers and widths.
+
+    Raises:
+        RnaFmCheckpointError: Not an RNA-FM-shaped state dict, or a size no preset matches (pass
+            ``size={...}`` with ``num_attention_heads`` then).
+
+    >>> rnafm_size_of(build_rnafm("tiny").state_dict())["num_attention_heads"]
+    4
+    """
+    if any(k.startswith(("encoder.sentence_encoder.", "layers.", "embed_tokens.")) for k in state):
+        state = convert_rnafm_state_dict(state)
+    try:
+        emb = state["esm.embeddings.word_embeddings.weight"]
+        pos = state["esm.embeddings.position_embeddings.weight"]
+        ffn = state["esm.encoder.layer.0.intermediate.dense.weight"]
+    except KeyError as exc:
+        raise RnaFmCheckpointError(
+            f"not an RNA-FM-shaped state dict: no {exc.args[0]!r} entry."
+        ) from None
+    layers = 1 + max(int(m.group(1)) for k in state if (m := _LAYER_RE.match(k)))
+    size = dict(
+        num_hidden_layers=layers,
+        hidden_size=int(emb.shape[1]),
+        intermediate_size=int(ffn.shape[0]),
+        max_position_embeddings=int(pos.shape[0]),
+    )
+    for preset in RNAFM_PRESETS.values():
+        if all(
+            preset[k] == size[k] for k in ("num_hidden_layers", "hidden_size", "intermediate_size")
+        ):
+            return {**size, "num_attention_heads": preset["num_attention_heads"]}
+    raise RnaFmCheckpointError(
+        f"the state dict has {layers} layers of width {size['hidden_size']}, which is none of the "
+        f"named sizes {sorted(RNAFM_PRESETS)}; pass size={{...}} with its num_attention_heads."
+    )
 
 
 make_rnafm_adapter.from_path = RnaFmAdapter.from_path  # type: ignore[attr-defined]

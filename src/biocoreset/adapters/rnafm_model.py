@@ -56,8 +56,6 @@ __all__ = [
     "load_rnafm_checkpoint",
     "rnafm_config",
     "rnafm_from_official",
-    "rnafm_size_of",
-    "rnafm_sizes",
     "rnafm_tokenizer",
     "save_rnafm_checkpoint",
 ]
@@ -188,26 +186,6 @@ def build_rnafm(config: EsmConfig | str | Mapping[str, Any] = "rna-fm") -> EsmFo
     return model.eval()
 
 
-def rnafm_sizes() -> dict[str, dict[str, int]]:
-    """The named sizes with their shapes and parameter counts (built on the meta device: no memory).
-
-    >>> rnafm_sizes()["rna-fm"]["params"]
-    99521546
-    """
-    out = {}
-    for name, preset in RNAFM_PRESETS.items():
-        with torch.device("meta"):
-            model = build_rnafm(name)
-        out[name] = {
-            "layers": preset["num_hidden_layers"],
-            "hidden": preset["hidden_size"],
-            "heads": preset["num_attention_heads"],
-            "ffn": preset["intermediate_size"],
-            "params": sum(p.numel() for p in model.parameters()),
-        }
-    return out
-
-
 def _strip_prefix(key: str) -> str:
     if key.startswith(_FM_PREFIX):
         return key[len(_FM_PREFIX) :]
@@ -276,48 +254,6 @@ def convert_rnafm_state_dict(fm_state_dict: Mapping[str, torch.Tensor]) -> dict[
             f"missing key(s) in the RNA-FM state dict (fm names, without 'encoder.sentence_encoder.'): {missing}"
         )
     return out
-
-
-def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """The ``EsmConfig`` sizes of an RNA-FM-shaped state dict (transformers or official key names).
-
-    Layers, widths and positions are read from the tensor shapes; the number of attention heads
-    (not visible in a state dict) from the named size in :data:`RNAFM_PRESETS` with the same
-    layers and widths.
-
-    Raises:
-        RnaFmCheckpointError: Not an RNA-FM-shaped state dict, or a size no preset matches (pass
-            ``size={...}`` with ``num_attention_heads`` then).
-
-    >>> rnafm_size_of(build_rnafm("tiny").state_dict())["num_attention_heads"]
-    4
-    """
-    if any(k.startswith((_FM_PREFIX, "layers.", "embed_tokens.")) for k in state):
-        state = convert_rnafm_state_dict(state)
-    try:
-        emb = state["esm.embeddings.word_embeddings.weight"]
-        pos = state["esm.embeddings.position_embeddings.weight"]
-        ffn = state["esm.encoder.layer.0.intermediate.dense.weight"]
-    except KeyError as exc:
-        raise RnaFmCheckpointError(
-            f"not an RNA-FM-shaped state dict: no {exc.args[0]!r} entry."
-        ) from None
-    layers = 1 + max(int(m.group(1)) for k in state if (m := _HF_LAYER_RE.match(k)))
-    size = dict(
-        num_hidden_layers=layers,
-        hidden_size=int(emb.shape[1]),
-        intermediate_size=int(ffn.shape[0]),
-        max_position_embeddings=int(pos.shape[0]),
-    )
-    for preset in RNAFM_PRESETS.values():
-        if all(
-            preset[k] == size[k] for k in ("num_hidden_layers", "hidden_size", "intermediate_size")
-        ):
-            return {**size, "num_attention_heads": preset["num_attention_heads"]}
-    raise RnaFmCheckpointError(
-        f"the state dict has {layers} layers of width {size['hidden_size']}, which is none of the "
-        f"named sizes {sorted(RNAFM_PRESETS)}; pass size={{...}} with its num_attention_heads."
-    )
 
 
 def _unconvert_state_dict(hf_state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -235,7 +235,7 @@ def iter_fasta(
             f"({first[:40]!r}). If it is FASTQ or a table, pass format='fastq'|'csv'|'tsv'."
         )
 
-    def gen() -> Iterator[tuple[str, str]]:
+    def gen() -> Iterator[Any]:
         with open_text(p, counter) as fh:
             for number, (title, seq) in enumerate(SimpleFastaParser(fh), start=1):
                 rid = _record_id(p, title, number, "FASTA")
@@ -266,7 +266,7 @@ def iter_fastq(
             f"({first[:40]!r})."
         )
 
-    def gen() -> Iterator[tuple[str, str]]:
+    def gen() -> Iterator[Any]:
         with open_text(p, counter) as fh:
             for number, (title, seq, _qual) in enumerate(FastqGeneralIterator(fh), start=1):
                 rid = _record_id(p, title, number, "FASTQ")
