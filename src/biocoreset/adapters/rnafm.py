@@ -275,7 +275,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                 load_into(model, state, source)
         dt = _dtype(dtype)
         if dt is not None:
-            model.to(dt)  # in place (transformers' typing of .to() does not accept a dtype)
+            model.to(dt)  # type: ignore[arg-type]  # transformers types .to() without dtypes
         return cls(model.eval(), tokenizer, **options)
 
 
