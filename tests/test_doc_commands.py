@@ -29,6 +29,7 @@ SUBSTITUTIONS = {
     "--budget 200000": "--budget 30",  # the toy corpus has 300 sequences
     "budget = 200000": "budget = 30",
     "$b": "0.1",  # the budget loop's variable
+    '{"size": "small"}': '{"size": "tiny"}',
 }
 
 SKIPS = {
