@@ -56,7 +56,7 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
     a = json.loads((one / "report.json").read_text())
     b = json.loads((two / "report.json").read_text())
     assert (a["world_size"], b["world_size"], b["meta_world_size"]) == (1, 2, 2)
-    # fine-tuning (DDP-style gradient all-reduce; one step has a rank with no sequence)
+    # fine-tuning (DistributedDataParallel; one step has a rank with no sequence)
     assert len(a["losses"]) == len(b["losses"]) == 3
     assert _rel(a["losses"], b["losses"]) < 1e-10
     assert _rel(a["before"], b["before"]) < 1e-10 and _rel(a["after"], b["after"]) < 1e-10
