@@ -24,6 +24,7 @@ import torch
 from biocoreset.errors import OutputExistsError
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runtime.distributed import DistContext
+from biocoreset.store.atomic import atomic_path
 from biocoreset.train.core import Trainer, train_loop
 from biocoreset.train.schedules import make_lr_scheduler
 
@@ -217,6 +218,7 @@ def _run_demo(
         )
     lines.append(f"done in {time.perf_counter() - t0:.1f} s")
     text = "\n".join(lines)
-    (out / "summary.txt").write_text(text + "\n", encoding="utf-8")
+    with atomic_path(out / "summary.txt", force=True) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
     print(text)
     return out

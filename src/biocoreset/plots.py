@@ -109,7 +109,7 @@ def plot_selection(
             f"taken per stratum {int(plan.taken.min())}–{int(plan.taken.max())}",
             fontsize=9,
         )
-        ax2.legend(fontsize=8)
+        ax2.legend(fontsize=8, loc="upper right")
     else:
         if selection.method == "topk" and selection.budget < scores.size:
             thr = float(scores[selection.indices].min())
@@ -118,7 +118,7 @@ def plot_selection(
     ax.set_ylabel("sequences")
     ax.set_xlabel("score")
     ax.set_title(title or f"{selection.method}: {selection.budget:,} of {scores.size:,} selected")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # "best" is slow on large data
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -148,7 +148,7 @@ def plot_loss_curve(
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # "best" is slow on large data
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
