@@ -300,7 +300,7 @@ def test_sequences(data: Path) -> list[str]:
 def pretrain_job(job: dict[str, Any]) -> dict[str, Any]:
     """Pretrain one model from scratch (resuming from its checkpoints); return its ``pretrain.json``."""
     _one_thread()
-    from biocoreset.bench.backbone import build_adapter
+    from biocoreset.modelio import load_model
     from biocoreset.train.pretrain import PretrainConfig, pretrain
 
     out = Path(job["out"])
@@ -308,7 +308,7 @@ def pretrain_job(job: dict[str, Any]) -> dict[str, Any]:
     if done.exists():
         return json.loads(done.read_text(encoding="utf-8"))
     opts = job["adapter_options"]
-    adapter = build_adapter("rna-fm", None, opts)
+    adapter = load_model(adapter="rna-fm", options=opts, device=None)
     pretrain(
         adapter,
         job["corpus"],
@@ -328,7 +328,7 @@ def score_job(job: dict[str, Any]) -> dict[str, Any]:
     import attrs
 
     from biocoreset import api
-    from biocoreset.bench.backbone import load_backbone
+    from biocoreset.modelio import load_model
     from biocoreset.presets import get_preset
     from biocoreset.store.result import ScoreResult
     from biocoreset.train.finetune import finetune
@@ -339,7 +339,7 @@ def score_job(job: dict[str, Any]) -> dict[str, Any]:
         return json.loads(info_path.read_text(encoding="utf-8"))
     preset = get_preset(job["preset"])
     opts = {**job["adapter_options"], **preset.adapter_options}
-    adapter = load_backbone(job["model"], adapter="rna-fm", adapter_options=opts)
+    adapter = load_model(job["model"], adapter="rna-fm", options=opts, device=None)
     t0 = time.time()
     ft_summary = None
     if job["finetune"]:
@@ -402,9 +402,10 @@ def eval_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     _one_thread()
     import attrs
 
-    from biocoreset.bench.backbone import Backbone, build_adapter, load_backbone
+    from biocoreset.bench.backbone import Backbone
     from biocoreset.bench.runner import run_bench
-    from biocoreset.train.pretrain import reinitialise
+    from biocoreset.modelio import load_model
+    from biocoreset.train.reinit import reinitialise
 
     out = Path(job["out"])
     if out.exists():
@@ -413,13 +414,13 @@ def eval_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     if job["model"] is None:  # the untrained architecture: what pretraining has to beat
 
         def load() -> Any:
-            adapter = build_adapter("rna-fm", None, opts)
+            adapter = load_model(adapter="rna-fm", options=opts, device=None)
             reinitialise(adapter.model, 0)
             return adapter
 
     else:
         load = functools.partial(
-            load_backbone, job["model"], adapter="rna-fm", adapter_options=opts
+            load_model, job["model"], adapter="rna-fm", options=opts, device=None
         )
     backbone = Backbone(
         name=job["name"], load=load, data_size=job["data_size"], device="cpu", batch_size=64
@@ -514,7 +515,7 @@ class Runner:
         """Step 1: the corpus without any benchmark test sequence (and, in --quick, a seeded sample)."""
         import numpy as np
 
-        from biocoreset.data.dedup import dedup_corpus
+        from biocoreset.bench.dedup import dedup_corpus
         from biocoreset.data.sources import as_source
 
         corpus = self.out / "corpus.fasta"

@@ -46,10 +46,10 @@ from biocoreset.grads import make_engine
 from biocoreset.plugins import get_registry
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.selectors.budget import resolve_budget
 from biocoreset.store.result import ScoreResult
 from biocoreset.store.shards import MemorySink, ScoreStore, fingerprint_hash
-from biocoreset.train.distributed import DistContext, current
 
 __all__ = [
     "Selection",

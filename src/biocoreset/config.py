@@ -22,6 +22,12 @@ import attrs
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError, did_you_mean
+from biocoreset.validators import as_masking as _masking
+from biocoreset.validators import float_at_least as _nonneg_float
+from biocoreset.validators import int_at_least, optional
+from biocoreset.validators import int_at_least as _nonneg_int
+from biocoreset.validators import one_of as _one_of
+from biocoreset.validators import optional_float as _opt_float
 
 __all__ = [
     "DataConfig",
@@ -44,41 +50,11 @@ LOSS_MODES = ("masked", "paper-compat")
 SCHEDULES = ("linear", "constant")
 
 
-def _nonneg_int(name: str, minimum: int = 0) -> _Validator:
-    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-    return check
+# The validators are shared with the other configuration classes (biocoreset.validators).
 
 
 def _opt_int(name: str, minimum: int = 0) -> _Validator:
-    inner = _nonneg_int(name, minimum)
-
-    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if value is not None:
-            inner(instance, attribute, value)
-
-    return check
-
-
-def _one_of(name: str, choices: Sequence[str]) -> _Validator:
-    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise ConfigError(
-                f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
-                f"{did_you_mean(str(value), choices)}"
-            )
-
-    return check
-
-
-def _nonneg_float(name: str) -> _Validator:
-    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if value is not None and not (value >= 0.0 and value == value and value != float("inf")):
-            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}.")
-
-    return check
+    return optional(int_at_least(name, minimum))
 
 
 def _check_subset(instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -108,20 +84,8 @@ def _patterns(value: Any) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value)
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def _opt_str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
-
-
-def _masking(value: Any) -> MaskingConfig:
-    if isinstance(value, MaskingConfig):
-        return value
-    if isinstance(value, Mapping):
-        return MaskingConfig(**value)
-    raise ConfigError(f"masking must be a MaskingConfig or a table of its fields, got {value!r}.")
 
 
 def _check_shard_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:

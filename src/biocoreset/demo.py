@@ -22,8 +22,11 @@ import numpy as np
 import torch
 
 from biocoreset.errors import OutputExistsError
-from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
+from biocoreset.runtime.distributed import DistContext
+from biocoreset.store.atomic import atomic_path
+from biocoreset.train.core import Trainer, train_loop
+from biocoreset.train.schedules import make_lr_scheduler
 
 __all__ = ["pretrain_mlm", "run_demo"]
 
@@ -39,7 +42,7 @@ def pretrain_mlm(
     seed: int = 0,
     progress: bool | None = None,
 ) -> list[float]:
-    """A short masked-LM pretraining loop (AdamW, linear warm-up, then constant).
+    """A short masked-LM pretraining run on the training core (AdamW, linear warm-up, then constant).
 
     Batches are drawn uniformly at random with a generator seeded by ``seed``; the masking of step
     ``s`` uses seed ``seed + s`` so each step sees fresh masks. The full pretraining command with
@@ -57,29 +60,35 @@ def pretrain_mlm(
     model = adapter.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps))
-    )
+    sched = make_lr_scheduler(opt, "constant", warmup_steps=warmup_steps)
     rng = np.random.default_rng(seed)
+    size = min(batch_size, len(records))
+
+    def plan(step: int) -> tuple[int, list[int]]:  # called once per step, in order
+        return 0, rng.choice(len(records), size=size, replace=False).tolist()
+
+    def step_fn(module: torch.nn.Module, step: int, epoch: int, idx: list[int]) -> float:
+        loss = module(adapter.collate([records[i] for i in idx], seed=seed + step)).mean()
+        loss.backward()
+        return float(loss.detach())
+
+    losses: list[float] = []
     was_training = model.training
     model.train()
-    losses: list[float] = []
+    trainer = Trainer(adapter, opt, sched, ctx=DistContext())
     try:
-        with progress_bar(enabled=progress, total=steps, desc="pretrain", unit="step") as bar:
-            for step in range(steps):
-                idx = rng.choice(len(records), size=min(batch_size, len(records)), replace=False)
-                batch = adapter.collate([records[i] for i in idx.tolist()], seed=seed + step)
-                loss = adapter.per_sample_loss(batch).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        train_loop(
+            trainer,
+            plan,
+            total=steps,
+            step_fn=step_fn,
+            progress=progress,
+            desc="pretrain",
+            on_step=lambda record: losses.append(record.loss),
+        )
     finally:
+        trainer.close()
         model.train(was_training)
-        opt.zero_grad(set_to_none=True)
     return losses
 
 
@@ -209,6 +218,7 @@ def _run_demo(
         )
     lines.append(f"done in {time.perf_counter() - t0:.1f} s")
     text = "\n".join(lines)
-    (out / "summary.txt").write_text(text + "\n", encoding="utf-8")
+    with atomic_path(out / "summary.txt", force=True) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
     print(text)
     return out

@@ -31,11 +31,12 @@ import numpy as np
 from biocoreset.config import RunConfig
 from biocoreset.data.sources import SequenceSource, open_sequences
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
+from biocoreset.modelio import load_model, load_weights
 from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
+from biocoreset.runtime.distributed import current
 from biocoreset.store.atomic import atomic_path
 from biocoreset.store.shards import fingerprint_hash
-from biocoreset.train.distributed import current
 
 __all__ = [
     "SELECTION_FILES",
@@ -50,7 +51,7 @@ SELECTION_FILES = ("coreset_ids.txt", "coreset.fasta", "selection.png", "selecti
 
 
 def load_adapter(
-    adapter: str = "hf",
+    adapter: str | None = None,
     path: str | os.PathLike[str] | None = None,
     options: dict[str, Any] | None = None,
     *,
@@ -59,47 +60,20 @@ def load_adapter(
 ) -> ModelAdapter:
     """Build an adapter from names and paths (the CLI's and ``run``'s model loading).
 
+    A thin alias of :func:`biocoreset.modelio.load_model` (see it for what ``path`` may be).
+
     Args:
-        adapter: Adapter name. ``hf`` loads a local transformers folder (``path``) with its
-            tokenizer; other adapters get ``checkpoint=path``.
-        path: Model folder or checkpoint file.
+        adapter: Adapter name (``None``: the saved folder's manifest, else guessed, else ``hf``).
+        path: Model folder or file.
         options: Adapter options.
         weights: A state dict (e.g. ``finetune/model.pt``) loaded over the model.
         device: ``"auto"`` (``cuda:<local rank>`` when available, else CPU) or a torch device.
 
     Raises:
-        ConfigError: A missing path for ``hf`` or unusable weights.
+        ConfigError: Unknown adapter, bad options or unusable weights.
+        InputError: ``path`` holds no model.
     """
-    import torch
-
-    from biocoreset.plugins import get_registry
-    from biocoreset.train.finetune import load_weights
-
-    opts = dict(options or {})
-    if adapter == "hf":
-        if not path:
-            raise ConfigError(
-                "the 'hf' adapter needs --model PATH (a local transformers model folder)."
-            )
-        if not Path(path).exists():
-            raise ConfigError(f"model folder {str(path)!r} does not exist.")
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-        model = AutoModelForMaskedLM.from_pretrained(str(path), local_files_only=True)
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        adp: ModelAdapter = (
-            get_registry().get("adapter", "hf").factory(model=model, tokenizer=tok, **opts)
-        )
-    else:
-        factory = get_registry().get("adapter", adapter).factory
-        if path:
-            opts = {**opts, "checkpoint": str(path)}
-        adp = factory(**opts)
-    if weights:
-        load_weights(adp.model, weights)
-    dev = current().device() if device == "auto" else torch.device(device)
-    adp.model.to(dev)
-    return adp
+    return load_model(path, adapter=adapter, options=options, weights=weights, device=device)
 
 
 def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, dict[str, Any]]:
@@ -156,7 +130,7 @@ def select_to_folder(
     """Select a coreset from a score file and write it into ``output``.
 
     Writes ``coreset_ids.txt`` (one id per line, input order), ``coreset.fasta`` (the selected
-    records as they are in the corpus), ``selection.png`` (score distribution with the selection; CCI:
+    records as they are in the corpus, full header lines included), ``selection.png`` (score distribution with the selection; CCI:
     the β cut, the strata and how many were taken from each) and ``selection.json`` (the summary).
     The corpus is ``sequences`` or, by default, the file named in the score metadata; without one,
     the FASTA is not written (the summary says so).
@@ -258,11 +232,15 @@ def _write_fasta(
     wanted = set(ids)
     found = 0
     with atomic_path(path, force=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for rid, seq in progress_bar(
-            source, enabled=progress, total=total, desc="write FASTA", unit="seq"
+        for rid, seq, header in progress_bar(
+            source.iter_with_headers(),
+            enabled=progress,
+            total=total,
+            desc="write FASTA",
+            unit="seq",
         ):
             if rid in wanted:
-                fh.write(f">{rid}\n")
+                fh.write(f">{header}\n")
                 for i in range(0, len(seq), width):
                     fh.write(seq[i : i + width] + "\n")
                 found += 1
@@ -307,7 +285,7 @@ def run_pipeline(
         ConfigError: The run folder holds a run of another configuration (and not ``force``).
     """
     from biocoreset.api import score_to_file
-    from biocoreset.train.finetune import finetune, load_weights, save_finetuned
+    from biocoreset.train.finetune import finetune, save_finetuned
 
     ctx = current(auto_init=True)
     out = Path(cfg.output)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_loss_curve", "plot_selection"]
+__all__ = ["plot_loss_curve", "plot_selection", "plot_training_history"]
 
 
 def plot_selection(
@@ -110,7 +110,7 @@ def plot_selection(
             f"taken per stratum {int(plan.taken.min())}–{int(plan.taken.max())}",
             fontsize=9,
         )
-        ax2.legend(fontsize=8, loc="upper left")
+        ax2.legend(fontsize=8, loc="upper right")
     else:
         if selection.method == "topk" and selection.budget < scores.size:
             thr = float(scores[selection.indices].min())
@@ -119,7 +119,7 @@ def plot_selection(
     ax.set_ylabel("sequences")
     ax.set_xlabel("score")
     ax.set_title(title or f"{selection.method}: {selection.budget:,} of {scores.size:,} selected")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper right")  # "best" is slow on large data
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -149,7 +149,57 @@ def plot_loss_curve(
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper right")  # "best" is slow on large data
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_training_history(
+    history: Sequence[Sequence[Any]], path: str | os.PathLike[str], *, title: str = ""
+) -> Path:
+    """Write a training run's loss curve (raw and smoothed, epochs marked, learning rate on a
+    second axis) as a PNG, e.g. ``loss.png`` of ``biocoreset pretrain``.
+
+    Args:
+        history: ``(step, epoch, loss, lr)`` rows.
+        path: PNG to write.
+        title: Plot title.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = np.asarray([[r[0], r[1], r[2], r[3]] for r in history], dtype=np.float64).reshape(-1, 4)
+    fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+    if len(rows):
+        steps, epochs, loss, lr = rows.T
+        ax.plot(steps, loss, color="#9ecae1", lw=0.8, label="loss")
+        if len(loss) > 5:
+            alpha = 2.0 / (min(100, max(5, len(loss) // 20)) + 1)
+            smooth = np.empty_like(loss)
+            acc = loss[0]
+            for i, v in enumerate(loss):
+                acc = alpha * v + (1 - alpha) * acc
+                smooth[i] = acc
+            ax.plot(steps, smooth, color="#08519c", lw=1.6, label="loss (EMA)")
+        for b in np.flatnonzero(np.diff(epochs)) + 1:
+            ax.axvline(steps[b], color="#cccccc", lw=0.6, zorder=0)
+        ax2 = ax.twinx()
+        ax2.plot(steps, lr, color="#e6550d", lw=1.0, ls="--", label="learning rate")
+        ax2.set_ylabel("learning rate")
+        ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+        lines = ax.get_legend_handles_labels()
+        lines2 = ax2.get_legend_handles_labels()
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper right")
+    ax.set_xlabel("optimizer step (grey lines: epoch boundaries)")
+    ax.set_ylabel("masked-LM loss")
+    ax.set_title(title or "pretraining loss")
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)

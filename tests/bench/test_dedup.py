@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
 from biocoreset.bench.data import Example
-from biocoreset.data.dedup import (
-    add_dedup_parser,
+from biocoreset.bench.dedup import (
     dedup_corpus,
     identity,
     kmer_identity,
@@ -89,29 +87,6 @@ def test_test_sets_from_files_examples_and_errors(tmp_path):
         dedup_corpus(corpus, ex, identity_threshold=0.9, method="blast")
     with pytest.raises(InputError, match="holds no sequence"):
         dedup_corpus(corpus, [])
-
-
-def test_cli(tmp_path):
-    fasta = tmp_path / "corpus.fa"
-    fasta.write_text(">a\nAAAACCCC\n>b\nGGGGUUUU\n", encoding="utf-8")
-    (tmp_path / "t.csv").write_text("sequence\naaaacccc\n", encoding="utf-8")
-    parser = argparse.ArgumentParser()
-    add_dedup_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        [
-            "dedup",
-            str(fasta),
-            "-t",
-            str(tmp_path / "t.csv"),
-            "-o",
-            str(tmp_path / "out.fa"),
-            "--removed-ids",
-            str(tmp_path / "removed.txt"),
-        ]
-    )
-    assert args.func(args) == 0
-    assert (tmp_path / "out.fa").read_text() == ">b\nGGGGUUUU\n"
-    assert (tmp_path / "removed.txt").read_text() == "a\n"
 
 
 def test_rfam_corpus_against_the_nrc_test_split(shared_data):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biocoreset.bench.cli import add_bench_parser
-from biocoreset.data.dedup import add_dedup_parser
+from biocoreset.cli.bench import add_bench_parser
+from biocoreset.cli.dedup import add_dedup_parser
+from biocoreset.cli.pretrain import add_pretrain_parser
 from biocoreset.testing import random_rna, tiny_esm
-from biocoreset.train.pretrain import add_pretrain_parser
 
 
 def _cli(argv: list[str]) -> int:

@@ -13,12 +13,12 @@ import torch
 
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.bench import Backbone, BenchTable, run_bench
-from biocoreset.bench.cli import add_bench_parser
 from biocoreset.bench.config import load_bench_config
 from biocoreset.bench.data import Example
 from biocoreset.bench.protocol import MetricSpec
 from biocoreset.bench.runner import BenchRow
 from biocoreset.bench.tasks import CRISPROnTargetTask, RNATypeTask
+from biocoreset.cli.bench import add_bench_parser
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.testing import tiny_esm
 

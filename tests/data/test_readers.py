@@ -139,3 +139,19 @@ def test_as_source_accepts_paths_lists_and_generators(tmp_path):
     assert list(as_source(iter(RECORDS))) == RECORDS
     with pytest.raises(InputError, match="pairs"):
         list(as_source([("a", "C", "x")]))
+
+
+def test_full_headers_on_request(tmp_path):
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">r1 tRNA Homo sapiens\nACGU\n>r2\nGG\n", encoding="utf-8")
+    assert list(read_records(fasta)) == [("r1", "ACGU"), ("r2", "GG")]
+    assert list(open_sequences(fasta).iter_with_headers()) == [
+        ("r1", "ACGU", "r1 tRNA Homo sapiens"),
+        ("r2", "GG", "r2"),
+    ]
+    fastq = tmp_path / "x.fq"
+    fastq.write_text("@q1 lane=3\nACGU\n+\nIIII\n", encoding="utf-8")
+    assert list(read_records(fastq, headers=True)) == [("q1", "ACGU", "q1 lane=3")]
+    table = tmp_path / "x.csv"
+    table.write_text("id,sequence\nt1,ACGU\n", encoding="utf-8")
+    assert list(read_records(table, headers=True)) == [("t1", "ACGU", "t1")]

@@ -14,8 +14,8 @@ import torch
 
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.api import score_to_file
+from biocoreset.runtime.distributed import current, init_distributed
 from biocoreset.testing import tiny_esm
-from biocoreset.train.distributed import current, init_distributed
 from biocoreset.train.finetune import finetune
 
 

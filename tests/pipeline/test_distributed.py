@@ -15,7 +15,6 @@ import torch
 from biocoreset import load_scores
 from biocoreset.data.synthetic import write_fasta
 from biocoreset.testing import random_rna
-from biocoreset.train.distributed import DistContext, allreduce_gradients, current
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 
@@ -57,7 +56,7 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
     a = json.loads((one / "report.json").read_text())
     b = json.loads((two / "report.json").read_text())
     assert (a["world_size"], b["world_size"], b["meta_world_size"]) == (1, 2, 2)
-    # fine-tuning (DDP-style gradient all-reduce; one step has a rank with no sequence)
+    # fine-tuning (DistributedDataParallel; one step has a rank with no sequence)
     assert len(a["losses"]) == len(b["losses"]) == 3
     assert _rel(a["losses"], b["losses"]) < 1e-10
     assert _rel(a["before"], b["before"]) < 1e-10 and _rel(a["after"], b["after"]) < 1e-10
@@ -71,28 +70,3 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
     assert _rel(sa.scores, sb.scores) < 1e-6
     assert _rel(sa.loss, sb.loss) < 1e-10
     assert not (two / "scores.parquet.parts").exists()
-
-
-def test_single_process_context_is_a_no_op():
-    ctx = current()
-    assert ctx == DistContext() and not ctx.is_distributed and ctx.is_main
-    t = torch.ones(3)
-    ctx.all_reduce_(t)
-    assert t.tolist() == [1.0, 1.0, 1.0]
-    assert ctx.all_gather_object(5) == [5] and ctx.broadcast_object("x") == "x"
-    p = torch.nn.Parameter(torch.ones(2))
-    p.grad = torch.full((2,), 3.0)
-    allreduce_gradients([p], ctx)
-    assert p.grad.tolist() == [3.0, 3.0]
-
-
-def test_main_only_runs_once_and_reraises():
-    ctx = DistContext()
-    assert ctx.main_only(lambda: 7) == 7
-    from biocoreset.errors import ConfigError
-
-    def fail():
-        raise ConfigError("bad")
-
-    with pytest.raises(ConfigError, match="bad"):
-        ctx.main_only(fail)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -15,7 +14,6 @@ from biocoreset.testing import random_rna, tiny_esm
 from biocoreset.train.pretrain import (
     PretrainConfig,
     StepInfo,
-    add_pretrain_parser,
     epoch_mask_seed,
     load_coreset,
     load_pretrain_config,
@@ -224,41 +222,6 @@ def test_same_seed_same_weights_and_training_lowers_the_loss(tmp_path):
     first = sum(h[2] for h in ra.history[:4]) / 4
     last = sum(h[2] for h in ra.history[-4:]) / 4
     assert last < first
-
-
-def test_cli_parser_runs_a_tiny_pretraining(tmp_path):
-    model, tok = tiny_esm(dtype=torch.float32)
-    folder = tmp_path / "arch"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    fasta = tmp_path / "corpus.fa"
-    fasta.write_text("".join(f">{i}\n{s}\n" for i, s in CORPUS), encoding="utf-8")
-    ids = tmp_path / "ids.txt"
-    ids.write_text("seq0\nseq3\nseq4\nseq8\nseq11\n", encoding="utf-8")
-    parser = argparse.ArgumentParser()
-    add_pretrain_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        [
-            "pretrain",
-            str(fasta),
-            "-o",
-            str(tmp_path / "run"),
-            "--coreset",
-            str(ids),
-            "--model",
-            str(folder),
-            "--max-steps",
-            "3",
-            "--warmup-steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--no-progress",
-        ]
-    )
-    assert args.func(args) == 0
-    meta = json.loads((tmp_path / "run" / "pretrain.json").read_text())
-    assert meta["steps"] == 3 and meta["num_sequences"] == 5 and meta["config"]["batch_size"] == 2
 
 
 def test_equal_compute_and_other_options_run(tmp_path):

@@ -23,7 +23,9 @@ Factory (``biocoreset.plugins.create("adapter", "esmc", ...)``): ``model=`` (an 
 ``name=`` (``"esmc_300m"``, ``"esmc_600m"``, ``"tiny"``; spelt ``model_name=`` through
 ``plugins.create``, whose own second parameter is ``name``) with ``weights=PATH`` (a local ``.pth``
 state dict), ``hf_cache=True`` (an already filled Hugging Face cache, read offline) or
-``random_init=True``. Nothing is ever downloaded.
+``random_init=True``. Nothing is ever downloaded. :meth:`EsmcAdapter.from_path` loads what
+``--model PATH`` names (a state dict, its architecture read from the tensor shapes, or a folder
+the library saved).
 
 Example:
     >>> import pytest; _ = pytest.importorskip("esm.models.esmc")  # optional dependency
@@ -39,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +53,17 @@ from biocoreset.adapters.esmc_model import (
     ESMC_HF_WEIGHTS,
     ESMC_MASK_ID,
     ESMC_PAD_ID,
+    EsmcCheckpointError,
     build_esmc,
     esmc_logits,
+    esmc_size_of,
+    esmc_sizes,
     esmc_tokenizer,
     load_esmc_from_hf_cache,
     load_esmc_weights,
 )
 from biocoreset.adapters.rnafm import _dtype
+from biocoreset.adapters.weights import find_weights, read_state_dict
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
@@ -157,6 +164,61 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         """``[B, T, 33]`` logits of one ESM-C call (padding is read from ``<pad>`` tokens)."""
         return esmc_logits(self.model, input_ids)
 
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        name: str | Mapping[str, int] | None = None,
+        model_name: str | Mapping[str, int] | None = None,
+        dtype: torch.dtype | str | None = None,
+        random_init: bool = False,
+        tokenizer: Any = None,
+        weights: Any = None,
+        **options: Any,
+    ) -> EsmcAdapter:
+        """Load an ESM-C state dict (what ``--model PATH`` does for ``esmc``).
+
+        Args:
+            path: A ``.pth``/``.pt`` state dict (e.g. ``esmc_300m_2024_12_v0.pth``, a
+                ``biocoreset pretrain`` checkpoint) or a folder the library saved (``model.pt``).
+            name: The architecture: a name of
+                :data:`~biocoreset.adapters.esmc_model.ESMC_CONFIGS` or a dict of ``d_model``,
+                ``n_heads``, ``n_layers``. Default: the named size whose width and depth match the
+                tensor shapes.
+            model_name: The same as ``name``.
+            dtype: Cast the model.
+            random_init: Build the architecture only (random weights).
+            tokenizer: Optional ``EsmSequenceTokenizer``.
+            weights: Ignored (the source is ``path``).
+            **options: :class:`EsmcAdapter` options.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist (nothing is downloaded).
+            EsmcCheckpointError: Not an ESM-C state dict, or one that does not fit ``name``.
+        """
+        if model_name is not None and name not in (None, model_name):
+            raise ConfigError(f"name={name!r} and model_name={model_name!r} disagree.")
+        arch = model_name if model_name is not None else name
+        p = Path(path)
+        source = find_weights(p) if p.is_dir() else p
+        if source is None or not source.is_file():
+            raise FileNotFoundError(
+                f"ESM-C weights {str(p)!r} not found: pass a local .pth/.pt state dict or a folder "
+                "holding model.pt. biocoreset never downloads weights."
+            )
+        state = read_state_dict(source)
+        model = build_esmc(esmc_size_of(state) if arch is None else arch)
+        if not random_init:
+            try:
+                model.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise EsmcCheckpointError(f"{source} does not fit this ESM-C model: {exc}") from exc
+        dt = _dtype(dtype)
+        if dt is not None:
+            model = model.to(dt)
+        return cls(model.eval(), tokenizer=tokenizer, **options)
+
 
 def make_esmc_adapter(
     model: torch.nn.Module | None = None,
@@ -176,7 +238,8 @@ def make_esmc_adapter(
     Args:
         model: A prebuilt ``ESMC`` (then ``name``/``weights``/``hf_cache`` must be unset).
         tokenizer: Optional ``EsmSequenceTokenizer``.
-        name: ``"esmc_300m"``, ``"esmc_600m"`` or ``"tiny"``.
+        name: A name of :data:`~biocoreset.adapters.esmc_model.ESMC_CONFIGS` (``"esmc_300m"``,
+            ``"esmc_600m"``, ``"base"``, ``"small"``, ``"tiny"``) or a dict of sizes.
         model_name: The same as ``name``, for ``biocoreset.plugins.create(kind, name, **options)``
             whose own second parameter is called ``name``.
         weights: Local ``.pth`` state dict to load (e.g. ``esmc_300m_2024_12_v0.pth``).
@@ -233,9 +296,14 @@ def make_esmc_adapter(
     return EsmcAdapter(model, tokenizer=tokenizer, **options)
 
 
+make_esmc_adapter.from_path = EsmcAdapter.from_path  # type: ignore[attr-defined]
+make_esmc_adapter.model_sizes = esmc_sizes  # type: ignore[attr-defined]
+
+
 @hookimpl
 def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``esmc`` (needs the optional ``esm`` package only when built)."""
+    """Register ``esmc`` (needs the optional ``esm`` package only when built; its factory's
+    ``from_path`` loads ``--model PATH``)."""
     register(
         "esmc",
         make_esmc_adapter,

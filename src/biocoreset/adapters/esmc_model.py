@@ -41,6 +41,8 @@ __all__ = [
     "EsmcCheckpointError",
     "build_esmc",
     "esmc_logits",
+    "esmc_size_of",
+    "esmc_sizes",
     "esmc_tokenizer",
     "load_esmc_from_hf_cache",
     "load_esmc_weights",
@@ -51,10 +53,15 @@ ESMC_NUM_TOKENS = 33
 ESMC_PAD_ID = 1
 ESMC_MASK_ID = 32
 
-#: ``ESMC(d_model, n_heads, n_layers)`` per model name (as ``esm.pretrained``), plus a test size.
+#: ``ESMC(d_model, n_heads, n_layers)`` per model name: the published ``esmc_300m`` and
+#: ``esmc_600m`` (as ``esm.pretrained``), and ``"base"`` (6 x 320), ``"small"`` (4 x 64) and
+#: ``"tiny"`` (2 x 64) for CPU runs and tests. Parameter counts:
+#: :func:`biocoreset.modelio.model_sizes`.
 ESMC_CONFIGS: dict[str, dict[str, int]] = {
     "esmc_300m": dict(d_model=960, n_heads=15, n_layers=30),
     "esmc_600m": dict(d_model=1152, n_heads=18, n_layers=36),
+    "base": dict(d_model=320, n_heads=5, n_layers=6),
+    "small": dict(d_model=64, n_heads=4, n_layers=4),
     "tiny": dict(d_model=64, n_heads=4, n_layers=2),
 }
 
@@ -123,6 +130,29 @@ def build_esmc(name_or_dict: str | Mapping[str, int] = "esmc_300m") -> ESMC:
     return model.eval()
 
 
+def esmc_sizes() -> dict[str, dict[str, int]]:
+    """The named sizes with their shapes and parameter counts (built on the meta device: no memory).
+
+    Raises:
+        ImportError: ``esm`` is not installed.
+
+    >>> import pytest; _ = pytest.importorskip("esm.models.esmc")
+    >>> esmc_sizes()["esmc_600m"]["params"]
+    575036992
+    """
+    out = {}
+    for name, cfg in ESMC_CONFIGS.items():
+        with torch.device("meta"):
+            model = build_esmc(name)
+        out[name] = {
+            "layers": cfg["n_layers"],
+            "hidden": cfg["d_model"],
+            "heads": cfg["n_heads"],
+            "params": sum(p.numel() for p in model.parameters()),
+        }
+    return out
+
+
 def load_esmc_weights(model_or_name: ESMC | str | Mapping[str, int], path: str | Path) -> ESMC:
     """Load a local ESM-C ``.pth`` state dict (strictly) into a model.
 
@@ -160,6 +190,31 @@ def load_esmc_weights(model_or_name: ESMC | str | Mapping[str, int], path: str |
     except RuntimeError as exc:
         raise EsmcCheckpointError(f"{path} does not fit this ESM-C model: {exc}") from exc
     return model.eval()
+
+
+def esmc_size_of(state: Mapping[str, torch.Tensor]) -> str:
+    """The name in :data:`ESMC_CONFIGS` whose width and depth match an ESM-C state dict's shapes.
+
+    Raises:
+        EsmcCheckpointError: Not an ESM-C state dict, or a size no name matches (pass the
+            architecture as a dict then).
+
+    >>> esmc_size_of({"embed.weight": torch.zeros(64, 960),
+    ...               **{f"transformer.blocks.{i}.attn.out_proj.weight": torch.zeros(1) for i in range(30)}})
+    'esmc_300m'
+    """
+    if "embed.weight" not in state:
+        raise EsmcCheckpointError("not an ESM-C state dict: no 'embed.weight' entry.")
+    blocks = {k.split(".")[2] for k in state if k.startswith("transformer.blocks.")}
+    d_model, n_layers = int(state["embed.weight"].shape[1]), len(blocks)
+    for name, cfg in ESMC_CONFIGS.items():
+        if (cfg["d_model"], cfg["n_layers"]) == (d_model, n_layers):
+            return name
+    raise EsmcCheckpointError(
+        f"the ESM-C state dict has {n_layers} layers of width {d_model}, none of the named sizes "
+        f"{sorted(ESMC_CONFIGS)}; pass name={{'d_model': {d_model}, 'n_heads': ..., "
+        f"'n_layers': {n_layers}}}."
+    )
 
 
 def _hf_cache_dir() -> str | None:

@@ -15,12 +15,15 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from biocoreset.adapters.base import MaskedLMAdapter
 from biocoreset.adapters.hf_families import detect_family
+from biocoreset.adapters.weights import find_weights, load_into, read_state_dict
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.plugins.hookspecs import hookimpl
@@ -222,6 +225,63 @@ class HFAdapter(MaskedLMAdapter):
         names = [n for n, p in self.model.named_parameters() if p.requires_grad and n not in unused]
         return self._family.parameter_groups(names)
 
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        tokenizer: Any = None,
+        random_init: bool = False,
+        **options: Any,
+    ) -> HFAdapter:
+        """Load a local transformers model folder (what ``--model PATH`` does for ``hf``).
+
+        The folder holds ``config.json`` and weights (``model.safetensors``, ``pytorch_model.bin``,
+        or ``model.pt`` as ``biocoreset finetune`` writes) and usually the tokenizer. A tokenizer
+        that transformers cannot load is replaced by the family's own when the family has one
+        (RNA-FM, ESM), so a folder the library saved always loads.
+
+        Args:
+            path: The model folder. Nothing is downloaded.
+            tokenizer: Use this tokenizer instead of the folder's.
+            random_init: Build the architecture from ``config.json`` only (random weights).
+            **options: :class:`HFAdapter` options.
+
+        Raises:
+            ConfigError: ``path`` is not a folder with ``config.json``, or no usable tokenizer.
+        """
+        from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+        p = Path(path)
+        if not (p.is_dir() and (p / "config.json").is_file()):
+            raise ConfigError(
+                f"{str(p)!r} is not a transformers model folder (no config.json); the 'hf' adapter "
+                "loads folders. For a state dict name the adapter that builds its architecture "
+                "(--adapter rna-fm / esmc), or pass the folder with --model and the file with "
+                "--weights."
+            )
+        weights = find_weights(p)
+        if random_init or weights is None or weights.name == "model.pt":
+            model = AutoModelForMaskedLM.from_config(
+                AutoConfig.from_pretrained(p, local_files_only=True)
+            )
+            if not random_init:
+                if weights is None:
+                    raise ConfigError(f"{str(p)!r} has a config.json but no weights file.")
+                load_into(model, read_state_dict(weights), weights)
+        else:
+            model = AutoModelForMaskedLM.from_pretrained(p, local_files_only=True)
+        if tokenizer is None:
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
+            except (ValueError, OSError, TypeError, KeyError) as exc:
+                if detect_family(model).default_tokenizer is None:
+                    raise ConfigError(
+                        f"the tokenizer in {str(p)!r} cannot be loaded ({exc}); save it with the "
+                        "model (tokenizer.save_pretrained) or pass tokenizer=."
+                    ) from exc
+        return cls(model.eval(), tokenizer, **options)
+
 
 def _factory(
     model: torch.nn.Module | None = None, tokenizer: Any = None, **options: Any
@@ -236,7 +296,10 @@ def _factory(
     return HFAdapter(model, tokenizer, **options)
 
 
+_factory.from_path = HFAdapter.from_path  # type: ignore[attr-defined]
+
+
 @hookimpl
 def biocoreset_register_adapters(register: Any) -> None:
-    """Register the generic Hugging Face adapter ``hf``."""
+    """Register the generic Hugging Face adapter ``hf`` (its factory's ``from_path`` loads a folder)."""
     register("hf", _factory, description="any transformers masked LM with its tokenizer")

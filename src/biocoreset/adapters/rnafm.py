@@ -21,8 +21,10 @@ random replacements drawn from ``A``, ``C``, ``G``, ``U``.
 Building it through the plugin registry (``biocoreset.plugins.create("adapter", "rna-fm", ...)``
 or ``score(None, ..., adapter="rna-fm", adapter_options=...)``) takes exactly one model source:
 ``model=`` (an RNA-FM-shaped ``EsmForMaskedLM``), ``checkpoint=`` (a local official
-``RNA-FM_pretrained.pth``; nothing is ever downloaded) or ``size=`` (``"rna-fm"``: 99.5M
-parameters, or ``"tiny"``; random weights).
+``RNA-FM_pretrained.pth``; nothing is ever downloaded) or ``size=`` (a name of
+:data:`~biocoreset.adapters.rnafm_model.RNAFM_PRESETS`: ``"rna-fm"``, ``"base"``, ``"small"``,
+``"tiny"``; random weights). :meth:`RnaFmAdapter.from_path` loads what ``--model PATH`` names: an
+official checkpoint, a state dict or a folder the library saved.
 
 Example:
     >>> from biocoreset.plugins import create
@@ -37,10 +39,13 @@ Example:
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import EsmConfig
 
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.adapters.rnafm_model import (
@@ -51,22 +56,35 @@ from biocoreset.adapters.rnafm_model import (
     RNAFM_PRESETS,
     RNAFM_TOKENS,
     RNAFM_UNK_ID,
+    RnaFmCheckpointError,
     build_rnafm,
+    convert_rnafm_state_dict,
+    is_official_checkpoint,
     load_rnafm_checkpoint,
     resolve_attention,
+    rnafm_config,
+    rnafm_from_official,
     rnafm_tokenizer,
 )
+from biocoreset.adapters.weights import find_weights, load_into, peek_state, read_state_dict
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.plugins.hookspecs import hookimpl
 
-__all__ = ["RNAFM_RANDOM_LETTERS", "RnaFmAdapter", "make_rnafm_adapter"]
+__all__ = [
+    "RNAFM_RANDOM_LETTERS",
+    "RnaFmAdapter",
+    "make_rnafm_adapter",
+    "rnafm_size_of",
+    "rnafm_sizes",
+]
 
 #: Letters whose tokens replace a masked position in the 10% "random token" case.
 RNAFM_RANDOM_LETTERS = "ACGU"
 
 _TOKEN_IDS = {t: i for i, t in enumerate(RNAFM_TOKENS) if len(t) == 1}
+_LAYER_RE = re.compile(r"^esm\.encoder\.layer\.(\d+)\.")
 
 
 def _dtype(value: torch.dtype | str | None) -> torch.dtype | None:
@@ -191,6 +209,87 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         """``[B, T, 25]`` logits of one ``EsmForMaskedLM`` call."""
         return HFAdapter.logits(self, input_ids, attention_mask)
 
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        size: str | Mapping[str, Any] | None = None,
+        dtype: torch.dtype | str | None = None,
+        zero_mask_embedding: bool = True,
+        random_init: bool = False,
+        tokenizer: Any = None,
+        checkpoint: Any = None,
+        **options: Any,
+    ) -> RnaFmAdapter:
+        """Load an RNA-FM-shaped model from a file or folder (what ``--model PATH`` does).
+
+        Args:
+            path: An official checkpoint (``RNA-FM_pretrained.pth``: ``{"args", "model"}``); a
+                state dict (``.pt``/``.pth``/``.safetensors``, transformers or official key names,
+                a ``biocoreset pretrain`` checkpoint); or a folder holding ``config.json`` and
+                weights (``biocoreset pretrain``'s ``final/``, ``biocoreset finetune``'s output).
+            size: For a bare state dict: a name of
+                :data:`~biocoreset.adapters.rnafm_model.RNAFM_PRESETS` or a dict of sizes
+                (default: read from the tensor shapes). Ignored when the folder has a config.
+            dtype: Cast the model.
+            zero_mask_embedding: Official checkpoints only (see
+                :func:`~biocoreset.adapters.rnafm_model.load_rnafm_checkpoint`).
+            random_init: Build the architecture only (weights not read from a folder with a config).
+            tokenizer: Optional RNA-FM tokenizer.
+            checkpoint: Ignored (the source is ``path``).
+            **options: :class:`RnaFmAdapter` options.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist (nothing is downloaded).
+            ConfigError: A file or folder that holds no RNA-FM-shaped model.
+        """
+        p = Path(path)
+        if p.is_dir() and (p / "config.json").is_file():
+            config = EsmConfig.from_pretrained(p)
+            if int(getattr(config, "vocab_size", 0)) != len(RNAFM_TOKENS):
+                raise ConfigError(
+                    f"{str(p)!r} holds a model with vocab_size={config.vocab_size}, not the "
+                    "25-token RNA-FM alphabet; load it with the generic 'hf' adapter instead."
+                )
+            model = build_rnafm(config)
+            if not random_init:
+                weights = find_weights(p)
+                if weights is None:
+                    raise ConfigError(f"{str(p)!r} has a config.json but no weights file.")
+                load_into(model, read_state_dict(weights), weights)
+        else:
+            source = find_weights(p) if p.is_dir() else p
+            if source is None or not source.is_file():
+                raise FileNotFoundError(
+                    f"RNA-FM model {str(p)!r} not found: pass an RNA-FM checkpoint (.pth/.pt), a "
+                    "state dict or a model folder. biocoreset never downloads weights."
+                )
+            data = peek_state(source)
+            if is_official_checkpoint(data):
+                model = rnafm_from_official(
+                    data["args"], data["model"], zero_mask_embedding=zero_mask_embedding
+                )
+            else:
+                state = read_state_dict(source)
+                if any(k.startswith(("encoder.sentence_encoder.", "layers.")) for k in state):
+                    state = convert_rnafm_state_dict(state)
+                if size is None:
+                    wanted = rnafm_size_of(state)
+                else:
+                    if isinstance(size, str):
+                        rnafm_config(size)  # an unknown name fails here, with the choices
+                    wanted = dict(RNAFM_PRESETS[size]) if isinstance(size, str) else dict(size)
+                    positions = state.get("esm.embeddings.position_embeddings.weight")
+                    if positions is not None:
+                        wanted.setdefault("max_position_embeddings", int(positions.shape[0]))
+                model = build_rnafm(wanted)
+                load_into(model, state, source)
+        dt = _dtype(dtype)
+        if dt is not None:
+            model.to(dt)  # type: ignore[arg-type]  # transformers types .to() without dtypes
+        return cls(model.eval(), tokenizer, **options)
+
 
 def make_rnafm_adapter(
     model: torch.nn.Module | None = None,
@@ -209,7 +308,9 @@ def make_rnafm_adapter(
         model: A prebuilt RNA-FM-shaped ``EsmForMaskedLM``.
         tokenizer: Optional RNA-FM tokenizer (checked, else built).
         checkpoint: Local path of an official RNA-FM checkpoint (``RNA-FM_pretrained.pth``).
-        size: ``"rna-fm"`` (12 x 640, 99.5M parameters) or ``"tiny"``, randomly initialised.
+        size: A name of :data:`~biocoreset.adapters.rnafm_model.RNAFM_PRESETS` (``"rna-fm"``:
+            12 x 640, 99.5M parameters; ``"base"``, ``"small"``, ``"tiny"``) or a dict of
+            ``EsmConfig`` sizes, randomly initialised.
         dtype: Cast the model (``torch.float64`` or ``"float64"`` for exact tests).
         zero_mask_embedding: With ``checkpoint``: zero the ``<mask>`` embedding row as ``fm`` does.
         attn_implementation: ``"sdpa"`` or ``"eager"``; ``None``: sdpa where supported for a built
@@ -252,9 +353,75 @@ def make_rnafm_adapter(
     return RnaFmAdapter(model, tokenizer, **options)
 
 
+def rnafm_sizes() -> dict[str, dict[str, int]]:
+    """The named sizes with their shapes and parameter counts (built on the meta device: no memory).
+
+    >>> rnafm_sizes()["rna-fm"]["params"]
+    99521546
+    """
+    out = {}
+    for name, preset in RNAFM_PRESETS.items():
+        with torch.device("meta"):
+            model = build_rnafm(name)
+        out[name] = {
+            "layers": preset["num_hidden_layers"],
+            "hidden": preset["hidden_size"],
+            "heads": preset["num_attention_heads"],
+            "ffn": preset["intermediate_size"],
+            "params": sum(p.numel() for p in model.parameters()),
+        }
+    return out
+
+
+def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """The ``EsmConfig`` sizes of an RNA-FM-shaped state dict (transformers or official key names).
+
+    Layers, widths and positions are read from the tensor shapes; the number of attention heads
+    (not visible in a state dict) from the named size in :data:`RNAFM_PRESETS` with the same
+    layers and widths.
+
+    Raises:
+        RnaFmCheckpointError: Not an RNA-FM-shaped state dict, or a size no preset matches (pass
+            ``size={...}`` with ``num_attention_heads`` then).
+
+    >>> rnafm_size_of(build_rnafm("tiny").state_dict())["num_attention_heads"]
+    4
+    """
+    if any(k.startswith(("encoder.sentence_encoder.", "layers.", "embed_tokens.")) for k in state):
+        state = convert_rnafm_state_dict(state)
+    try:
+        emb = state["esm.embeddings.word_embeddings.weight"]
+        pos = state["esm.embeddings.position_embeddings.weight"]
+        ffn = state["esm.encoder.layer.0.intermediate.dense.weight"]
+    except KeyError as exc:
+        raise RnaFmCheckpointError(
+            f"not an RNA-FM-shaped state dict: no {exc.args[0]!r} entry."
+        ) from None
+    layers = 1 + max(int(m.group(1)) for k in state if (m := _LAYER_RE.match(k)))
+    size = dict(
+        num_hidden_layers=layers,
+        hidden_size=int(emb.shape[1]),
+        intermediate_size=int(ffn.shape[0]),
+        max_position_embeddings=int(pos.shape[0]),
+    )
+    for preset in RNAFM_PRESETS.values():
+        if all(
+            preset[k] == size[k] for k in ("num_hidden_layers", "hidden_size", "intermediate_size")
+        ):
+            return {**size, "num_attention_heads": preset["num_attention_heads"]}
+    raise RnaFmCheckpointError(
+        f"the state dict has {layers} layers of width {size['hidden_size']}, which is none of the "
+        f"named sizes {sorted(RNAFM_PRESETS)}; pass size={{...}} with its num_attention_heads."
+    )
+
+
+make_rnafm_adapter.from_path = RnaFmAdapter.from_path  # type: ignore[attr-defined]
+make_rnafm_adapter.model_sizes = rnafm_sizes  # type: ignore[attr-defined]
+
+
 @hookimpl
 def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``rna-fm``."""
+    """Register ``rna-fm`` (its factory's ``from_path`` loads ``--model PATH``)."""
     register(
         "rna-fm",
         make_rnafm_adapter,

@@ -63,9 +63,11 @@ __all__ = [
     "build_rnafm",
     "convert_rnafm_state_dict",
     "default_attention",
+    "is_official_checkpoint",
     "load_rnafm_checkpoint",
     "resolve_attention",
     "rnafm_config",
+    "rnafm_from_official",
     "rnafm_tokenizer",
     "save_rnafm_checkpoint",
 ]
@@ -82,10 +84,19 @@ RNAFM_TOKENS: tuple[str, ...] = (
 RNAFM_CLS_ID, RNAFM_PAD_ID, RNAFM_EOS_ID, RNAFM_UNK_ID = 0, 1, 2, 3
 RNAFM_MASK_ID = 24
 
-#: Size presets, in ``EsmConfig`` field names.
+#: Named sizes, in ``EsmConfig`` field names: ``"rna-fm"`` (the published model, 12 x 640),
+#: ``"base"`` (6 x 320), ``"small"`` (4 x 64, the CPU replication's size in
+#: ``examples/replicate_cpu.py``) and ``"tiny"`` (2 x 32, tests). Parameter counts:
+#: :func:`biocoreset.modelio.model_sizes`.
 RNAFM_PRESETS: dict[str, dict[str, int]] = {
     "rna-fm": dict(
         num_hidden_layers=12, hidden_size=640, intermediate_size=5120, num_attention_heads=20
+    ),
+    "base": dict(
+        num_hidden_layers=6, hidden_size=320, intermediate_size=1280, num_attention_heads=10
+    ),
+    "small": dict(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=256, num_attention_heads=4
     ),
     "tiny": dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4),
 }
@@ -179,8 +190,9 @@ def rnafm_config(size: str | Mapping[str, Any] = "rna-fm", **overrides: Any) -> 
     """Build the ``EsmConfig`` of an RNA-FM-shaped model.
 
     Args:
-        size: A preset name (``"rna-fm"``: 12 x 640, ``"tiny"``: 2 x 32) or a mapping of
-            ``EsmConfig`` fields applied on top of the ``"rna-fm"`` preset.
+        size: A name of :data:`RNAFM_PRESETS` (``"rna-fm"``: 12 x 640, ``"base"``, ``"small"``,
+            ``"tiny"``: 2 x 32) or a mapping of ``EsmConfig`` fields applied on top of the
+            ``"rna-fm"`` preset.
         **overrides: Further ``EsmConfig`` fields (applied last); ``attn_implementation`` is
             ``"sdpa"`` (default where supported, see :func:`default_attention`) or ``"eager"``.
 
@@ -364,11 +376,7 @@ def _load_official(path: Path) -> tuple[argparse.Namespace, Mapping[str, torch.T
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends: not our format
         raise RnaFmCheckpointError(f"{path} is not a readable RNA-FM checkpoint: {exc}") from exc
-    if not (
-        isinstance(data, Mapping)
-        and isinstance(data.get("args"), argparse.Namespace)
-        and isinstance(data.get("model"), Mapping)
-    ):
+    if not is_official_checkpoint(data):
         raise RnaFmCheckpointError(
             f"{path} is not in the official RNA-FM format {{'args': Namespace, 'model': state_dict}}"
         )
@@ -401,6 +409,40 @@ def load_rnafm_checkpoint(
             "RNA-FM_pretrained.pth yourself and pass its local path."
         )
     args, fm_state = _load_official(path)
+    return rnafm_from_official(
+        args,
+        fm_state,
+        zero_mask_embedding=zero_mask_embedding,
+        attn_implementation=attn_implementation,
+    )
+
+
+def is_official_checkpoint(data: Any) -> bool:
+    """Whether a loaded ``.pth`` object is in the official format ``{"args": Namespace, "model": ...}``.
+
+    >>> is_official_checkpoint({"args": argparse.Namespace(), "model": {}}), is_official_checkpoint({})
+    (True, False)
+    """
+    return (
+        isinstance(data, Mapping)
+        and isinstance(data.get("args"), argparse.Namespace)
+        and isinstance(data.get("model"), Mapping)
+    )
+
+
+def rnafm_from_official(
+    args: argparse.Namespace,
+    fm_state: Mapping[str, torch.Tensor],
+    *,
+    zero_mask_embedding: bool = True,
+    attn_implementation: str | None = None,
+) -> EsmForMaskedLM:
+    """The ``EsmForMaskedLM`` of an official checkpoint's ``args`` and ``model`` entries
+    (``attn_implementation`` as in :func:`load_rnafm_checkpoint`).
+
+    Raises:
+        RnaFmCheckpointError: The keys do not match the architecture ``args`` describe.
+    """
     config = _config_from_args(args, fm_state)
     state = convert_rnafm_state_dict(fm_state)
     if zero_mask_embedding:

@@ -18,17 +18,15 @@ dropped; sequences longer than ``adapter.max_length`` are cut to it); the pooled
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import torch
 
-from biocoreset.errors import ConfigError, InputError
+from biocoreset.errors import ConfigError
+from biocoreset.modelio import load_model, quiet_transformers, resolve_device
 from biocoreset.protocols import ModelAdapter
 
 __all__ = [
@@ -43,34 +41,7 @@ __all__ = [
     "resolve_device",
 ]
 
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; otherwise the given torch device."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(spec)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"device {spec!r} is not a torch device ('auto', 'cpu', 'cuda:0', ...)."
-        ) from exc
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Hide transformers' per-file progress bars (loading/saving weights) inside the block."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        yield
-        return
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
+# quiet_transformers and resolve_device belong to biocoreset.modelio; re-exported for old imports.
 
 
 def build_adapter(
@@ -81,55 +52,19 @@ def build_adapter(
     masking: Any = None,
     weights: bool = True,
 ) -> ModelAdapter:
-    """Build a registered adapter, as the command line does.
+    """Build a registered adapter as the command line does (see :func:`biocoreset.modelio.load_model`).
 
     Args:
         name: Adapter name (``"hf"``, ``"rna-fm"``, ``"esmc"``, plugins).
-        model_path: ``hf``: a transformers model folder (config + tokenizer; weights read only when
-            ``weights``). Other adapters receive it as ``checkpoint=``.
+        model_path: A model folder or file (``None``: build from ``options`` alone).
         options: Adapter options.
-        masking: Masking configuration for ``hf`` (other adapters take it from ``options``).
-        weights: Load the folder's weights (``False``: architecture only, for pretraining from scratch).
-
-    Raises:
-        ConfigError: ``hf`` without a model folder.
+        masking: Masking configuration (used unless ``options`` has one).
+        weights: Load the weights (``False``: architecture only, for pretraining from scratch).
     """
-    from biocoreset.plugins import get_registry
-
     opts = dict(options or {})
-    if name == "hf":
-        if not model_path:
-            raise ConfigError(
-                "--model PATH (a transformers model folder with config and tokenizer) is required for adapter 'hf'."
-            )
-        from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
-
-        from biocoreset.adapters.hf import HFAdapter
-
-        with quiet_transformers():
-            if weights:
-                model = AutoModelForMaskedLM.from_pretrained(model_path, local_files_only=True)
-            else:
-                config = AutoConfig.from_pretrained(model_path, local_files_only=True)
-                model = AutoModelForMaskedLM.from_config(config)
-            tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-        if masking is not None:
-            opts.setdefault("masking", masking)
-        return HFAdapter(model, tok, **opts)
-    factory = get_registry().get("adapter", name).factory
-    if model_path:
-        opts["checkpoint"] = str(model_path)
-    return factory(**opts)
-
-
-def _load_weights(adapter: ModelAdapter, state: dict[str, torch.Tensor], source: str) -> None:
-    missing, unexpected = adapter.model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith(("position_ids", "inv_freq"))]
-    if missing or unexpected:
-        raise InputError(
-            f"weights in {source!r} do not fit the {getattr(adapter, 'name', '?')!r} architecture: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}. Pass the adapter options used in pretraining."
-        )
+    if masking is not None:
+        opts.setdefault("masking", masking)
+    return load_model(model_path, adapter=name, options=opts, device=None, random_init=not weights)
 
 
 def load_backbone(
@@ -138,57 +73,17 @@ def load_backbone(
     adapter: str | None = None,
     adapter_options: dict[str, Any] | None = None,
 ) -> ModelAdapter:
-    """Load a trained model as an adapter.
+    """Load a trained model as an adapter (on the CPU): :func:`biocoreset.modelio.load_model`.
 
-    ``path`` may be a ``biocoreset pretrain`` output folder (its ``final/``), a ``final/`` folder with
-    ``biocoreset-model.json``, a transformers model folder, or a ``.pt`` state dict / pretrain
-    checkpoint (then ``adapter`` and ``adapter_options`` say which architecture to build).
+    ``path`` may be a ``biocoreset pretrain`` output folder (its ``final/``), a folder with
+    ``biocoreset-model.json``, a transformers model folder, or a state dict / pretrain checkpoint.
+    ``adapter`` and ``adapter_options`` override the manifest's.
 
     Raises:
-        InputError: Nothing loadable at ``path`` or weights that do not fit.
+        InputError: Nothing loadable at ``path``.
+        ConfigError: Weights that do not fit.
     """
-    from biocoreset.train.pretrain import MODEL_MANIFEST
-
-    p = Path(path)
-    if p.is_dir() and (p / "final").is_dir() and not (p / MODEL_MANIFEST).exists():
-        p = p / "final"
-    manifest: dict[str, Any] = {}
-    if p.is_dir() and (p / MODEL_MANIFEST).exists():
-        manifest = json.loads((p / MODEL_MANIFEST).read_text(encoding="utf-8"))
-    name = adapter or manifest.get("adapter") or "hf"
-    opts = (
-        dict(manifest.get("adapter_options") or {})
-        if adapter_options is None
-        else dict(adapter_options)
-    )
-    if p.is_dir() and (p / "config.json").exists():
-        if name == "hf":
-            return build_adapter("hf", p, opts)
-        from transformers import AutoModelForMaskedLM
-
-        built = build_adapter(name, None, opts)
-        with quiet_transformers():
-            state = AutoModelForMaskedLM.from_pretrained(p, local_files_only=True).state_dict()
-        _load_weights(built, state, str(p))
-        return built
-    weights = p / manifest["weights"] if manifest.get("weights") else p
-    if weights.is_file():
-        if name == "hf":
-            raise InputError(
-                f"{str(p)!r} is a state dict: say which adapter builds its architecture (adapter=...)."
-            )
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        if (
-            isinstance(state, dict) and "model" in state and "step" in state
-        ):  # a pretrain checkpoint
-            state = state["model"]
-        built = build_adapter(name, None, opts)
-        _load_weights(built, state, str(weights))
-        return built
-    raise InputError(
-        f"nothing to load at {str(path)!r}: expected a pretrain output folder, a transformers model "
-        "folder or a .pt state dict."
-    )
+    return load_model(path, adapter=adapter, options=adapter_options, device=None)
 
 
 def encode_batch(

@@ -145,7 +145,7 @@ def make_backbone(spec: dict[str, Any], *, device: str = "auto", batch_size: int
     def load() -> Any:
         built = load_backbone(path, adapter=adapter, adapter_options=options)
         if spec.get("init") == "random":
-            from biocoreset.train.pretrain import reinitialise
+            from biocoreset.train.reinit import reinitialise
 
             reinitialise(built.model, 0)
         return built

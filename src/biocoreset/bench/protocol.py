@@ -69,5 +69,5 @@ class BenchmarkTask(Protocol):
 
     def test_sequences(self) -> list[str]:
         """Every sequence of the test split (used to filter pretraining corpora, see
-        :mod:`biocoreset.data.dedup`)."""
+        :mod:`biocoreset.bench.dedup`)."""
         ...

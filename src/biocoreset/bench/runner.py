@@ -31,6 +31,7 @@ import numpy as np
 from biocoreset.bench.backbone import Backbone
 from biocoreset.bench.protocol import BenchmarkTask, MetricSpec
 from biocoreset.errors import ConfigError
+from biocoreset.progress import progress_enabled
 from biocoreset.store.atomic import atomic_path
 
 __all__ = ["BenchRow", "BenchTable", "run_bench"]
@@ -315,7 +316,7 @@ def run_bench(
     output_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
     device: str | None = None,
-    progress: bool | None = None,
+    progress: bool | str | None = None,
 ) -> BenchTable:
     """Run every task on every checkpoint with every seed.
 
@@ -327,7 +328,8 @@ def run_bench(
         output_dir: If given, write ``results.md``, ``results.csv`` and ``summary.csv`` there.
         force: Overwrite existing result files.
         device: Override every backbone's device.
-        progress: Print one line per finished run to stderr (``None``: when stderr is a terminal).
+        progress: Print one line per finished run to stderr (``None``: unless the process-wide
+            progress mode is ``none``; see :mod:`biocoreset.progress`).
 
     Returns:
         The :class:`BenchTable`.
@@ -346,7 +348,7 @@ def run_bench(
                 raise OutputExistsError(
                     f"{str(Path(output_dir) / name)!r} exists; pass force=True (--force)."
                 )
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+    show = progress_enabled(progress)
     rows: list[BenchRow] = []
     total, done = len(task_list) * len(backbones) * len(seeds), 0
     keys = _task_keys(task_list)

@@ -193,9 +193,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _wrap_errors(
-    path: Path, kind: str, gen: Iterator[tuple[str, str]]
-) -> Iterator[tuple[str, str]]:
+def _wrap_errors(path: Path, kind: str, gen: Iterator[Any]) -> Iterator[Any]:
     try:
         yield from gen
     except InputError:
@@ -214,11 +212,13 @@ def _record_id(path: Path, title: str, number: int, kind: str) -> str:
 
 
 def iter_fasta(
-    path: str | os.PathLike[str], counter: ByteCounter | None = None
-) -> Iterator[tuple[str, str]]:
+    path: str | os.PathLike[str], counter: ByteCounter | None = None, *, headers: bool = False
+) -> Iterator[Any]:
     """Stream ``(id, sequence)`` from a FASTA file (plain or gzip), via Biopython.
 
-    The id is the header's first word; sequence lines are joined without whitespace.
+    The id is the header's first word; sequence lines are joined without whitespace. With
+    ``headers=True`` each record is ``(id, sequence, header)``, the header being the whole title
+    line after ``>`` (the id and its description), for writing the record back unchanged.
 
     Raises:
         InputError: The file is missing, empty, not FASTA, or a record has an empty header.
@@ -235,18 +235,21 @@ def iter_fasta(
             f"({first[:40]!r}). If it is FASTQ or a table, pass format='fastq'|'csv'|'tsv'."
         )
 
-    def gen() -> Iterator[tuple[str, str]]:
+    def gen() -> Iterator[Any]:
         with open_text(p, counter) as fh:
             for number, (title, seq) in enumerate(SimpleFastaParser(fh), start=1):
-                yield _record_id(p, title, number, "FASTA"), seq
+                rid = _record_id(p, title, number, "FASTA")
+                yield (rid, seq, title.strip()) if headers else (rid, seq)
 
     return _wrap_errors(p, "FASTA", gen())
 
 
 def iter_fastq(
-    path: str | os.PathLike[str], counter: ByteCounter | None = None
-) -> Iterator[tuple[str, str]]:
+    path: str | os.PathLike[str], counter: ByteCounter | None = None, *, headers: bool = False
+) -> Iterator[Any]:
     """Stream ``(id, sequence)`` from a FASTQ file (plain or gzip), via Biopython; qualities are dropped.
+
+    ``headers=True`` adds the whole title line after ``@`` as a third item.
 
     Raises:
         InputError: The file is missing, empty, not FASTQ, or malformed (the message says where).
@@ -263,10 +266,11 @@ def iter_fastq(
             f"({first[:40]!r})."
         )
 
-    def gen() -> Iterator[tuple[str, str]]:
+    def gen() -> Iterator[Any]:
         with open_text(p, counter) as fh:
             for number, (title, seq, _qual) in enumerate(FastqGeneralIterator(fh), start=1):
-                yield _record_id(p, title, number, "FASTQ"), seq
+                rid = _record_id(p, title, number, "FASTQ")
+                yield (rid, seq, title.strip()) if headers else (rid, seq)
 
     return _wrap_errors(p, "FASTQ", gen())
 
@@ -342,7 +346,8 @@ def read_records(
     id_column: str = "id",
     sequence_column: str = "sequence",
     counter: ByteCounter | None = None,
-) -> Iterator[tuple[str, str]]:
+    headers: bool = False,
+) -> Iterator[Any]:
     """Stream ``(id, sequence)`` records from a sequence file of any supported format.
 
     Args:
@@ -351,6 +356,8 @@ def read_records(
         id_column: Id column of a table.
         sequence_column: Sequence column of a table.
         counter: Optional byte counter for progress bars.
+        headers: Yield ``(id, sequence, header)``: the FASTA/FASTQ title line (id and
+            description), or the id for a table.
 
     Raises:
         ConfigError: Unknown ``format``.
@@ -360,13 +367,14 @@ def read_records(
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}.")
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "fasta":
-        return iter_fasta(path, counter)
+        return iter_fasta(path, counter, headers=headers)
     if fmt == "fastq":
-        return iter_fastq(path, counter)
-    return iter_table(
+        return iter_fastq(path, counter, headers=headers)
+    rows = iter_table(
         path,
         id_column=id_column,
         sequence_column=sequence_column,
         delimiter="," if fmt == "csv" else "\t",
         counter=counter,
     )
+    return ((rid, seq, rid) for rid, seq in rows) if headers else rows

@@ -69,6 +69,26 @@ class SequenceSource:
             )
         return self._iter_records()
 
+    def iter_with_headers(
+        self, counter: ByteCounter | None = None
+    ) -> Iterator[tuple[str, str, str]]:
+        """Iterate ``(id, sequence, header)``: the header is a FASTA/FASTQ record's whole title
+        line (id and description, as in the file), or the id for tables and in-memory records.
+
+        >>> list(SequenceSource(records=[("r1", "ACGU")]).iter_with_headers())
+        [('r1', 'ACGU', 'r1')]
+        """
+        if self.path is not None:
+            return read_records(
+                self.path,
+                format=self.format,
+                id_column=self.id_column,
+                sequence_column=self.sequence_column,
+                counter=counter,
+                headers=True,
+            )
+        return ((rid, seq, rid) for rid, seq in self._iter_records())
+
     def _iter_records(self) -> Iterator[tuple[str, str]]:
         assert self.records is not None
         for i, rec in enumerate(self.records):

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,13 +65,6 @@ def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
     """
     text = json.dumps(fingerprint, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -248,9 +240,8 @@ class ScoreStore:
             ) from exc
 
     def _write_json(self, path: Path, obj: Any) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        _fsync_write(tmp, json.dumps(obj, sort_keys=True, indent=1, default=str).encode("utf-8"))
-        os.replace(tmp, path)
+        with atomic_path(path, force=True, fsync=True) as tmp:
+            tmp.write_bytes(json.dumps(obj, sort_keys=True, indent=1, default=str).encode("utf-8"))
 
     def _clean_temporaries(self) -> None:
         for p in self.parts.glob(".*.tmp"):
@@ -283,17 +274,8 @@ class ScoreStore:
         table = _shard_table(
             np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length)
         )
-        final = self.shard_path(k)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.parts)
-        os.close(fd)
-        try:
+        with atomic_path(self.shard_path(k), force=True, fsync=True) as tmp:
             pq.write_table(table, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def iter_shards(self) -> Iterator[Any]:
         """Shard tables in row order, checked to cover every row exactly once.
@@ -341,16 +323,8 @@ class ScoreStore:
         state = snapshot_curvature(curvature)
         if state is None:
             return False
-        fd, tmp = tempfile.mkstemp(prefix=f".{CURVATURE_NAME}.", suffix=".tmp", dir=self.parts)
-        os.close(fd)
-        try:
+        with atomic_path(self.curvature_path, force=True, fsync=True) as tmp:
             torch.save(state, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.curvature_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return True
 
     def load_curvature(self, curvature: Any, device: Any = "cpu") -> bool:
@@ -397,14 +371,14 @@ class ScoreStore:
                 )
             },
         )
-        with atomic_path(self.output, force=force) as tmp:
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for table in self.iter_shards():
-                    writer.write_table(table.select(["id", "score", "loss", "length"]).cast(schema))
-                    if progress is not None:
-                        progress(table.num_rows)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+        with (
+            atomic_path(self.output, force=force, fsync=True) as tmp,
+            pq.ParquetWriter(tmp, schema) as writer,
+        ):
+            for table in self.iter_shards():
+                writer.write_table(table.select(["id", "score", "loss", "length"]).cast(schema))
+                if progress is not None:
+                    progress(table.num_rows)
         shutil.rmtree(self.parts, ignore_errors=True)
         return self.output
 

@@ -25,9 +25,14 @@ norm (over the trained parameters, model in eval mode) on ``diagnostic_samples``
 ``D_sub``: after a good fine-tune the loss is lower and gradients are smaller — how well Assumption 1
 holds.
 
-Under ``torchrun`` each global batch is split over the ranks; every rank back-propagates
-``Σ_local ℓ / batch_size`` and gradients are summed over ranks before the identical AdamW step, so
-the update equals the single-process one (see :mod:`biocoreset.train.distributed`).
+The loop, data parallelism and progress are the training core's (:mod:`biocoreset.train.core`),
+shared with pretraining; the learning-rate rule is :class:`~biocoreset.train.schedules.FinetuneSchedule`.
+Under ``torchrun`` each global batch is split over the ranks and trained with
+DistributedDataParallel; every rank back-propagates ``Σ_local ℓ / batch_size`` (scaled by the
+world size, as DDP averages), so the update equals the single-process one.
+
+:func:`save_finetuned` writes the model with :func:`biocoreset.modelio.save_model` (``model.pt``
+with its manifest), so the output folder loads back with ``--model FOLDER``.
 
 Example:
     >>> from biocoreset.testing import tiny_esm, random_rna
@@ -57,15 +62,13 @@ from biocoreset.config import FinetuneConfig
 from biocoreset.data.sources import as_source
 from biocoreset.data.validation import Validator
 from biocoreset.errors import ConfigError
+from biocoreset.modelio import load_weights, save_model
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import ModelAdapter
+from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.store.atomic import atomic_path, check_output
-from biocoreset.train.distributed import (
-    DistContext,
-    allreduce_gradients,
-    broadcast_parameters,
-    current,
-)
+from biocoreset.train.core import EpochPlan, StepRecord, Trainer, local_share, train_loop
+from biocoreset.train.schedules import FinetuneSchedule, lr_factor, make_lr_scheduler
 
 __all__ = [
     "Diagnostic",
@@ -76,6 +79,8 @@ __all__ = [
     "lr_factor",
     "save_finetuned",
 ]
+
+# load_weights (biocoreset.modelio) and lr_factor (biocoreset.train.schedules) are re-exported here.
 
 
 @attrs.frozen(kw_only=True)
@@ -145,24 +150,6 @@ class FinetuneResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (``subset_ids`` included)."""
         return attrs.asdict(self)
-
-
-def lr_factor(step: int, *, warmup_steps: int, total_steps: int, schedule: str = "linear") -> float:
-    """Multiplier of the base learning rate at 0-based optimizer step ``step``.
-
-    Warm-up: ``(step+1)/W`` for the first ``W = warmup_steps`` steps; then ``"constant"`` stays at
-    1 and ``"linear"`` decays to 0 at ``total_steps``: ``(T - step)/(T - W)``.
-
-    >>> [round(lr_factor(s, warmup_steps=2, total_steps=4), 2) for s in range(4)]
-    [0.5, 1.0, 1.0, 0.5]
-    """
-    w = max(1, warmup_steps)
-    t = step + 1
-    if t <= w or warmup_steps >= total_steps:
-        return min(1.0, t / w)
-    if schedule == "constant":
-        return 1.0
-    return max(0.0, (total_steps - step) / (total_steps - warmup_steps))
 
 
 @contextlib.contextmanager
@@ -383,63 +370,64 @@ def _train(
     show: bool,
 ) -> tuple[list[float], list[float]]:
     model = adp.model
-    broadcast_parameters(model, ctx)
     plist = list(params.values())
     optimizer = torch.optim.AdamW(_decay_groups(params, cfg.weight_decay), lr=cfg.lr)
     m = len(records)
-    per_epoch = math.ceil(m / cfg.batch_size)
-    total = per_epoch * cfg.epochs
+    plan = EpochPlan(
+        m,
+        batch_size=cfg.batch_size,
+        order=lambda epoch: np.random.default_rng([cfg.seed, epoch]).permutation(m),
+    )
+    total = plan.steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
+    scheduler = make_lr_scheduler(
+        optimizer, FinetuneSchedule(cfg.warmup_steps, total, after=cfg.schedule)
+    )
 
-    def factor(step: int) -> float:
-        return lr_factor(
-            step, warmup_steps=cfg.warmup_steps, total_steps=total, schedule=cfg.schedule
-        )
+    def step_fn(module: torch.nn.Module, step: int, epoch: int, idx: list[int]) -> float:
+        local, real = local_share(idx, ctx)
+        per = module(adp.collate([records[i] for i in local], seed=cfg.seed + epoch))
+        loss = per.sum() / len(idx)
+        if not real:  # this rank has no sequence in a short final batch: take part with weight 0
+            loss = loss * 0.0
+        if ctx.is_distributed:  # DDP averages gradients over ranks; the update wants their sum
+            loss = loss * ctx.world_size
+        loss.backward()
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        if real:
+            loss_sum += per.detach().to("cpu", torch.float64).sum()
+        for p in plist:  # every trained parameter takes part in every step
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        ctx.all_reduce_(loss_sum)
+        return float(loss_sum) / len(idx)
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    was_training = model.training
-    model.train(cfg.train_mode)
     losses: list[float] = []
     lrs: list[float] = []
-    step = 0
+
+    def on_step(record: StepRecord) -> None:
+        losses.append(record.loss)
+        lrs.append(record.lr)
+
+    was_training = model.training
+    model.train(cfg.train_mode)
+    trainer = Trainer(
+        adp, optimizer, scheduler, ctx=ctx, max_grad_norm=cfg.max_grad_norm, clip_parameters=plist
+    )
     try:
-        with progress_bar(enabled=show, total=total, desc="fine-tune", unit="step") as bar:
-            for epoch in range(cfg.epochs):
-                order = np.random.default_rng([cfg.seed, epoch]).permutation(m)
-                for b in range(per_epoch):
-                    if step >= total:
-                        break
-                    idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                    local = idx[ctx.rank :: ctx.world_size]
-                    optimizer.zero_grad(set_to_none=True)
-                    loss_sum = torch.zeros((), dtype=torch.float64)
-                    if local.size:
-                        batch = adp.collate(
-                            [records[i] for i in local.tolist()], seed=cfg.seed + epoch
-                        )
-                        per = adp.per_sample_loss(batch)
-                        (per.sum() / len(idx)).backward()
-                        loss_sum += per.detach().to("cpu", torch.float64).sum()
-                    for (
-                        p
-                    ) in plist:  # every trained parameter takes part in every step, on every rank
-                        if p.grad is None:
-                            p.grad = torch.zeros_like(p)
-                    allreduce_gradients(plist, ctx)
-                    ctx.all_reduce_(loss_sum)
-                    if cfg.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(plist, cfg.max_grad_norm)
-                    lrs.append(float(optimizer.param_groups[0]["lr"]))
-                    optimizer.step()
-                    scheduler.step()
-                    losses.append(float(loss_sum) / len(idx))
-                    step += 1
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        train_loop(
+            trainer,
+            plan,
+            total=total,
+            step_fn=step_fn,
+            progress=show,
+            desc="fine-tune",
+            on_step=on_step,
+        )
     finally:
+        trainer.close()
         model.train(was_training)
-        optimizer.zero_grad(set_to_none=True)
     return losses, lrs
 
 
@@ -449,10 +437,21 @@ def save_finetuned(
     result: FinetuneResult,
     *,
     force: bool = False,
+    spec: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``model.pt`` (the state dict, loadable with ``weights_only=True``) and ``finetune.json``.
+    """Write the fine-tuned model and ``finetune.json`` into ``folder``.
 
-    Only rank 0 writes under ``torchrun``.
+    The model is saved by :func:`biocoreset.modelio.save_model` in the ``"state-dict"`` format:
+    ``model.pt`` (loadable with ``weights_only=True``), its manifest, and for transformers models
+    ``config.json`` and the tokenizer, so ``--model FOLDER`` loads it back. Only rank 0 writes
+    under ``torchrun``.
+
+    Args:
+        folder: Output folder.
+        adapter: The fine-tuned adapter.
+        result: What :func:`finetune` returned.
+        force: Overwrite existing files.
+        spec: Adapter name and options for the manifest (default: how the adapter was loaded).
 
     Raises:
         OutputExistsError: A file exists and ``force`` is false.
@@ -462,29 +461,7 @@ def save_finetuned(
         return out
     for name in ("model.pt", "finetune.json"):
         check_output(out / name, force=force)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt", force=force) as tmp:
-        torch.save({k: v.detach().to("cpu") for k, v in adapter.model.state_dict().items()}, tmp)
+    save_model(adapter, out, format="state-dict", spec=spec, force=force)
     with atomic_path(out / "finetune.json", force=force) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
     return out
-
-
-def load_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> None:
-    """Load a state dict written by :func:`save_finetuned` (``weights_only=True``) into ``model``.
-
-    Raises:
-        ConfigError: The file is missing or does not match the model (names the keys).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"weights file {str(p)!r} does not exist.")
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ConfigError(f"{str(p)!r} does not hold a state dict (got {type(state).__name__}).")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConfigError(
-            f"{str(p)!r} does not fit the model: missing {list(missing)[:5]}, unexpected "
-            f"{list(unexpected)[:5]}. Was it written for another architecture?"
-        )

@@ -1,13 +1,21 @@
-"""Learning-rate schedules as multiplicative factors of the base learning rate.
+"""Learning-rate schedules as multiplicative factors of the base learning rate: the one scheduler
+module of fine-tuning and pretraining.
 
 Every schedule is a small picklable callable ``factor(s)`` where ``s`` counts the optimizer steps
-already taken (``s = 0`` for the first step), used through :class:`torch.optim.lr_scheduler.LambdaLR`.
-With ``t = s + 1`` (the 1-based number of the step being taken) and ``W = max(1, warmup_steps)``:
+already taken (``s = 0`` for the first step), used through :class:`torch.optim.lr_scheduler.LambdaLR`
+(:func:`make_lr_scheduler`). With ``t = s + 1`` (the 1-based number of the step being taken) and
+``W = max(1, warmup_steps)``:
 
 * ``"inverse-sqrt"`` (the paper's pretraining schedule, as in fairseq): ``t / W`` for ``t ≤ W``,
   then ``sqrt(W / t)``. Continuous at ``t = W`` (factor 1) and never 0, so no step is wasted.
 * ``"constant"``: linear warm-up ``t / W``, then 1.
-* ``"linear"``: linear warm-up, then linear decay to 0 at ``total_steps``: ``(T - s) / (T - W)``.
+* ``"linear"``: linear warm-up, then linear decay to 0 at ``total_steps``: ``(T - s) / (T - W)``;
+  a run no longer than its warm-up is an error.
+
+Fine-tuning on ``D_sub`` (:class:`FinetuneSchedule`, :func:`lr_factor`) uses ``"linear"`` or
+``"constant"`` with two differences suited to short runs: a run no longer than its warm-up is
+warm-up only (not an error), and the linear decay divides by ``T - warmup_steps`` (so with no
+warm-up it decays from the first step).
 
 Example:
     >>> f = make_schedule("inverse-sqrt", warmup_steps=4)
@@ -23,7 +31,16 @@ import torch
 
 from biocoreset.errors import ConfigError
 
-__all__ = ["SCHEDULES", "Constant", "InverseSqrt", "Linear", "make_lr_scheduler", "make_schedule"]
+__all__ = [
+    "SCHEDULES",
+    "Constant",
+    "FinetuneSchedule",
+    "InverseSqrt",
+    "Linear",
+    "lr_factor",
+    "make_lr_scheduler",
+    "make_schedule",
+]
 
 
 class _Schedule:
@@ -81,6 +98,48 @@ class Linear(_Schedule):
         return max(0.0, (self.total_steps - step) / (self.total_steps - w))
 
 
+def lr_factor(step: int, *, warmup_steps: int, total_steps: int, schedule: str = "linear") -> float:
+    """Fine-tuning's multiplier of the base learning rate at 0-based optimizer step ``step``.
+
+    Warm-up: ``(step+1)/W`` for the first ``W = warmup_steps`` steps; then ``"constant"`` stays at
+    1 and ``"linear"`` decays to 0 at ``total_steps``: ``(T - step)/(T - W)``. When ``W >= T`` the
+    whole run is warm-up.
+
+    >>> [round(lr_factor(s, warmup_steps=2, total_steps=4), 2) for s in range(4)]
+    [0.5, 1.0, 1.0, 0.5]
+    """
+    w = max(1, warmup_steps)
+    t = step + 1
+    if t <= w or warmup_steps >= total_steps:
+        return min(1.0, t / w)
+    if schedule == "constant":
+        return 1.0
+    return max(0.0, (total_steps - step) / (total_steps - warmup_steps))
+
+
+class FinetuneSchedule(_Schedule):
+    """:func:`lr_factor` as a schedule object (``after``: ``"linear"`` or ``"constant"``).
+
+    >>> FinetuneSchedule(50, 16)(15)  # fewer steps than the warm-up: warm-up only
+    0.32
+    """
+
+    def __init__(self, warmup_steps: int, total_steps: int, after: str = "linear") -> None:
+        super().__init__(warmup_steps, total_steps)
+        if after not in ("linear", "constant"):
+            raise ConfigError(f"schedule must be one of linear, constant; got {after!r}.")
+        self.after = after
+
+    def __call__(self, step: int) -> float:
+        assert self.total_steps is not None
+        return lr_factor(
+            step,
+            warmup_steps=self.warmup_steps,
+            total_steps=self.total_steps,
+            schedule=self.after,
+        )
+
+
 SCHEDULES: dict[str, type[_Schedule]] = {
     "inverse-sqrt": InverseSqrt,
     "constant": Constant,
@@ -102,15 +161,25 @@ def make_schedule(name: str, *, warmup_steps: int, total_steps: int | None = Non
 
 def make_lr_scheduler(
     optimizer: torch.optim.Optimizer,
-    name: str,
+    name: str | _Schedule,
     *,
-    warmup_steps: int,
+    warmup_steps: int = 0,
     total_steps: int | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A :class:`~torch.optim.lr_scheduler.LambdaLR` applying :func:`make_schedule` to ``optimizer``.
+    """A :class:`~torch.optim.lr_scheduler.LambdaLR` applying a schedule to ``optimizer``.
+
+    Args:
+        optimizer: The optimizer.
+        name: A schedule name (built with :func:`make_schedule`) or a schedule object such as
+            :class:`FinetuneSchedule`.
+        warmup_steps: Warm-up length, for a name.
+        total_steps: Run length, for a name.
 
     Call ``scheduler.step()`` after each ``optimizer.step()``; the first step uses ``factor(0)``.
     """
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, make_schedule(name, warmup_steps=warmup_steps, total_steps=total_steps)
+    schedule = (
+        name
+        if isinstance(name, _Schedule)
+        else make_schedule(name, warmup_steps=warmup_steps, total_steps=total_steps)
     )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -1,4 +1,4 @@
-"""The ``biocoreset bench`` subcommand (wired into the main parser by :func:`add_bench_parser`).
+"""``biocoreset bench``: run downstream tasks on checkpoints; write Markdown and CSV tables.
 
 Example::
 
@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from biocoreset.cli.common import add_progress_option, progress
 from biocoreset.errors import ConfigError
 
 __all__ = ["add_bench_parser"]
@@ -43,7 +44,7 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=_checkpoint_arg,
         default=[],
         metavar="NAME=PATH",
-        help="add a checkpoint row (repeatable); pretrain output, transformers folder or .pt",
+        help="add a checkpoint row (repeatable): any model folder or file --model accepts",
     )
     p.add_argument(
         "--data-size",
@@ -62,7 +63,7 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's, else 0 1 2)")
     p.add_argument("--device", help="'auto', 'cpu', 'cuda:0', ...")
     p.add_argument("--force", action="store_true", help="overwrite existing result files")
-    p.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
+    add_progress_option(p)
     p.set_defaults(func=_cmd_bench)
     return p
 
@@ -93,7 +94,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds or cfg.seeds),
         output_dir=args.output,
         force=args.force,
-        progress=False if args.no_progress else None,
+        progress=progress(args),
     )
     sys.stdout.write(table.to_markdown())
     print(f"\n{len(table)} values -> {args.output}/results.md, results.csv, summary.csv")

@@ -20,22 +20,25 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 
+from biocoreset.data.readers import ByteCounter
+from biocoreset.data.sources import as_source
 from biocoreset.errors import ConfigError, InputError
+from biocoreset.progress import progress_bar
+from biocoreset.store.atomic import atomic_path
 
 __all__ = [
     "IDENTITY_METHODS",
+    "MOLECULES",
     "DedupReport",
-    "add_dedup_parser",
     "dedup_corpus",
     "identity",
     "kmer_identity",
@@ -43,7 +46,10 @@ __all__ = [
 ]
 
 MOLECULES = ("rna", "protein")
+"""Values of ``molecule``."""
+
 IDENTITY_METHODS = ("kmer", "difflib")
+"""Values of ``method``."""
 
 
 def normalise_for_dedup(sequence: str, molecule: str = "rna") -> str:
@@ -205,6 +211,7 @@ def dedup_corpus(
     k: int | None = None,
     max_candidates: int = 5,
     force: bool = False,
+    progress: bool | str | None = None,
 ) -> DedupReport:
     """Drop every corpus record that occurs in a benchmark test split.
 
@@ -221,12 +228,11 @@ def dedup_corpus(
         k: ``k``-mer length (default 8 for RNA, 4 for protein).
         max_candidates: ``difflib`` only: test sequences compared per corpus sequence.
         force: Overwrite ``output``.
+        progress: Progress over the corpus (see :mod:`biocoreset.progress`).
 
     Returns:
         A :class:`DedupReport`.
     """
-    from biocoreset.data.sources import as_source
-
     if identity_threshold is not None and not 0.0 < float(identity_threshold) <= 1.0:
         raise ConfigError(f"identity_threshold must be in (0, 1], got {identity_threshold!r}.")
     if method not in IDENTITY_METHODS:
@@ -244,9 +250,22 @@ def dedup_corpus(
     removed: list[str] = []
     exact = near = total = 0
 
-    def kept_records() -> Iterator[tuple[str, str]]:
+    source = as_source(corpus)
+    counter = ByteCounter()
+    size = source.size_bytes
+    bar = progress_bar(
+        enabled=progress,
+        total=size if size is not None else source.num_records,
+        desc="dedup",
+        unit="B" if size is not None else "seq",
+        unit_scale=size is not None,
+        unit_divisor=1024,
+    )
+
+    def kept_records() -> Iterator[tuple[str, str, str]]:
         nonlocal exact, near, total
-        for rid, seq in as_source(corpus):
+        for rid, seq, header in source.iter_with_headers(counter):
+            bar.update(counter.bytes_read - bar.n if size is not None else 1)
             total += 1
             s = normalise_for_dedup(seq, molecule)
             if s in tests:
@@ -257,19 +276,20 @@ def dedup_corpus(
                 near += 1
                 removed.append(rid)
                 continue
-            yield rid, seq
+            yield rid, seq, header
 
-    if output is None:
-        for _ in kept_records():
-            pass
-    else:
-        from biocoreset.store.atomic import atomic_path
-
-        with atomic_path(output, force=force) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            for rid, seq in kept_records():
-                fh.write(f">{rid}\n")
-                for j in range(0, len(seq), 80):
-                    fh.write(seq[j : j + 80] + "\n")
+    try:
+        if output is None:
+            for _ in kept_records():
+                pass
+        else:
+            with atomic_path(output, force=force) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+                for _rid, seq, header in kept_records():
+                    fh.write(f">{header}\n")
+                    for j in range(0, len(seq), 80):
+                        fh.write(seq[j : j + 80] + "\n")
+    finally:
+        bar.close()
     return DedupReport(
         total=total,
         removed=len(removed),
@@ -281,81 +301,3 @@ def dedup_corpus(
         identity_threshold=None if identity_threshold is None else float(identity_threshold),
         method=method,
     )
-
-
-def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the ``dedup`` subcommand on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "dedup",
-        help="remove benchmark test sequences from a pretraining corpus",
-        description="Write the corpus without every sequence that also occurs in the given test splits "
-        "(exact match after normalising case and T->U; optionally by identity) and report the counts.",
-    )
-    p.add_argument("corpus", help="corpus FASTA (plain or .gz)")
-    p.add_argument(
-        "-t",
-        "--test",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="test split file (FASTA/CSV/TSV/JSONL with a sequence column); repeatable",
-    )
-    p.add_argument(
-        "--bench-config",
-        help="also filter against the test split of every task in this bench config",
-    )
-    p.add_argument("-o", "--output", required=True, help="filtered FASTA to write")
-    p.add_argument(
-        "--identity", type=float, help="also remove sequences at least this identical (e.g. 0.9)"
-    )
-    p.add_argument("--molecule", choices=MOLECULES, default="rna", help="rna (T->U) or protein")
-    p.add_argument(
-        "--method",
-        choices=IDENTITY_METHODS,
-        default="kmer",
-        help="identity method: kmer (Mash estimate, fast) or difflib (exact, slow)",
-    )
-    p.add_argument(
-        "-k", type=int, help="k-mer length for the identity search (default 8 RNA, 4 protein)"
-    )
-    p.add_argument("--removed-ids", help="write the removed ids here, one per line")
-    p.add_argument("--force", action="store_true", help="overwrite outputs")
-    p.set_defaults(func=_cmd_dedup)
-    return p
-
-
-def _bench_test_sequences(config: str) -> Iterable[str]:
-    from biocoreset.bench.config import load_bench_config
-    from biocoreset.bench.runner import _as_tasks
-
-    for task in _as_tasks(load_bench_config(config).tasks):
-        yield from task.test_sequences()
-
-
-def _cmd_dedup(args: argparse.Namespace) -> int:
-    if not args.test and not args.bench_config:
-        raise ConfigError("give at least one --test FILE or --bench-config FILE.")
-    sequences: list[str] = []
-    for path in args.test:
-        from biocoreset.bench.loaders.generic import read_sequences
-
-        sequences.extend(seq for _, seq in read_sequences(path))
-    if args.bench_config:
-        sequences.extend(_bench_test_sequences(args.bench_config))
-    report = dedup_corpus(
-        args.corpus,
-        sequences,
-        args.output,
-        identity_threshold=args.identity,
-        method=args.method,
-        molecule=args.molecule,
-        k=args.k,
-        force=args.force,
-    )
-    if args.removed_ids:
-        from biocoreset.store.atomic import atomic_path
-
-        with atomic_path(args.removed_ids, force=args.force) as tmp:
-            tmp.write_text("".join(f"{i}\n" for i in report.removed_ids), encoding="utf-8")
-    print(report.summary() + f" -> {args.output}")
-    return 0

@@ -1,0 +1,94 @@
+"""``biocoreset dedup``: remove benchmark test sequences from a pretraining corpus."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any
+
+from biocoreset.bench.dedup import IDENTITY_METHODS, MOLECULES
+from biocoreset.cli.common import add_progress_option, progress
+from biocoreset.errors import ConfigError
+
+__all__ = ["add_dedup_parser"]
+
+
+def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``dedup`` subcommand on an :mod:`argparse` subparsers object (handler ``func``)."""
+    p = subparsers.add_parser(
+        "dedup",
+        help="remove benchmark test sequences from a pretraining corpus",
+        description="Write the corpus without every sequence that also occurs in the given test splits "
+        "(exact match after normalising case and T->U; optionally by identity) and report the counts.",
+    )
+    p.add_argument("corpus", help="corpus FASTA (plain or .gz)")
+    p.add_argument(
+        "-t",
+        "--test",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="test split file (FASTA/CSV/TSV/JSONL with a sequence column); repeatable",
+    )
+    p.add_argument(
+        "--bench-config",
+        help="also filter against the test split of every task in this bench config",
+    )
+    p.add_argument("-o", "--output", required=True, help="filtered FASTA to write")
+    p.add_argument(
+        "--identity", type=float, help="also remove sequences at least this identical (e.g. 0.9)"
+    )
+    p.add_argument("--molecule", choices=MOLECULES, default="rna", help="rna (T->U) or protein")
+    p.add_argument(
+        "--method",
+        choices=IDENTITY_METHODS,
+        default="kmer",
+        help="identity method: kmer (Mash estimate, fast) or difflib (exact, slow)",
+    )
+    p.add_argument(
+        "-k", type=int, help="k-mer length for the identity search (default 8 RNA, 4 protein)"
+    )
+    p.add_argument("--removed-ids", help="write the removed ids here, one per line")
+    p.add_argument("--force", action="store_true", help="overwrite outputs")
+    add_progress_option(p)
+    p.set_defaults(func=_cmd_dedup)
+    return p
+
+
+def _bench_test_sequences(config: str) -> Iterable[str]:
+    from biocoreset.bench.config import load_bench_config
+    from biocoreset.bench.runner import _as_tasks
+
+    for task in _as_tasks(load_bench_config(config).tasks):
+        yield from task.test_sequences()
+
+
+def _cmd_dedup(args: argparse.Namespace) -> int:
+    from biocoreset.bench.dedup import dedup_corpus
+    from biocoreset.store.atomic import atomic_path
+
+    if not args.test and not args.bench_config:
+        raise ConfigError("give at least one --test FILE or --bench-config FILE.")
+    sequences: list[str] = []
+    from biocoreset.bench.loaders.generic import read_sequences
+
+    for path in args.test:
+        sequences.extend(seq for _, seq in read_sequences(path))
+    if args.bench_config:
+        sequences.extend(_bench_test_sequences(args.bench_config))
+    report = dedup_corpus(
+        args.corpus,
+        sequences,
+        args.output,
+        identity_threshold=args.identity,
+        method=args.method,
+        molecule=args.molecule,
+        k=args.k,
+        force=args.force,
+        progress=progress(args),
+    )
+    if args.removed_ids:
+        with atomic_path(args.removed_ids, force=args.force) as tmp:
+            tmp.write_text("".join(f"{i}\n" for i in report.removed_ids), encoding="utf-8")
+    print(report.summary() + f" -> {args.output}")
+    return 0

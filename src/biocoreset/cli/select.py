@@ -1,0 +1,86 @@
+"""``biocoreset select``: a coreset FASTA, id list and a plot of the selection."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from biocoreset.cli.common import (
+    add_common,
+    add_data_options,
+    json_object,
+    open_source,
+    parse_budget,
+    progress,
+)
+
+__all__ = ["add_select_parser"]
+
+
+def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``select`` on an :mod:`argparse` subparsers object (handler ``func``)."""
+    p = subparsers.add_parser(
+        "select", help="select a coreset: FASTA, id list and a plot of the selection"
+    )
+    p.add_argument("scores", help="score file written by `biocoreset score`")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="folder for coreset.fasta, coreset_ids.txt, selection.png",
+    )
+    p.add_argument(
+        "--method", default="cci", help="selector: cci (default), topk, random or a plugin's"
+    )
+    p.add_argument(
+        "--budget", type=parse_budget, required=True, help="count (int) or fraction (float)"
+    )
+    p.add_argument("--seed", type=int, help="seed of random choices (default: the preset's, 0)")
+    p.add_argument("--beta", type=float, help="CCI hard cutoff rate (default 0.05)")
+    p.add_argument("--strata", type=int, help="CCI number of strata (default 50)")
+    p.add_argument("--options", type=json_object, help="JSON object of selector options")
+    p.add_argument(
+        "--sequences", help="the corpus, for coreset.fasta (default: the file named in the scores)"
+    )
+    add_data_options(p)
+    add_common(p)
+    p.set_defaults(func=_cmd_select)
+    return p
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from biocoreset.pipeline import select_to_folder
+    from biocoreset.presets import get_preset
+
+    preset = get_preset(args.preset)
+    options = {**preset.options_for(args.method), **(args.options or {})}
+    if args.beta is not None:
+        options["beta"] = args.beta
+    if args.strata is not None:
+        options["strata"] = args.strata
+    seed = args.seed if args.seed is not None else preset.select.seed
+    sequences = open_source(args) if args.sequences else None
+    summary = select_to_folder(
+        args.scores,
+        args.output,
+        method=args.method,
+        budget=args.budget,
+        seed=seed,
+        options=options,
+        sequences=sequences,
+        force=args.force,
+        progress=progress(args),
+    )
+    print(
+        f"selected {summary['budget']} of {summary['num_scores']} sequences with {summary['method']!r} "
+        f"-> {args.output}/ ({', '.join(sorted(summary['files']))})"
+    )
+    if "cci" in summary:
+        c = summary["cci"]
+        print(
+            f"CCI: removed the {c['cut']} most influential; {len(c['taken'])} strata, "
+            f"{sum(1 for t in c['taken'] if t)} contributing"
+        )
+    if "note" in summary:
+        print(summary["note"])
+    return 0
