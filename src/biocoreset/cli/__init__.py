@@ -6,6 +6,8 @@ Subcommands:
 * ``score`` — score every sequence (streamed, sharded, resumable: rerun the same command after a
   crash);
 * ``select`` — coreset FASTA, id list and a plot of the score distribution with the selection;
+* ``diagnose`` — is the selection signal or noise: score vs length and loss, stability across mask
+  draws, coreset composition against random sets, warnings that name their fix;
 * ``run`` — every step from one TOML file;
 * ``plugins`` — what is installed and from where;
 * ``demo`` — the whole method on a generated corpus and a tiny model;
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 from biocoreset.cli.bench import add_bench_parser
 from biocoreset.cli.common import progress_mode
 from biocoreset.cli.dedup import add_dedup_parser
+from biocoreset.cli.diagnose import add_diagnose_parser
 from biocoreset.cli.finetune import add_finetune_parser
 from biocoreset.cli.plugins import add_plugins_parser
 from biocoreset.cli.pretrain import add_pretrain_parser
@@ -57,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_finetune_parser,
         add_score_parser,
         add_select_parser,
+        add_diagnose_parser,
         add_run_parser,
         add_demo_parser,
         add_pretrain_parser,
