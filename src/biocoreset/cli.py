@@ -30,8 +30,11 @@ __all__ = ["build_parser", "main"]
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from biocoreset.plugins import get_registry
+    from biocoreset.plugins import format_options, get_registry
 
+    if args.options:
+        print(format_options(args.kind, args.options))
+        return 0
     comps = get_registry().components(args.kind)
     if args.json:
         print(
@@ -353,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this kind",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--options", metavar="NAME", help="list the options of component NAME")
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser(

@@ -60,7 +60,7 @@ from biocoreset.adapters.rnafm import _dtype
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.plugins.options import declare_options
 
 __all__ = ["ESMC_MAX_LENGTH", "ESMC_RANDOM_LETTERS", "EsmcAdapter", "make_esmc_adapter"]
 
@@ -158,6 +158,7 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         return esmc_logits(self.model, input_ids)
 
 
+@declare_options(EsmcAdapter)
 def make_esmc_adapter(
     model: torch.nn.Module | None = None,
     tokenizer: Any = None,
@@ -231,13 +232,3 @@ def make_esmc_adapter(
     if dt is not None:
         model = model.to(dt)
     return EsmcAdapter(model, tokenizer=tokenizer, **options)
-
-
-@hookimpl
-def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``esmc`` (needs the optional ``esm`` package only when built)."""
-    register(
-        "esmc",
-        make_esmc_adapter,
-        description="ESM-C protein LMs (esm package): name=esmc_300m|esmc_600m|tiny with weights= or hf_cache=",
-    )

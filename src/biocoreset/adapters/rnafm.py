@@ -58,7 +58,7 @@ from biocoreset.adapters.rnafm_model import (
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.plugins.options import declare_options
 
 __all__ = ["RNAFM_RANDOM_LETTERS", "RnaFmAdapter", "make_rnafm_adapter"]
 
@@ -191,6 +191,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         return HFAdapter.logits(self, input_ids, attention_mask)
 
 
+@declare_options(RnaFmAdapter)
 def make_rnafm_adapter(
     model: torch.nn.Module | None = None,
     tokenizer: Any = None,
@@ -239,13 +240,3 @@ def make_rnafm_adapter(
     if dt is not None:
         model = model.to(dt)
     return RnaFmAdapter(model, tokenizer, **options)
-
-
-@hookimpl
-def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``rna-fm``."""
-    register(
-        "rna-fm",
-        make_rnafm_adapter,
-        description="RNA-FM (ESM-1b, 25-token RNA alphabet) as EsmForMaskedLM; checkpoint=, size= or model=",
-    )

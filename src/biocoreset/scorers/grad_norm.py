@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
+import attrs
 import torch
 
-from biocoreset.plugins.hookspecs import hookimpl
-from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter
+from biocoreset.protocols import Batch, CurvatureEstimator, Engine, LayerFactors, ModelAdapter
 
 __all__ = ["GradNormScorer"]
 
 
+@attrs.frozen(kw_only=True)
 class GradNormScorer:
     """Score = Euclidean norm of the per-sample gradient over the scored parameters.
 
@@ -19,15 +20,16 @@ class GradNormScorer:
     False
     """
 
-    name = "grad-norm"
-    needs_curvature = False
-    needs_gradients = True
-
-    def __init__(self, **_: Any) -> None:
-        pass
+    name: ClassVar[str] = "grad-norm"
+    needs_curvature: ClassVar[bool] = False
+    needs_gradients: ClassVar[bool] = True
 
     def score_batch(
-        self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
+        self,
+        adapter: ModelAdapter,
+        batch: Batch,
+        engine: Engine,
+        curvature: CurvatureEstimator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum squared norms over blocks, then take the square root."""
         total = torch.zeros(len(batch), dtype=torch.float64)
@@ -37,9 +39,3 @@ class GradNormScorer:
 
         losses = engine.run(batch, on_block)
         return total.sqrt(), losses.to("cpu", torch.float64)
-
-
-@hookimpl
-def biocoreset_register_scorers(register: Any) -> None:
-    """Register ``grad-norm``."""
-    register("grad-norm", GradNormScorer, description="per-sample gradient norm (baseline)")
