@@ -20,7 +20,7 @@ __all__ = ["DiagonalFisher"]
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-@attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False, slots=False)
 class DiagonalFisher:
     """Diagonal empirical Fisher with damping.
 

@@ -13,7 +13,7 @@ from biocoreset.protocols import LayerFactors, ParamBlock
 __all__ = ["IdentityCurvature"]
 
 
-@attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False, slots=False)
 class IdentityCurvature:
     """``C = I``: the score is the squared gradient norm. Damping is ignored and recorded as 0.
 

@@ -56,7 +56,7 @@ DEFAULT_MAX_DIM = 8192
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-@attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False, slots=False)
 class KFAC:
     """K-FAC curvature for ``"linear"`` blocks, diagonal empirical Fisher for every other block.
 
@@ -481,7 +481,7 @@ class KFAC:
             )
 
 
-@attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False, slots=False)
 class EKFAC(KFAC):
     """EK-FAC: K-FAC's Kronecker eigenbasis with eigenvalues re-fitted on a second pass over ``D_sub``,
     ``Λ_ij = (1/M) Σ_m (Q_Sᵀ G_m Q_A)_ij²`` — the diagonal of the exact empirical Fisher in that basis.

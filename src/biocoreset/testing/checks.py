@@ -291,7 +291,8 @@ def _builtin_score(
 
 
 def check_protocols(obj: object) -> list[str]:
-    """Names of the protocols ``obj`` satisfies (for quick diagnostics).
+    """Names of the protocols ``obj`` satisfies, each kind's optional capabilities after it (for
+    quick diagnostics).
 
     >>> from biocoreset.selectors.cci import CCISelector
     >>> check_protocols(CCISelector())
@@ -299,18 +300,16 @@ def check_protocols(obj: object) -> list[str]:
     """
     from biocoreset import protocols
 
-    names = (
-        "ModelAdapter",
-        "CurvatureEstimator",
-        "Scorer",
-        "Selector",
-        "Engine",
-        "SupportsValidation",
-        "SupportsEncode",
-        "SupportsProbe",
-        "MultiPassCurvature",
-        "SavableCurvature",
-        "OrientedSelector",
-        "PlanningSelector",
-    )
-    return [n for n in names if isinstance(obj, getattr(protocols, n))]
+    kinds = {
+        "ModelAdapter": ("SupportsValidation", "SupportsEncode", "SupportsProbe"),
+        "CurvatureEstimator": ("MultiPassCurvature", "SavableCurvature"),
+        "Scorer": (),
+        "Selector": ("OrientedSelector", "PlanningSelector"),
+        "Engine": (),
+    }
+    out = []
+    for kind, capabilities in kinds.items():
+        if isinstance(obj, getattr(protocols, kind)):
+            out.append(kind)
+            out += [c for c in capabilities if isinstance(obj, getattr(protocols, c))]
+    return out

@@ -17,7 +17,14 @@ import torch
 
 from biocoreset.protocols import CurvatureEstimator, LayerFactors, ModelAdapter, ParamBlock
 
-__all__ = ["BruteForce", "brute_force", "fit", "implied_matrix", "split_linear"]
+__all__ = [
+    "BruteForce",
+    "brute_force",
+    "fit",
+    "flatten_block",
+    "implied_matrix",
+    "split_linear",
+]
 
 F64 = torch.float64
 MAX_PROBE = 600
@@ -33,8 +40,9 @@ def split_linear(block: ParamBlock) -> tuple[str | None, str | None, int, int]:
     return weight, bias, d_in, d_out
 
 
-def _flatten(block: ParamBlock, grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``[B, P]`` flattened per-sample gradients (``grads`` are ``[B, *shape]``)."""
+def flatten_block(block: ParamBlock, grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, P]`` per-sample gradients (``grads``: ``[B, *shape]`` per parameter) in the block's
+    layout (see the module docstring)."""
     if block.kind == "linear":
         weight, bias, _, _ = split_linear(block)
         parts = ([grads[weight]] if weight else []) + ([grads[bias].unsqueeze(-1)] if bias else [])
@@ -49,6 +57,7 @@ class BruteForce:
 
     Attributes:
         records: The ``(id, sequence)`` records, in order.
+        blocks: The parameter blocks (the engine's), in order.
         losses: ``[N]`` per-sample losses.
         grads: Block name → ``[N, P]`` flattened per-sample gradients.
         inputs: Linear block name → per sample, ``[T, d_in]`` layer inputs (ones column for the
@@ -58,6 +67,7 @@ class BruteForce:
     """
 
     records: list[tuple[str, str]]
+    blocks: list[ParamBlock]
     losses: torch.Tensor
     grads: dict[str, torch.Tensor]
     inputs: dict[str, list[torch.Tensor]]
@@ -105,7 +115,7 @@ def brute_force(
             n: (g if g is not None else torch.zeros_like(t)).detach().to(F64).unsqueeze(0)
             for n, g, t in zip(names, grads[: len(tensors)], tensors, strict=True)
         }
-        rows.append({b.name: _flatten(b, by_name)[0] for b in blocks})
+        rows.append({b.name: flatten_block(b, by_name)[0] for b in blocks})
         for b, d in zip(linear, grads[len(tensors) :], strict=True):
             weight, bias, _, _ = split_linear(b)
             x = caught[b.name][0].detach().to(F64)[0]
@@ -116,6 +126,7 @@ def brute_force(
             deltas[b.name].append(dd.detach().to(F64)[0].reshape(x.shape[0], -1))
     return BruteForce(
         records=list(records),
+        blocks=list(blocks),
         losses=torch.tensor(losses, dtype=F64),
         grads={b.name: torch.stack([r[b.name] for r in rows]) for b in blocks},
         inputs=inputs,
