@@ -103,7 +103,7 @@ def test_builtin_plugin_has_docstrings(modname):
     assert _own_doc(module), f"built-in plugin module {modname} has no docstring"
     entries = [e for kind in BUILTINS[modname].values() for e in kind]
     assert entries, f"{modname} registers nothing"
-    for name, target, description in entries:
+    for name, _target, description in entries:
         assert description, f"{modname}: {name!r} has no description"
     for hook in HOOKS:
         assert _own_doc(getattr(BuiltinPlugin, hook)), f"BuiltinPlugin.{hook} has no docstring"

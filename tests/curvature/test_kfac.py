@@ -792,7 +792,8 @@ def test_layer_too_large_is_a_config_error_with_suggestions():
 
 def test_options_are_validated():
     with pytest.raises(
-        ConfigError, match=r"unknown option 'max_dimm' for curvature 'kfac'\. Did you mean 'max_dim'"
+        ConfigError,
+        match=r"unknown option 'max_dimm' for curvature 'kfac'\. Did you mean 'max_dim'",
     ):
         get_registry().get("curvature", "kfac").create(max_dimm=3)
     with pytest.raises(TypeError, match="max_dimm"):  # the class itself: attrs' own check

@@ -157,7 +157,7 @@ def _from_attrs(cls: type, instance: Any = None) -> list[Option]:
         elif field.default is attrs.NOTHING:
             default = REQUIRED
         elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            made = field.default.factory  # type: ignore[union-attr]
+            made = field.default.factory
             default = f"{getattr(made, '__name__', 'factory')}()"
         else:
             default = repr(field.default)

@@ -107,13 +107,15 @@ class Component:
         if "checked" not in self._cache:
             raw = self.load()
 
-            @functools.wraps(raw)
             def checked(*args: Any, **options: Any) -> Any:
                 check_options(raw, options, kind=self.kind, name=self.name, plugin=self.plugin)
                 return raw(*args, **options)
 
+            # name, docstring and __wrapped__ of the factory (not a class's attributes)
+            functools.update_wrapper(checked, raw, updated=())
+
             self._cache["checked"] = checked
-        return self._cache["checked"]  # type: ignore[no-any-return]
+        return self._cache["checked"]
 
     def create(self, **options: Any) -> Any:
         """Build the component with ``options`` (checked first).
@@ -212,7 +214,7 @@ class Registry:
                 )
             for c, b in progress:
                 names = [x.name for x in ordered]
-                ordered.insert(names.index(b), c)  # type: ignore[arg-type]
+                ordered.insert(names.index(b), c)
             pending = [p for p in pending if p not in progress]
         return ordered
 

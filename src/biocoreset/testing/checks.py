@@ -230,7 +230,8 @@ def check_scorer(
         if curvature is None:
             from biocoreset.curvature.diagonal import DiagonalFisher
 
-            curvature = DiagonalFisher(dtype="float64")
+            curvature = DiagonalFisher(dtype="float64")  # type: ignore[assignment]
+        assert curvature is not None
         fit(curvature, adapter, engine, _records(adapter, 6, seed + 1), seed=seed)
     recs = _records(adapter, 4, seed)
     scores, losses = scorer.score_batch(

@@ -58,10 +58,12 @@ def _factors(bf: BruteForce, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """K-FAC's ``A`` (per counted token) and ``S`` (per sequence) of a linear block; counted
     positions are those whose output gradient is not all zero."""
     xs, ds = bf.inputs[name], bf.output_grads[name]
-    a = sum(x[(d != 0).any(1)].T @ x[(d != 0).any(1)] for x, d in zip(xs, ds, strict=True))
-    s = sum(d.T @ d for d in ds)
+    a = torch.stack(
+        [x[(d != 0).any(1)].T @ x[(d != 0).any(1)] for x, d in zip(xs, ds, strict=True)]
+    )
+    s = torch.stack([d.T @ d for d in ds])
     tokens = sum(int((d != 0).any(1).sum()) for d in ds)
-    return a / max(tokens, 1), s / len(ds)  # type: ignore[operator]
+    return a.sum(0) / max(tokens, 1), s.sum(0) / len(ds)
 
 
 def _kronecker_blocks(curvature: Any) -> set[str]:
