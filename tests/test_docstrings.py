@@ -22,12 +22,13 @@ import pytest
 import biocoreset
 from biocoreset.cli import build_parser
 from biocoreset.plugins import hookspecs
+from biocoreset.plugins.builtins import BUILTINS, BuiltinPlugin
 from biocoreset.plugins.manager import BUILTIN_PLUGINS, load_registry, make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = [n for n in biocoreset.__all__ if not (n.startswith("__") and n.endswith("__"))]
-HOOKS = list(hookspecs.KINDS.values())
+HOOKS = [*hookspecs.KINDS.values(), hookspecs.FAMILY_HOOK]
 
 
 def _builtin_components():
@@ -95,12 +96,17 @@ def test_hookspec_has_docstring(hook):
 
 @pytest.mark.parametrize("modname", BUILTIN_PLUGINS)
 def test_builtin_plugin_has_docstrings(modname):
+    """A built-in plugin is registered lazily under its module's name (its hooks live in
+    :class:`~biocoreset.plugins.builtins.BuiltinPlugin`): the module and every component it
+    registers are documented."""
     module = importlib.import_module(modname)
     assert _own_doc(module), f"built-in plugin module {modname} has no docstring"
-    impls = [getattr(module, h) for h in HOOKS if hasattr(module, h)]
-    assert impls, f"{modname} implements no hook"
-    for impl in impls:
-        assert _own_doc(impl), f"{modname}.{impl.__name__} has no docstring"
+    entries = [e for kind in BUILTINS[modname].values() for e in kind]
+    assert entries, f"{modname} registers nothing"
+    for name, _target, description in entries:
+        assert description, f"{modname}: {name!r} has no description"
+    for hook in HOOKS:
+        assert _own_doc(getattr(BuiltinPlugin, hook)), f"BuiltinPlugin.{hook} has no docstring"
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: f"{c.kind}-{c.name}")

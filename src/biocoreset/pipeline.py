@@ -143,8 +143,8 @@ def select_to_folder(
         BudgetError: Budget larger than the number of scores, or not positive.
         InputError: The corpus lacks selected ids.
     """
-    from biocoreset.api import select
     from biocoreset.plots import plot_selection
+    from biocoreset.selection import select
 
     values, id_column, meta = read_score_columns(scores)
     out = Path(output)

@@ -12,26 +12,46 @@ can be checked with ``isinstance`` (see :mod:`biocoreset.testing` for full confo
 
 The per-sample gradient engine (:mod:`biocoreset.grads`) is shared machinery, not a plugin: it
 hands every curvature a :class:`LayerFactors` per parameter block, so each can compute what it needs
-without the per-sample gradient of the whole model existing at once.
+without the per-sample gradient of the whole model existing at once. What scorers and the fit
+driver rely on from it is the :class:`Engine` protocol.
+
+Beyond the required members, the core uses a few **optional capabilities** when a component has
+them. They are declared here, so that a plugin can offer them on purpose and the core reads them by
+one documented name: data members with their defaults in :data:`OPTIONAL_MEMBERS` (read with
+:func:`optional`), methods as small runtime-checkable protocols (:class:`SupportsValidation`,
+:class:`SupportsEncode`, :class:`SupportsProbe`, :class:`MultiPassCurvature`,
+:class:`SavableCurvature`, :class:`OrientedSelector`, :class:`PlanningSelector`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
-import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: `from biocoreset import select` skips it
+    import numpy as np
+    import torch
 
 __all__ = [
+    "OPTIONAL_MEMBERS",
     "Batch",
     "CurvatureEstimator",
+    "Engine",
     "LayerFactors",
     "ModelAdapter",
+    "MultiPassCurvature",
+    "OrientedSelector",
     "ParamBlock",
+    "PlanningSelector",
+    "SavableCurvature",
     "Scorer",
     "Selector",
+    "SupportsEncode",
+    "SupportsProbe",
+    "SupportsValidation",
+    "optional",
 ]
 
 
@@ -61,6 +81,8 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         """Return a copy with every tensor on ``device``."""
+        import torch
+
         extra = {
             k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()
         }
@@ -145,6 +167,8 @@ class LayerFactors:
         device (float32 on MPS, which has no float64). Engines may override this (and
         :meth:`sum_squared_grads`) to avoid materialising the per-sample gradients.
         """
+        import torch
+
         out: torch.Tensor | None = None
         for name, g in self.per_sample_grads().items():
             w = weights[name]
@@ -156,6 +180,8 @@ class LayerFactors:
 
     def sum_squared_grads(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """``{param name: Σ_b g_b ⊙ g_b}`` (shaped like the parameter), in ``promote(gradient dtype, dtype)``."""
+        import torch
+
         out = {}
         for name, g in self.per_sample_grads().items():
             g = g.to(torch.promote_types(g.dtype, dtype or g.dtype))
@@ -170,6 +196,14 @@ class ModelAdapter(Protocol):
     An adapter owns everything model-specific: the alphabet and tokenisation, deterministic masking
     (a sequence's masked positions depend only on the global seed and the sequence id), collation,
     the per-sample loss and the set of scored parameters.
+
+    Optional members the core reads when present (defaults in :data:`OPTIONAL_MEMBERS`):
+    ``loss_mode`` (``"masked"`` or ``"paper-compat"``), ``masking`` (its
+    :class:`~biocoreset.data.masking.MaskingConfig`), ``stats`` (counts of what input hygiene did,
+    recorded with the scores), ``device`` (of the model), ``long_policy`` and ``alphabet`` /
+    ``replacement`` (read by input validation), the token ids ``mask_token_id``, ``pad_token_id``,
+    ``random_token_ids`` (used to probe the model), ``tokenizer`` (saved with trained models), and
+    the methods of :class:`SupportsValidation`, :class:`SupportsEncode` and :class:`SupportsProbe`.
 
     Attributes:
         name: Registered component name (e.g. ``"hf"``, ``"rna-fm"``).
@@ -217,10 +251,11 @@ class CurvatureEstimator(Protocol):
     every scored batch. ``reduce`` (may be ``None``) sums a tensor over distributed ranks in place;
     estimators call it on every accumulated statistic so all ranks hold the same curvature.
 
-    An estimator that needs more than one pass over ``D_sub`` (EK-FAC) may expose an optional
-    ``fit_passes: int`` attribute, read after ``fit_begin`` (absent means 1): the driver then repeats
-    "``fit_accumulate`` for every block of every batch, then ``fit_end``" that many times, calling
-    ``reduce`` the same way on every rank.
+    An estimator that needs more than one pass over ``D_sub`` (EK-FAC) is a
+    :class:`MultiPassCurvature`: its ``fit_passes`` is read after ``fit_begin`` (absent means 1) and
+    the driver repeats "``fit_accumulate`` for every block of every batch, then ``fit_end``" that
+    many times, calling ``reduce`` the same way on every rank. One whose fitted state can be saved
+    with the scores (so a resumed run skips the fit) is a :class:`SavableCurvature`.
 
     Attributes:
         name: Registered component name.
@@ -269,15 +304,23 @@ class Scorer(Protocol):
     needs_gradients: bool
 
     def score_batch(
-        self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
+        self,
+        adapter: ModelAdapter,
+        batch: Batch,
+        engine: Engine,
+        curvature: CurvatureEstimator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(scores [B] float64, losses [B] float64)`` for ``batch``."""
+        """Return ``(scores [B] float64, losses [B] float64)`` for ``batch``; ``engine.run(batch,
+        on_block)`` gives the per-sample losses and each block's :class:`LayerFactors`."""
         ...
 
 
 @runtime_checkable
 class Selector(Protocol):
     """Chooses a coreset from scores.
+
+    Optional: :class:`OrientedSelector` (a direction resolved from the scores' sign convention) and
+    :class:`PlanningSelector` (a plan recorded with the selection, e.g. CCI's strata).
 
     Attributes:
         name: Registered component name.
@@ -289,3 +332,131 @@ class Selector(Protocol):
         """Return the selected row indices (``int64``, no duplicates, exactly ``budget`` of them unless
         the selector documents otherwise). ``scores`` is float64 and finite."""
         ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """The per-sample gradient engine, as scorers and the curvature fit use it
+    (:class:`~biocoreset.grads.engine.HookEngine`, :class:`~biocoreset.grads.loop.LoopEngine`).
+
+    Optional: ``describe() -> dict`` (a JSON-serialisable summary recorded with the scores).
+
+    Attributes:
+        name: Engine name recorded with the scores (``"hooks"``, ``"loop"``).
+        blocks: The parameter blocks ``run`` reports, in order (what ``fit_begin`` receives).
+    """
+
+    name: str
+    blocks: Sequence[ParamBlock]
+
+    def run(
+        self, batch: Batch, on_block: Callable[[LayerFactors], None] | None = None
+    ) -> torch.Tensor:
+        """Compute ``[B]`` detached per-sample losses and hand every block's factors to
+        ``on_block`` once (``None``: forward only)."""
+        ...
+
+
+@runtime_checkable
+class SupportsValidation(Protocol):
+    """An adapter that normalises or rejects a record before the alphabet check."""
+
+    def validate(self, record_id: str, sequence: str) -> str:
+        """Return the sequence to check (e.g. upper case, T→U), or raise
+        :class:`~biocoreset.errors.InputError` naming the record."""
+        ...
+
+
+@runtime_checkable
+class SupportsEncode(Protocol):
+    """An adapter that tokenises one sequence without masking (used to embed sequences for the
+    downstream benchmarks)."""
+
+    def encode(self, record_id: str, sequence: str) -> tuple[list[int], list[bool]]:
+        """Token ids with special tokens, and which positions are residues."""
+        ...
+
+
+@runtime_checkable
+class SupportsProbe(Protocol):
+    """An adapter that supplies the batch the gradient engine probes its model with (else the
+    engine builds one from ``mask_token_id``, ``pad_token_id`` and ``random_token_ids``)."""
+
+    def probe_batch(self) -> Batch:
+        """A small collated batch that exercises every scored parameter."""
+        ...
+
+
+@runtime_checkable
+class MultiPassCurvature(Protocol):
+    """A curvature that needs several passes over ``D_sub`` (e.g. EK-FAC: 2)."""
+
+    fit_passes: int
+
+
+@runtime_checkable
+class SavableCurvature(Protocol):
+    """A curvature whose fitted state is stored with the scores, so a resumed run skips the fit."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fitted state (tensors, numbers and strings only)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` after ``fit_begin`` on the same blocks."""
+        ...
+
+
+@runtime_checkable
+class OrientedSelector(Protocol):
+    """A selector with a direction that depends on how the scores are stored."""
+
+    def oriented(self, negated: bool) -> Selector:
+        """This selector for scores stored as ``-I(z)`` (``negated``) or ``I(z)``."""
+        ...
+
+
+@runtime_checkable
+class PlanningSelector(Protocol):
+    """A selector whose selection comes with a plan (recorded and plotted, e.g. CCI's strata)."""
+
+    def plan(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> Any:
+        """The plan; its ``selected`` attribute holds what :meth:`Selector.select` returns."""
+        ...
+
+
+OPTIONAL_MEMBERS: Mapping[str, Mapping[str, Any]] = {
+    "adapter": {
+        "loss_mode": "masked",
+        "masking": None,
+        "stats": {},
+        "device": "cpu",
+        "long_policy": None,
+        "alphabet": None,
+        "replacement": None,
+        "mask_token_id": None,
+        "pad_token_id": None,
+        "random_token_ids": (),
+        "tokenizer": None,
+        "validate": None,
+        "encode": None,
+        "probe_batch": None,
+    },
+    "curvature": {"fit_passes": 1, "state_dict": None, "load_state_dict": None},
+    "selector": {"oriented": None, "plan": None},
+    "engine": {"describe": None},
+}
+"""Kind → optional member → the value the core assumes when a component lacks it."""
+
+
+def optional(component: Any, member: str, kind: str = "adapter") -> Any:
+    """The optional ``member`` of ``component``, or its documented default.
+
+    Raises:
+        KeyError: ``member`` is not a declared optional member of ``kind`` (a typo in the core).
+
+    >>> optional(object(), "loss_mode")
+    'masked'
+    """
+    default = OPTIONAL_MEMBERS[kind][member]
+    return getattr(component, member, default)

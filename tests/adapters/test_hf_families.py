@@ -12,19 +12,19 @@ from transformers import (
     RobertaForMaskedLM,
 )
 
-from biocoreset import score
-from biocoreset.adapters import hf_families
+from biocoreset import hookimpl, score
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.adapters.hf_families import (
+    BUILTIN_FAMILIES,
     ESM_PROTEIN_TOKENS,
-    FAMILIES,
     ModelFamily,
     detect_family,
     esm_protein_tokenizer,
-    register_family,
+    families,
 )
 from biocoreset.adapters.rnafm_model import build_rnafm
-from biocoreset.errors import ConfigError
+from biocoreset.errors import ConfigError, PluginError
+from biocoreset.plugins import manager
 from biocoreset.testing import random_rna, tiny_bert, tiny_esm
 
 TINY = dict(
@@ -149,7 +149,7 @@ def test_parameter_groups_per_family():
     esm2 = HFAdapter(_esm2())
     names = [n for members in esm2.parameter_groups().values() for n in members]
     assert sorted(names) == sorted(esm2.scored_parameters())  # each used parameter once
-    bert_family = next(f for f in FAMILIES if f.name == "bert")
+    bert_family = next(f for f in BUILTIN_FAMILIES if f.name == "bert")
     modern = [
         "model.embeddings.tok_embeddings.weight",
         "model.layers.0.attn.Wqkv.weight",
@@ -184,26 +184,55 @@ def test_esm2_scores_through_score_with_auto_tokenizer():
     )
 
 
-def test_register_family_extends_detection(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(hf_families, "FAMILIES", list(FAMILIES))
+def _plugin(*entries):
+    class Plugin:
+        @hookimpl
+        def biocoreset_register_families(self, register):
+            for name, family, before in entries:
+                register(name, family, description=name, before=before)
+
+    return Plugin()
+
+
+def test_builtin_families_come_from_the_hook_in_order():
+    assert [f.name for f in families()] == [f.name for f in BUILTIN_FAMILIES]
+    assert families() == list(BUILTIN_FAMILIES)
+
+
+def test_a_plugin_family_extends_detection(monkeypatch: pytest.MonkeyPatch):
     toy = ModelFamily(
         name="toy-bert",
         description="BERT with a custom head name",
         matches=lambda config: getattr(config, "model_type", "") == "bert",
         group_rules=((r"^cls\.", "toy head"),),
     )
-    register_family(toy, before="bert")
-    assert [f.name for f in hf_families.FAMILIES].index("toy-bert") < [
-        f.name for f in hf_families.FAMILIES
-    ].index("bert")
+    never = ModelFamily(name="never", description="x", matches=lambda c: False)
+    pm = manager.make_plugin_manager(entry_points=False)
+    pm.register(_plugin(("toy-bert", toy, "bert"), ("never", never, "generic")), name="toy")
+    monkeypatch.setattr(manager, "_registry", manager.load_registry(pm))
+    names = [f.name for f in families()]
+    assert names.index("toy-bert") == names.index("bert") - 1
+    assert names[-2:] == ["never", "generic"]
     adapter = HFAdapter(*tiny_bert())
     assert adapter.family == "toy-bert" and "toy head" in adapter.parameter_groups()
-    with pytest.raises(ConfigError, match="already registered"):
-        register_family(toy)
-    with pytest.raises(ConfigError, match="no model family 'nope'"):
-        register_family(
-            ModelFamily(name="x", description="x", matches=lambda c: False), before="nope"
-        )
+    assert HFAdapter(*tiny_esm()).family != "toy-bert"
+
+
+def test_family_clash_and_bad_before_are_errors():
+    toy = ModelFamily(name="bert", description="x", matches=lambda c: False)
+    pm = manager.make_plugin_manager(entry_points=False)
+    pm.register(_plugin(("bert", toy, "generic")), name="toy")
+    with pytest.raises(PluginError, match=r"model family 'bert' is registered twice.*=biocoreset"):
+        manager.load_registry(pm)
+    pm = manager.make_plugin_manager(entry_points=False)
+    other = ModelFamily(name="x", description="x", matches=lambda c: False)
+    pm.register(_plugin(("x", other, "nope")), name="toy")
+    with pytest.raises(PluginError, match="before 'nope', which is not a registered family"):
+        manager.load_registry(pm).families()
+    pm = manager.make_plugin_manager(entry_points=False)
+    pm.register(_plugin(("y", other, "generic")), name="toy")
+    with pytest.raises(PluginError, match="names must agree"):
+        manager.load_registry(pm).families()
 
 
 def test_hf_adapter_scores_unchanged_for_tiny_models():

@@ -99,7 +99,7 @@ def test_every_builtin_is_registered_and_conforms():
     assert len(BUILTIN_TASKS) == 10
     for cls in BUILTIN_TASKS:
         comp = reg.get("task", cls.name)
-        assert comp.factory is cls and comp.source == "built-in" and comp.description
+        assert comp.load() is cls and comp.source == "built-in" and comp.description
         assert (
             cls.metrics and cls.title and cls.group in ("rna-function", "rna-structure", "protein")
         )

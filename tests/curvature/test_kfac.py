@@ -791,7 +791,12 @@ def test_layer_too_large_is_a_config_error_with_suggestions():
 
 
 def test_options_are_validated():
-    with pytest.raises(ConfigError, match=r"unknown 'kfac' curvature option.*max_dimm"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown option 'max_dimm' for curvature 'kfac'\. Did you mean 'max_dim'",
+    ):
+        get_registry().get("curvature", "kfac").create(max_dimm=3)
+    with pytest.raises(TypeError, match="max_dimm"):  # the class itself: attrs' own check
         KFAC(max_dimm=3)
     with pytest.raises(ConfigError, match="dtype"):
         EKFAC(dtype="float16")
@@ -861,7 +866,8 @@ def test_registered_as_builtin_plugins():
     for name, cls in ESTIMATORS.items():
         comp = reg.get("curvature", name)
         assert (
-            comp.factory is cls
+            comp.load() is cls
+            and comp.factory.__wrapped__ is cls
             and comp.plugin == "biocoreset.curvature.kfac"
             and comp.source == "built-in"
         )

@@ -150,3 +150,22 @@ def test_snapshot_skips_parameters():
     state = snapshot_curvature(Curv())
     assert set(state["state"]) == {"stat"}
     assert np.array_equal(state["state"]["stat"].numpy(), np.ones(2))
+
+
+def test_snapshot_of_a_slotted_attrs_curvature():
+    import attrs
+
+    @attrs.define(kw_only=True)
+    class Slotted:
+        scale: float = 2.0
+        stat: torch.Tensor = attrs.field(factory=lambda: torch.ones(2), init=False)
+
+        def metadata(self):
+            return {"curvature": "slotted", "scale": self.scale, "stat": float(self.stat.sum())}
+
+    saved = Slotted(scale=3.0)
+    saved.stat = torch.full((2,), 5.0)
+    state = snapshot_curvature(saved)
+    assert set(state["state"]) == {"scale", "stat"}
+    fresh = Slotted(scale=3.0)
+    assert restore_curvature(fresh, state) and float(fresh.stat.sum()) == 10.0

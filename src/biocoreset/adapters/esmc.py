@@ -67,7 +67,7 @@ from biocoreset.adapters.weights import find_weights, read_state_dict
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.plugins.options import declare_options
 
 __all__ = ["ESMC_MAX_LENGTH", "ESMC_RANDOM_LETTERS", "EsmcAdapter", "make_esmc_adapter"]
 
@@ -220,6 +220,7 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         return cls(model.eval(), tokenizer=tokenizer, **options)
 
 
+@declare_options(EsmcAdapter)
 def make_esmc_adapter(
     model: torch.nn.Module | None = None,
     tokenizer: Any = None,
@@ -298,14 +299,3 @@ def make_esmc_adapter(
 
 make_esmc_adapter.from_path = EsmcAdapter.from_path  # type: ignore[attr-defined]
 make_esmc_adapter.model_sizes = esmc_sizes  # type: ignore[attr-defined]
-
-
-@hookimpl
-def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``esmc`` (needs the optional ``esm`` package only when built; its factory's
-    ``from_path`` loads ``--model PATH``)."""
-    register(
-        "esmc",
-        make_esmc_adapter,
-        description="ESM-C protein LMs (esm package): name=esmc_300m|esmc_600m|tiny with weights= or hf_cache=",
-    )

@@ -26,9 +26,15 @@ from biocoreset.adapters.hf_families import detect_family
 from biocoreset.adapters.weights import find_weights, load_into, read_state_dict
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError, InputError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.plugins.options import declare_options
 
-__all__ = ["UNKNOWN_POLICIES", "HFAdapter", "char_alphabet", "logits_attending_to_padding"]
+__all__ = [
+    "UNKNOWN_POLICIES",
+    "HFAdapter",
+    "char_alphabet",
+    "logits_attending_to_padding",
+    "make_hf_adapter",
+]
 
 UNKNOWN_POLICIES = ("error", "unk")
 
@@ -283,23 +289,24 @@ class HFAdapter(MaskedLMAdapter):
         return cls(model.eval(), tokenizer, **options)
 
 
-def _factory(
+@declare_options(HFAdapter)
+def make_hf_adapter(
     model: torch.nn.Module | None = None, tokenizer: Any = None, **options: Any
 ) -> HFAdapter:
-    """Build an :class:`HFAdapter` for ``model`` (a transformers masked LM) and its ``tokenizer``.
+    """Build an :class:`HFAdapter` for ``model`` (a transformers masked LM) and its ``tokenizer``
+    (the ``hf`` factory; its options are :class:`HFAdapter`'s).
 
     Raises:
         ConfigError: No model was given.
+
+    >>> from biocoreset.testing import tiny_esm
+    >>> model, tokenizer = tiny_esm()
+    >>> make_hf_adapter(model, tokenizer, long_policy="error").long_policy
+    'error'
     """
     if model is None:
         raise ConfigError("the 'hf' adapter needs a model: score(model, ..., tokenizer=...).")
     return HFAdapter(model, tokenizer, **options)
 
 
-_factory.from_path = HFAdapter.from_path  # type: ignore[attr-defined]
-
-
-@hookimpl
-def biocoreset_register_adapters(register: Any) -> None:
-    """Register the generic Hugging Face adapter ``hf`` (its factory's ``from_path`` loads a folder)."""
-    register("hf", _factory, description="any transformers masked LM with its tokenizer")
+make_hf_adapter.from_path = HFAdapter.from_path  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ A :class:`ModelFamily` tells :class:`~biocoreset.adapters.hf.HFAdapter` what a b
 ``transformers`` masked LM cannot: the longest input it was trained for, a tokenizer to use when
 none is given, and readable parameter-group names. Families are recognised from
 ``config.model_type``, ``config.architectures`` and the config class's module — never by importing
-a model package — in the order of :data:`FAMILIES` (the first match wins; ``generic`` matches
+a model package — in the order of :func:`families` (the first match wins; ``generic`` matches
 everything):
 
 * ``rna-fm`` — ``model_type="esm"`` with absolute positions, 25 tokens and
@@ -25,17 +25,24 @@ everything):
 ESM families also get a default tokenizer when none is given: the RNA-FM alphabet for ``rna-fm``,
 the 33-token ESM protein alphabet for ``esm-2``/``esm-1b`` models with ``vocab_size=33``.
 
-Adding a family (see ``docs/adapters.md``)::
+Families are registered through the ``biocoreset_register_families`` plugin hook (the built-ins
+lazily, by the plugin ``biocoreset.adapters.hf_families``); :func:`families` returns them in
+detection order. Adding one from a plugin (see ``docs/adapters.md``)::
 
-    from biocoreset.adapters.hf_families import ModelFamily, register_family
+    from biocoreset import hookimpl
+    from biocoreset.adapters.hf_families import ModelFamily
 
-    register_family(ModelFamily(
+    CADUCEUS = ModelFamily(
         name="caduceus",
         description="Caduceus DNA models",
         matches=lambda config: getattr(config, "model_type", "") == "caduceus",
         position_offset=lambda config, model: 0,
         group_rules=((r"\\.mixer\\.", "mixer"),),
-    ))
+    )
+
+    @hookimpl
+    def biocoreset_register_families(register):
+        register("caduceus", CADUCEUS, description="Caduceus DNA models")  # tried before "generic"
 
 Example:
     >>> from biocoreset.testing import tiny_bert
@@ -55,18 +62,17 @@ import attrs
 from torch import nn
 
 from biocoreset.adapters.base import default_parameter_groups
-from biocoreset.errors import ConfigError
 
 __all__ = [
     "BERT_MODEL_TYPES",
+    "BUILTIN_FAMILIES",
     "ESM_PROTEIN_TOKENS",
-    "FAMILIES",
     "MULTIMOLECULE_MODEL_TYPES",
     "ModelFamily",
     "detect_family",
     "esm_protein_tokenizer",
+    "families",
     "learned_position_offset",
-    "register_family",
 ]
 
 #: The ESM-1b / ESM-2 protein vocabulary in id order (``facebook/esm2_*`` ``vocab.txt``).
@@ -222,7 +228,7 @@ class ModelFamily:
     def parameter_groups(self, names: Sequence[str]) -> dict[str, list[str]]:
         """Readable groups: :attr:`group_rules` first, then the default grouping.
 
-        >>> FAMILIES[-1].parameter_groups(["bert.encoder.layer.0.attention.self.query.weight"])
+        >>> GENERIC.parameter_groups(["bert.encoder.layer.0.attention.self.query.weight"])
         {'layer 0 attention': ['bert.encoder.layer.0.attention.self.query.weight']}
         """
         ruled: dict[str, str] = {}
@@ -243,82 +249,76 @@ class ModelFamily:
 
 _ESM_RULES = ((r"(^|\.)contact_head\.", "contact head"),)
 
-FAMILIES: list[ModelFamily] = [
-    ModelFamily(
-        name="rna-fm",
-        description="RNA-FM (ESM-1b architecture, 25-token RNA alphabet) as EsmForMaskedLM",
-        matches=_is_rnafm,
-        position_offset=_esm_offset,
-        default_tokenizer=_rnafm_tokenizer,
-        group_rules=_ESM_RULES,
+RNA_FM = ModelFamily(
+    name="rna-fm",
+    description="RNA-FM (ESM-1b architecture, 25-token RNA alphabet) as EsmForMaskedLM",
+    matches=_is_rnafm,
+    position_offset=_esm_offset,
+    default_tokenizer=_rnafm_tokenizer,
+    group_rules=_ESM_RULES,
+)
+ESM_2 = ModelFamily(
+    name="esm-2",
+    description="ESM-2 style EsmForMaskedLM (rotary positions)",
+    matches=lambda c: (
+        _model_type(c) == "esm" and getattr(c, "position_embedding_type", "") == "rotary"
     ),
-    ModelFamily(
-        name="esm-2",
-        description="ESM-2 style EsmForMaskedLM (rotary positions)",
-        matches=lambda c: (
-            _model_type(c) == "esm" and getattr(c, "position_embedding_type", "") == "rotary"
-        ),
-        position_offset=_esm_offset,
-        default_tokenizer=_esm_tokenizer,
-        group_rules=_ESM_RULES,
-    ),
-    ModelFamily(
-        name="esm-1b",
-        description="ESM-1b style EsmForMaskedLM (learned positions), e.g. Nucleotide Transformer",
-        matches=lambda c: _model_type(c) == "esm",
-        position_offset=_esm_offset,
-        default_tokenizer=_esm_tokenizer,
-        group_rules=_ESM_RULES,
-    ),
-    ModelFamily(
-        name="multimolecule",
-        description="multimolecule RNA/DNA/protein masked LMs (RNA-FM, RiNALMo, SpliceBERT, ...)",
-        matches=_is_multimolecule,
-        position_offset=_multimolecule_offset,
-    ),
-    ModelFamily(
-        name="bert",
-        description="BERT-style encoders (BERT, RoBERTa, DNABERT, ModernBERT, ...)",
-        matches=_is_bert,
-        group_rules=((r"^head\.", "lm head"), (r"(^|\.)pooler\.", "pooler")),
-    ),
-    ModelFamily(
-        name="generic", description="any other transformers masked LM", matches=lambda c: True
-    ),
-]
-"""Known families in detection order; ``generic`` (last) matches everything."""
+    position_offset=_esm_offset,
+    default_tokenizer=_esm_tokenizer,
+    group_rules=_ESM_RULES,
+)
+ESM_1B = ModelFamily(
+    name="esm-1b",
+    description="ESM-1b style EsmForMaskedLM (learned positions), e.g. Nucleotide Transformer",
+    matches=lambda c: _model_type(c) == "esm",
+    position_offset=_esm_offset,
+    default_tokenizer=_esm_tokenizer,
+    group_rules=_ESM_RULES,
+)
+MULTIMOLECULE = ModelFamily(
+    name="multimolecule",
+    description="multimolecule RNA/DNA/protein masked LMs (RNA-FM, RiNALMo, SpliceBERT, ...)",
+    matches=_is_multimolecule,
+    position_offset=_multimolecule_offset,
+)
+BERT = ModelFamily(
+    name="bert",
+    description="BERT-style encoders (BERT, RoBERTa, DNABERT, ModernBERT, ...)",
+    matches=_is_bert,
+    group_rules=((r"^head\.", "lm head"), (r"(^|\.)pooler\.", "pooler")),
+)
+GENERIC = ModelFamily(
+    name="generic", description="any other transformers masked LM", matches=lambda c: True
+)
+
+BUILTIN_FAMILIES: tuple[ModelFamily, ...] = (RNA_FM, ESM_2, ESM_1B, MULTIMOLECULE, BERT, GENERIC)
+"""The built-in families in detection order; ``generic`` (last) matches everything."""
 
 
-def register_family(family: ModelFamily, *, before: str = "generic") -> None:
-    """Add a family, tried before the family named ``before`` (default: just before ``generic``).
+def families() -> list[ModelFamily]:
+    """The registered families in detection order (the built-ins, and plugin families before the
+    family they name, by default ``generic``).
 
-    Raises:
-        ConfigError: The name is taken, or ``before`` names no family.
-
-    >>> fam = ModelFamily(name="toy", description="toy", matches=lambda c: False)
-    >>> register_family(fam); [f.name for f in FAMILIES][-2:]
-    ['toy', 'generic']
-    >>> FAMILIES.remove(fam)
+    >>> [f.name for f in families()][-2:]
+    ['bert', 'generic']
     """
-    names = [f.name for f in FAMILIES]
-    if family.name in names:
-        raise ConfigError(f"model family {family.name!r} is already registered.")
-    if before not in names:
-        raise ConfigError(f"no model family {before!r}; known: {', '.join(names)}.")
-    FAMILIES.insert(names.index(before), family)
+    from biocoreset.plugins import get_registry
+
+    return list(get_registry().families())
 
 
 def detect_family(model: nn.Module) -> ModelFamily:
-    """The first family of :data:`FAMILIES` whose ``matches`` accepts ``model.config``.
+    """The first family of :func:`families` whose ``matches`` accepts ``model.config`` (the
+    ``generic`` family when none does).
 
     >>> from biocoreset.adapters.rnafm_model import build_rnafm
     >>> detect_family(build_rnafm("tiny")).name
     'rna-fm'
     """
     config = getattr(model, "config", None)
-    for family in FAMILIES:
+    for family in families():
         if config is None and family.name != "generic":
             continue
         if family.matches(config):
             return family
-    return FAMILIES[-1]
+    return GENERIC

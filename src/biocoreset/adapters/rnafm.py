@@ -70,7 +70,7 @@ from biocoreset.adapters.weights import find_weights, load_into, peek_state, rea
 from biocoreset.data.hygiene import HygieneAdapterMixin
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.plugins.options import declare_options
 
 __all__ = [
     "RNAFM_RANDOM_LETTERS",
@@ -291,6 +291,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         return cls(model.eval(), tokenizer, **options)
 
 
+@declare_options(RnaFmAdapter)
 def make_rnafm_adapter(
     model: torch.nn.Module | None = None,
     tokenizer: Any = None,
@@ -417,13 +418,3 @@ def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
 
 make_rnafm_adapter.from_path = RnaFmAdapter.from_path  # type: ignore[attr-defined]
 make_rnafm_adapter.model_sizes = rnafm_sizes  # type: ignore[attr-defined]
-
-
-@hookimpl
-def biocoreset_register_adapters(register: Any) -> None:
-    """Register ``rna-fm`` (its factory's ``from_path`` loads ``--model PATH``)."""
-    register(
-        "rna-fm",
-        make_rnafm_adapter,
-        description="RNA-FM (ESM-1b, 25-token RNA alphabet) as EsmForMaskedLM; checkpoint=, size= or model=",
-    )

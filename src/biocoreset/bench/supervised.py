@@ -137,6 +137,12 @@ class SupervisedTask:
     defaults: ClassVar[TrainConfig]
     task_options: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def __biocoreset_options__(cls) -> tuple[Any, ...]:
+        """The options beyond ``__init__``'s own, for the plugin registry's option check:
+        :class:`TrainConfig` fields (the task's defaults) and the task's ``task_options``."""
+        return (getattr(cls, "defaults", TrainConfig), dict(cls.task_options))
+
     def __init__(
         self,
         *,

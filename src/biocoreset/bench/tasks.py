@@ -40,7 +40,6 @@ from biocoreset.bench import metrics as M
 from biocoreset.bench.data import Example
 from biocoreset.bench.protocol import MetricSpec
 from biocoreset.bench.supervised import SupervisedTask, TrainConfig
-from biocoreset.plugins.hookspecs import hookimpl
 
 __all__ = [
     "BUILTIN_TASKS",
@@ -301,10 +300,3 @@ BUILTIN_TASKS: tuple[type[SupervisedTask], ...] = (
     PPIAffinityTask,
 )
 """Every built-in task class, in table order."""
-
-
-@hookimpl
-def biocoreset_register_tasks(register: Any) -> None:
-    """Register the built-in downstream tasks of the paper's Appendix B."""
-    for cls in BUILTIN_TASKS:
-        register(cls.name, cls, description=(cls.__doc__ or "").strip().splitlines()[0])

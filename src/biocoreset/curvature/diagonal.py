@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import torch
 
 from biocoreset.curvature.damping import check_damping_options, resolve_damping
-from biocoreset.errors import ConfigError, CurvatureError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.errors import ConfigError, CurvatureError, did_you_mean
 from biocoreset.protocols import LayerFactors, ParamBlock
 
 __all__ = ["DiagonalFisher"]
@@ -20,6 +20,7 @@ __all__ = ["DiagonalFisher"]
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+@attrs.define(kw_only=True, eq=False, slots=False)
 class DiagonalFisher:
     """Diagonal empirical Fisher with damping.
 
@@ -29,31 +30,36 @@ class DiagonalFisher:
         dtype: Accumulation dtype, ``"float32"`` (default) or ``"float64"``; float64 gradients are
             always accumulated in float64.
 
+    Attributes:
+        damping: The absolute λ once fitted (``None`` before); the option is ``damping_option``.
+        fisher: The fitted ``F`` per scored parameter.
+
     >>> DiagonalFisher(damping=0.0).name
     'diagonal'
     """
 
-    name = "diagonal"
-    needs_fit = True
+    name: ClassVar[str] = "diagonal"
+    needs_fit: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        *,
-        damping: float | None = None,
-        damping_relative: float | None = None,
-        dtype: str = "float32",
-        **_: Any,
-    ) -> None:
-        check_damping_options(damping, damping_relative)
-        if dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
-        self.damping_option = damping
-        self.damping_relative = damping_relative
-        self.acc_dtype = _DTYPES[dtype]
-        self.fisher: dict[str, torch.Tensor] = {}
-        self._inverses: dict[str, tuple[Any, torch.Tensor]] = {}
-        self.damping: float | None = None
-        self.num_samples = 0
+    damping_option: float | None = attrs.field(default=None, alias="damping")
+    damping_relative: float | None = None
+    dtype: str = "float32"
+    acc_dtype: torch.dtype = attrs.field(init=False, repr=False)
+    fisher: dict[str, torch.Tensor] = attrs.field(factory=dict, init=False, repr=False)
+    _inverses: dict[str, tuple[Any, torch.Tensor]] = attrs.field(
+        factory=dict, init=False, repr=False
+    )
+    damping: float | None = attrs.field(default=None, init=False)
+    num_samples: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        check_damping_options(self.damping_option, self.damping_relative)
+        if self.dtype not in _DTYPES:
+            raise ConfigError(
+                f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}."
+                f"{did_you_mean(str(self.dtype), _DTYPES)}"
+            )
+        self.acc_dtype = _DTYPES[self.dtype]
 
     def fit_begin(self, blocks: Sequence[ParamBlock]) -> None:
         """Allocate one accumulator per scored parameter."""
@@ -134,13 +140,3 @@ class DiagonalFisher:
             "fisher_zero_entries": int(sum(int((f == 0).sum()) for f in self.fisher.values())),
             "fit_samples": self.num_samples,
         }
-
-
-@hookimpl
-def biocoreset_register_curvatures(register: Any) -> None:
-    """Register ``diagonal``."""
-    register(
-        "diagonal",
-        DiagonalFisher,
-        description="diagonal empirical Fisher over D_sub (paper Eq. 11)",
-    )

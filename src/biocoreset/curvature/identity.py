@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import torch
 
-from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.protocols import LayerFactors, ParamBlock
 
 __all__ = ["IdentityCurvature"]
 
 
+@attrs.define(kw_only=True, eq=False, slots=False)
 class IdentityCurvature:
     """``C = I``: the score is the squared gradient norm. Damping is ignored and recorded as 0.
+
+    Args:
+        damping: Accepted (every curvature is built with it) and ignored.
+        damping_relative: Accepted and ignored.
 
     >>> IdentityCurvature().needs_fit
     False
     """
 
-    name = "identity"
-    needs_fit = False
+    name: ClassVar[str] = "identity"
+    needs_fit: ClassVar[bool] = False
 
-    def __init__(self, **_: Any) -> None:
-        self.blocks: list[ParamBlock] = []
+    damping_option: float | None = attrs.field(default=None, alias="damping")
+    damping_relative: float | None = None
+    blocks: list[ParamBlock] = attrs.field(factory=list, init=False, repr=False)
 
     def fit_begin(self, blocks: Sequence[ParamBlock]) -> None:
         """Nothing to allocate."""
@@ -45,9 +51,3 @@ class IdentityCurvature:
     def metadata(self) -> dict[str, Any]:
         """Records ``damping = 0``."""
         return {"curvature": self.name, "damping": 0.0}
-
-
-@hookimpl
-def biocoreset_register_curvatures(register: Any) -> None:
-    """Register ``identity``."""
-    register("identity", IdentityCurvature, description="C = I: squared gradient norm")

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import torch
 
 from biocoreset.curvature.damping import (
@@ -43,8 +44,8 @@ from biocoreset.curvature.damping import (
     resolve_damping,
 )
 from biocoreset.curvature.diagonal import DiagonalFisher
-from biocoreset.errors import ConfigError, CurvatureError
-from biocoreset.plugins.hookspecs import hookimpl
+from biocoreset.curvature.kronecker import NORMALISATION, KroneckerBlock, eigh_psd, patterns
+from biocoreset.errors import ConfigError, CurvatureError, did_you_mean
 from biocoreset.protocols import LayerFactors, ParamBlock
 
 __all__ = ["DEFAULT_MAX_DIM", "EKFAC", "KFAC", "KroneckerBlock"]
@@ -54,92 +55,8 @@ DEFAULT_MAX_DIM = 8192
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-NORMALISATION = (
-    "A = sum_{m,t in P_m} x x^T / N_tokens (x with a trailing 1 for the bias); "
-    "S = sum_{m,t in P_m} delta delta^T / M; P_m = positions of sequence m with a nonzero output "
-    "gradient; curvature block A kron S (vec column-stacking); EK-FAC: Lambda = mean_m (Q_S^T G_m Q_A)^2"
-)
 
-
-class KroneckerBlock:
-    """Fitted state of one linear block.
-
-    Attributes:
-        name: Block name.
-        weight: Qualified name of the ``[d_out, d_in]`` weight, or ``None`` (bias-only block).
-        bias: Qualified name of the ``[d_out]`` bias, or ``None``.
-        d_in: Input dimension, including the ones column of the bias.
-        d_out: Output dimension.
-        tokens: Number of positions that entered ``A`` (after :meth:`KFAC.fit_end`).
-        eig_a: Eigenvalues of ``A`` (float64, ascending, clamped at 0).
-        q_a: Eigenvectors of ``A`` (columns; computed in float64, stored in the compute dtype
-            ``promote(parameter dtype, dtype option)``: float32 for a float32 model by default).
-        eig_s: Eigenvalues of ``S``.
-        q_s: Eigenvectors of ``S``.
-        lam: EK-FAC eigenvalues ``[d_out, d_in]`` (``None`` for K-FAC, whose ``Λ = outer(eig_s, eig_a)``).
-        inverse: ``1 / (Λ + λ)`` in the compute dtype, set once λ is known.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        weight: str | None,
-        bias: str | None,
-        d_in: int,
-        d_out: int,
-        device: torch.device,
-    ) -> None:
-        self.name = name
-        self.weight = weight
-        self.bias = bias
-        self.d_in = d_in
-        self.d_out = d_out
-        self.device = device
-        f64 = torch.float64
-        self.a_sum: torch.Tensor | None = torch.zeros((d_in, d_in), dtype=f64, device=device)
-        self.s_sum: torch.Tensor | None = torch.zeros((d_out, d_out), dtype=f64, device=device)
-        self.count: torch.Tensor | None = torch.zeros(1, dtype=f64, device=device)
-        self.lam_sum: torch.Tensor | None = None
-        self.tokens = 0
-        self.eig_a = self.q_a = self.eig_s = self.q_s = torch.empty(0)
-        self.lam: torch.Tensor | None = None
-        self.inverse: torch.Tensor | None = None
-        self.compute_dtype = torch.float64
-
-    @property
-    def numel(self) -> int:
-        """Number of parameters (weight and bias) in the block."""
-        return self.d_in * self.d_out
-
-    def eigenvalues(self) -> torch.Tensor:
-        """``[d_out, d_in]`` float64 eigenvalues ``Λ`` in the Kronecker eigenbasis (undamped)."""
-        if self.lam is not None:
-            return self.lam
-        return torch.outer(self.eig_s, self.eig_a)
-
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised float64 factors ``(A, S)``, rebuilt from their eigendecompositions."""
-        a = (self.q_a * self.eig_a) @ self.q_a.T
-        s = (self.q_s * self.eig_s) @ self.q_s.T
-        return a, s
-
-    def bases(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(Q_A, Q_S)`` in ``dtype`` (stored in the compute dtype, so normally no copy)."""
-        return self.q_a.to(dtype), self.q_s.to(dtype)
-
-    def rotate(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        """``[B, d_out, d_in]`` per-sample gradients ``Q_Sᵀ G_b Q_A`` from factors ``x``, ``d`` (``[B, T, ·]``).
-
-        Rotates the factors first when that is cheaper (short sequences), else forms ``G_b`` first.
-        """
-        q_a, q_s = self.bases(x.dtype)
-        t = x.shape[1]
-        if t * (self.d_in**2 + self.d_out**2) <= self.d_in * self.d_out * (self.d_in + self.d_out):
-            return torch.bmm((d @ q_s).transpose(1, 2), x @ q_a)
-        g = torch.bmm(d.transpose(1, 2), x)
-        return q_s.T @ g @ q_a
-
-
+@attrs.define(kw_only=True, eq=False, slots=False)
 class KFAC:
     """K-FAC curvature for ``"linear"`` blocks, diagonal empirical Fisher for every other block.
 
@@ -157,52 +74,45 @@ class KFAC:
         diagonal_layers: :mod:`fnmatch` globs of linear block names that get the diagonal Fisher
             instead (e.g. a huge output projection).
 
+    Attributes:
+        damping: The absolute λ once fitted (``None`` before); the option is ``damping_option``.
+
     Example:
         >>> est = KFAC(damping_relative=0.1, max_dim=4096)
         >>> est.name, est.needs_fit
         ('kfac', True)
     """
 
-    name = "kfac"
-    needs_fit = True
-    eigenvalue_corrected = False
+    name: ClassVar[str] = "kfac"
+    needs_fit: ClassVar[bool] = True
+    eigenvalue_corrected: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        *,
-        damping: float | None = None,
-        damping_relative: float | None = None,
-        dtype: str = "float32",
-        max_dim: int = DEFAULT_MAX_DIM,
-        diagonal_layers: Sequence[str] = (),
-        **unknown: Any,
-    ) -> None:
-        if unknown:
+    damping_option: float | None = attrs.field(default=None, alias="damping")
+    damping_relative: float | None = None
+    dtype_name: str = attrs.field(default="float32", alias="dtype")
+    max_dim: int = DEFAULT_MAX_DIM
+    diagonal_layers: tuple[str, ...] = attrs.field(default=(), converter=patterns)
+    acc_dtype: torch.dtype = attrs.field(init=False, repr=False)
+    blocks: dict[str, KroneckerBlock] = attrs.field(factory=dict, init=False, repr=False)
+    diagonal: DiagonalFisher = attrs.field(init=False, repr=False)
+    damping: float | None = attrs.field(default=None, init=False)
+    mean_eigenvalue: float | None = attrs.field(default=None, init=False, repr=False)
+    num_samples: int = attrs.field(default=0, init=False, repr=False)
+    _pass: int = attrs.field(default=0, init=False, repr=False)
+    _fitted: bool = attrs.field(default=False, init=False, repr=False)
+    _by_param: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        check_damping_options(self.damping_option, self.damping_relative)
+        if self.dtype_name not in _DTYPES:
             raise ConfigError(
-                f"unknown {self.name!r} curvature option(s) {sorted(unknown)}; valid: damping, "
-                "damping_relative, dtype, max_dim, diagonal_layers."
+                f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype_name!r}."
+                f"{did_you_mean(str(self.dtype_name), _DTYPES)}"
             )
-        check_damping_options(damping, damping_relative)
-        if dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
-        if isinstance(max_dim, bool) or not isinstance(max_dim, int) or max_dim < 1:
-            raise ConfigError(f"max_dim must be an integer >= 1, got {max_dim!r}.")
-        if isinstance(diagonal_layers, str):
-            diagonal_layers = (diagonal_layers,)
-        self.damping_option = damping
-        self.damping_relative = damping_relative
-        self.dtype_name = dtype
-        self.acc_dtype = _DTYPES[dtype]
-        self.max_dim = max_dim
-        self.diagonal_layers = tuple(str(p) for p in diagonal_layers)
-        self.blocks: dict[str, KroneckerBlock] = {}
-        self.diagonal = DiagonalFisher(damping=0.0, dtype=dtype)
-        self.damping: float | None = None
-        self.mean_eigenvalue: float | None = None
-        self.num_samples = 0
-        self._pass = 0
-        self._fitted = False
-        self._by_param: dict[str, str] = {}
+        if isinstance(self.max_dim, bool) or not isinstance(self.max_dim, int) or self.max_dim < 1:
+            raise ConfigError(f"max_dim must be an integer >= 1, got {self.max_dim!r}.")
+        self.acc_dtype = _DTYPES[self.dtype_name]
+        self.diagonal = DiagonalFisher(damping=0.0, dtype=self.dtype_name)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -519,8 +429,8 @@ class KFAC:
             kb.tokens = round(float(kb.count))
             a = kb.a_sum / max(kb.tokens, 1)
             s = kb.s_sum / num_samples
-            kb.eig_a, q_a = _eigh(a)
-            kb.eig_s, q_s = _eigh(s)
+            kb.eig_a, q_a = eigh_psd(a)
+            kb.eig_s, q_s = eigh_psd(s)
             kb.q_a, kb.q_s = q_a.to(kb.compute_dtype), q_s.to(kb.compute_dtype)
             kb.a_sum = kb.s_sum = kb.count = None
         for acc in self.diagonal.fisher.values():
@@ -571,6 +481,7 @@ class KFAC:
             )
 
 
+@attrs.define(kw_only=True, eq=False, slots=False)
 class EKFAC(KFAC):
     """EK-FAC: K-FAC's Kronecker eigenbasis with eigenvalues re-fitted on a second pass over ``D_sub``,
     ``Λ_ij = (1/M) Σ_m (Q_Sᵀ G_m Q_A)_ij²`` — the diagonal of the exact empirical Fisher in that basis.
@@ -582,26 +493,5 @@ class EKFAC(KFAC):
         ('ekfac', True)
     """
 
-    name = "ekfac"
-    eigenvalue_corrected = True
-
-
-def _eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetrised float64 eigendecomposition with eigenvalues clamped at 0 (the factor is PSD)."""
-    m = matrix.to(torch.float64)
-    m = (m + m.T) / 2
-    vals, vecs = torch.linalg.eigh(m)
-    if not bool(torch.isfinite(vals).all()):
-        raise CurvatureError("a K-FAC factor has non-finite entries: the gradients overflowed.")
-    return vals.clamp_min(0.0), vecs
-
-
-@hookimpl
-def biocoreset_register_curvatures(register: Any) -> None:
-    """Register ``kfac`` and ``ekfac``."""
-    register("kfac", KFAC, description="K-FAC for linear layers (diagonal Fisher elsewhere)")
-    register(
-        "ekfac",
-        EKFAC,
-        description="eigenvalue-corrected K-FAC for linear layers (diagonal Fisher elsewhere)",
-    )
+    name: ClassVar[str] = "ekfac"
+    eigenvalue_corrected: ClassVar[bool] = True

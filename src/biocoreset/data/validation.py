@@ -211,16 +211,17 @@ class Validator:
     ) -> Validator:
         """A validator configured from an adapter's optional ``alphabet``, ``validate``,
         ``replacement``, ``max_length`` and ``long_policy`` members."""
-        alphabet = getattr(adapter, "alphabet", None)
-        hook = getattr(adapter, "validate", None)
-        repl = replacement or getattr(adapter, "replacement", None)
+        from biocoreset.protocols import SupportsValidation, optional
+
+        alphabet = optional(adapter, "alphabet")
+        repl = replacement or optional(adapter, "replacement")
         return cls(
             alphabet=alphabet,
             policy=policy,
             replacement=repl,
-            hook=hook if callable(hook) else None,
+            hook=adapter.validate if isinstance(adapter, SupportsValidation) else None,
             max_length=getattr(adapter, "max_length", None) if alphabet is not None else None,
-            long_policy=getattr(adapter, "long_policy", None),
+            long_policy=optional(adapter, "long_policy"),
             where=where,
         )
 

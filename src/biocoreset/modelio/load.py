@@ -122,10 +122,25 @@ def guess_adapter(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _factory(name: str) -> Any:
+def _component(name: str) -> Any:
     from biocoreset.plugins import get_registry
 
-    return get_registry().get("adapter", name).factory
+    return get_registry().get("adapter", name)
+
+
+def _check_loader_options(name: str, raw: Any, loader: Any, options: Mapping[str, Any]) -> None:
+    """Refuse options neither the adapter's factory nor its ``from_path`` accepts (did-you-mean)."""
+    from biocoreset.plugins.options import OPTIONS_ATTR, check_options, declared_options
+
+    declared = declared_options(raw)
+    if declared is None:  # the factory takes any keyword: it checks its options itself
+        return
+
+    def load_options() -> None:
+        """The options of loading a saved model."""
+
+    setattr(load_options, OPTIONS_ATTR, ({o.name: o.default for o in declared}, loader))
+    check_options(load_options, list(options), kind="adapter", name=name)
 
 
 def load_model(
@@ -163,7 +178,7 @@ def load_model(
     if path is None:
         name = adapter or "hf"
         try:
-            built: ModelAdapter = _factory(name)(**options_from_json(user))
+            built: ModelAdapter = _component(name).factory(**options_from_json(user))
         except ConfigError as exc:
             raise ConfigError(
                 f"{exc} From the command line: --model PATH (a model folder or file), or the "
@@ -176,16 +191,18 @@ def load_model(
         name = adapter or (manifest.adapter if manifest else None) or guess_adapter(folder)
         same = manifest is not None and manifest.adapter in (None, name)
         opts = {**(manifest.adapter_options if same and manifest else {}), **user}
-        factory = _factory(name)
+        component = _component(name)
+        raw = component.load()  # the factory itself: its from_path is an attribute of it
         kwargs = options_from_json(opts)
         if random_init:
             kwargs["random_init"] = True
-        loader = getattr(factory, "from_path", None)
+        loader = getattr(raw, "from_path", None)
         with quiet_transformers():
             if loader is not None:
+                _check_loader_options(name, raw, loader, kwargs)
                 built = loader(folder, **kwargs)
             else:  # a plugin adapter without from_path: the older checkpoint= contract
-                built = factory(checkpoint=str(folder), **kwargs)
+                built = component.factory(checkpoint=str(folder), **kwargs)
         source = str(folder.resolve())
     if weights:
         load_weights(built.model, weights)

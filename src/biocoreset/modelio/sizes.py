@@ -26,6 +26,6 @@ def model_sizes(adapter: str) -> dict[str, dict[str, Any]]:
     """
     from biocoreset.plugins import get_registry
 
-    factory = get_registry().get("adapter", adapter).factory
+    factory = get_registry().get("adapter", adapter).load()
     sizes = getattr(factory, "model_sizes", None)
     return dict(sizes()) if callable(sizes) else {}

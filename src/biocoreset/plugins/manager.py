@@ -1,27 +1,35 @@
 """Loading plugins: built-ins first, then the ``biocoreset`` entry points.
 
-Order (as in tox 4): every built-in plugin module is registered under its module name, then
-third-party plugins are loaded from the ``biocoreset`` entry-point group, then
-:meth:`pluggy.PluginManager.check_pending` rejects hook implementations whose names match no hook
-(a misspelt ``biocoreset_register_selector`` fails loudly instead of being ignored). Finally each
-plugin's hooks are called with a ``register`` callable that records which plugin registered what.
+Order (as in tox 4): every built-in plugin is registered under the name of the module implementing
+it (:mod:`biocoreset.plugins.builtins`: nothing is imported; components are ``"module:attr"``
+strings loaded on first use), then third-party plugins are loaded from the ``biocoreset``
+entry-point group, then :meth:`pluggy.PluginManager.check_pending` rejects hook implementations
+whose names match no hook (a misspelt ``biocoreset_register_selector`` fails loudly instead of
+being ignored). Finally every registration hook is called through ``pm.hook``, in pluggy's order
+(the plugin registered last first), with a ``register`` callable that records which plugin
+registered what.
 
 Plugins named in the environment variable ``BIOCORESET_DISABLE_PLUGINS`` (comma-separated plugin
-names, e.g. ``biocoreset.selectors.cci`` or an entry-point name) are blocked before loading.
+names, e.g. ``biocoreset.selectors.cci`` or an entry-point name) are blocked before loading. A
+name that matches no plugin is warned about (with the plugin to name instead when it is a
+component name).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 import threading
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Iterable
+from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
-from biocoreset.errors import PluginError
+from biocoreset.errors import BioCoresetWarning, PluginError, did_you_mean
 from biocoreset.plugins import hookspecs
+from biocoreset.plugins.builtins import BUILTINS, BuiltinPlugin
 from biocoreset.plugins.registry import Component, Registry
 
 __all__ = [
@@ -37,30 +45,22 @@ __all__ = [
 ENTRY_POINT_GROUP = "biocoreset"
 DISABLE_ENV = "BIOCORESET_DISABLE_PLUGINS"
 
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "biocoreset.adapters.hf",
-    "biocoreset.adapters.rnafm",
-    "biocoreset.adapters.esmc",
-    "biocoreset.curvature.identity",
-    "biocoreset.curvature.diagonal",
-    "biocoreset.curvature.kfac",
-    "biocoreset.scorers.self_influence",
-    "biocoreset.scorers.loss",
-    "biocoreset.scorers.grad_norm",
-    "biocoreset.selectors.topk",
-    "biocoreset.selectors.cci",
-    "biocoreset.selectors.random",
-    "biocoreset.bench.tasks",
-)
-"""Module names of the built-in plugins, registered in this order before any entry point."""
+BUILTIN_PLUGINS: tuple[str, ...] = tuple(BUILTINS)
+"""Names of the built-in plugins (the modules implementing their components), registered in this
+order before any entry point."""
 
 _lock = threading.Lock()
 _registry: Registry | None = None
 
 
-def _disabled(extra: Iterable[str] = ()) -> set[str]:
-    names = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
-    return names | set(extra)
+class _PluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers which names were blocked and how."""
+
+    blocked_by: dict[str, str]
+
+
+def _env_disabled() -> list[str]:
+    return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
 
 
 def make_plugin_manager(
@@ -71,27 +71,23 @@ def make_plugin_manager(
     Args:
         disable: Plugin names to block, in addition to ``BIOCORESET_DISABLE_PLUGINS``.
         entry_points: Whether to load third-party plugins from the ``biocoreset`` group.
-        builtins: Built-in module names to register (default :data:`BUILTIN_PLUGINS`); modules
-            that do not exist are skipped.
+        builtins: Built-in plugin names to register (default :data:`BUILTIN_PLUGINS`); names that
+            are not built-ins are skipped.
 
     Raises:
         PluginError: A plugin failed to import, or implements a hook that does not exist.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = _PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    blocked = _disabled(disable)
-    for name in blocked:
+    env = _env_disabled()
+    pm.blocked_by = {name: f"{DISABLE_ENV}={os.environ.get(DISABLE_ENV, '')}" for name in env}
+    for name in disable:
+        pm.blocked_by.setdefault(name, f"make_plugin_manager(disable=[{name!r}])")
+    for name in pm.blocked_by:
         pm.set_blocked(name)
-    for modname in BUILTIN_PLUGINS if builtins is None else builtins:
-        if pm.is_blocked(modname):
-            continue
-        try:
-            module = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name == modname:  # built-in not shipped in this build
-                continue
-            raise
-        pm.register(module, name=modname)
+    for name in BUILTIN_PLUGINS if builtins is None else builtins:
+        if name in BUILTINS and not pm.is_blocked(name):
+            pm.register(BuiltinPlugin(name), name=name)
     if entry_points:
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -103,9 +99,8 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"{exc}. Valid hooks: {', '.join(sorted(hookspecs.KINDS.values()))}."
-        ) from exc
+        hooks = sorted([*hookspecs.KINDS.values(), hookspecs.FAMILY_HOOK])
+        raise PluginError(f"{exc}. Valid hooks: {', '.join(hooks)}.") from exc
     return pm
 
 
@@ -118,45 +113,146 @@ def _sources(pm: pluggy.PluginManager) -> dict[str, str]:
     return sources
 
 
+class _Attribution:
+    """Which plugin's hook implementation is running: found from the call stack, by the code
+    object of each implementation of the hook being called (bound methods shared by several
+    plugin objects are told apart by ``self``)."""
+
+    def __init__(self, caller: Any) -> None:
+        self.by_code: dict[Any, list[Any]] = {}
+        for impl in caller.get_hookimpls():
+            func = getattr(impl.function, "__func__", impl.function)
+            code = getattr(func, "__code__", None)
+            if code is not None:
+                self.by_code.setdefault(code, []).append(impl)
+        self.impls = caller.get_hookimpls()
+
+    def plugin_name(self) -> str:
+        frame = sys._getframe(2)
+        while frame is not None:
+            impls = self.by_code.get(frame.f_code)
+            if impls:
+                if len(impls) == 1:
+                    return str(impls[0].plugin_name)
+                me = frame.f_locals.get("self")
+                for impl in impls:
+                    if getattr(impl.function, "__self__", None) is me:
+                        return str(impl.plugin_name)
+            frame = frame.f_back  # type: ignore[assignment]
+        if len(self.impls) == 1:
+            return str(self.impls[0].plugin_name)
+        return "<unknown plugin>"
+
+
+def _source_of(plugin: str, sources: dict[str, str]) -> str:
+    if plugin in sources:
+        return sources[plugin]
+    return "built-in" if plugin in BUILTINS else "plugin"
+
+
+def _check_factory(kind: str, name: str, factory: Any, plugin: str) -> None:
+    if isinstance(factory, str):
+        if ":" not in factory:
+            raise PluginError(
+                f"plugin {plugin!r} registered {kind} {name!r} with the string {factory!r}; a lazy "
+                "factory is written 'package.module:attr'."
+            )
+    elif not callable(factory) and kind != "family":
+        raise PluginError(
+            f"plugin {plugin!r} registered {kind} {name!r} with a factory that is not callable: "
+            f"{factory!r}"
+        )
+
+
 def load_registry(pm: pluggy.PluginManager) -> Registry:
-    """Call every registration hook of ``pm`` and return the filled registry."""
+    """Call every registration hook of ``pm`` through ``pm.hook`` and return the filled registry.
+
+    Also records the blocked plugins (to explain an unknown name) and warns about blocked names
+    that match no plugin.
+    """
     registry = Registry()
     sources = _sources(pm)
     for kind, hookname in hookspecs.KINDS.items():
         caller = getattr(pm.hook, hookname)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
-            plugin = impl.plugin_name
-            source = sources.get(
-                plugin, "built-in" if plugin.startswith("biocoreset.") else "plugin"
+        who = _Attribution(caller)
+
+        def register(
+            name: str, factory: Any, *, description: str = "", _kind: str = kind, _who: Any = who
+        ) -> None:
+            plugin = _who.plugin_name()
+            _check_factory(_kind, name, factory, plugin)
+            registry.add(
+                Component(
+                    kind=_kind,
+                    name=name,
+                    target=factory,
+                    plugin=plugin,
+                    source=_source_of(plugin, sources),
+                    description=description,
+                )
             )
 
-            def register(
-                name: str,
-                factory: Callable[..., Any],
-                *,
-                description: str = "",
-                _kind: str = kind,
-                _plugin: str = plugin,
-                _source: str = source,
-            ) -> None:
-                if not callable(factory):
-                    raise PluginError(
-                        f"plugin {_plugin!r} registered {_kind} {name!r} with a factory that is not "
-                        f"callable: {factory!r}"
-                    )
-                registry.add(
-                    Component(
-                        kind=_kind,
-                        name=name,
-                        factory=factory,
-                        plugin=_plugin,
-                        source=_source,
-                        description=description,
-                    )
-                )
+        caller(register=register)
+    families = getattr(pm.hook, hookspecs.FAMILY_HOOK)
+    family_who = _Attribution(families)
 
-            impl.function(register=register)
+    def register_family(
+        name: str, family: Any, *, description: str = "", before: str | None = "generic"
+    ) -> None:
+        plugin = family_who.plugin_name()
+        _check_factory("family", name, family, plugin)
+        component = Component(
+            kind="family",
+            name=name,
+            target=family,
+            plugin=plugin,
+            source=_source_of(plugin, sources),
+            description=description,
+        )
+        registry.add_family(component, before=before)
+
+    families(register=register_family)
+    _record_blocked(pm, registry)
     return registry
+
+
+def _record_blocked(pm: pluggy.PluginManager, registry: Registry) -> None:
+    blocked_by: dict[str, str] = getattr(pm, "blocked_by", {})
+    blocked = [name for name, plugin in pm.list_name_plugin() if plugin is None]
+    eps = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} if blocked else set()
+    how = sorted({blocked_by.get(name, "blocked") for name in blocked})
+    registry.disabled_by = "; ".join(how)
+    for name in blocked:
+        if name in BUILTINS:
+            registry.disabled[name] = [
+                (kind, entry[0]) for kind, entries in BUILTINS[name].items() for entry in entries
+            ]
+        elif name in eps:
+            registry.disabled[name] = []
+        else:
+            _warn_unknown_block(name, registry, sorted(set(BUILTINS) | eps))
+
+
+def _warn_unknown_block(name: str, registry: Registry, plugins: list[str]) -> None:
+    providers = [
+        (kind, plugin)
+        for plugin, entries in BUILTINS.items()
+        for kind, items in entries.items()
+        for item in items
+        if item[0] == name
+    ]
+    providers += [(c.kind, c.plugin) for c in registry.components() if c.name == name]
+    if providers:
+        which = "; ".join(f"{kind} {name!r} comes from plugin {p!r}" for kind, p in providers)
+        hint = f" {which}: set {DISABLE_ENV}={providers[0][1]} to disable it."
+    else:
+        hint = did_you_mean(name, plugins) or f" Plugins: {', '.join(plugins)}."
+    warnings.warn(
+        f"{DISABLE_ENV} names {name!r}, which is not a plugin, so it disables nothing. It takes "
+        f"plugin names (see `biocoreset plugins`), not component names.{hint}",
+        BioCoresetWarning,
+        stacklevel=4,
+    )
 
 
 def get_registry() -> Registry:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
+import attrs
 import torch
 
 from biocoreset.grads.totals import BatchTotal
-from biocoreset.plugins.hookspecs import hookimpl
-from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter
+from biocoreset.protocols import Batch, CurvatureEstimator, Engine, LayerFactors, ModelAdapter
 
 __all__ = ["GradNormScorer"]
 
 
+@attrs.frozen(kw_only=True)
 class GradNormScorer:
     """Score = Euclidean norm of the per-sample gradient over the scored parameters.
 
@@ -20,15 +21,16 @@ class GradNormScorer:
     False
     """
 
-    name = "grad-norm"
-    needs_curvature = False
-    needs_gradients = True
-
-    def __init__(self, **_: Any) -> None:
-        pass
+    name: ClassVar[str] = "grad-norm"
+    needs_curvature: ClassVar[bool] = False
+    needs_gradients: ClassVar[bool] = True
 
     def score_batch(
-        self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
+        self,
+        adapter: ModelAdapter,
+        batch: Batch,
+        engine: Engine,
+        curvature: CurvatureEstimator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum squared norms over blocks, then take the square root."""
         total = BatchTotal(len(batch))
@@ -39,9 +41,3 @@ class GradNormScorer:
         losses = engine.run(batch, on_block)
         squares, host_losses = total.to_host(losses)
         return squares.sqrt(), host_losses
-
-
-@hookimpl
-def biocoreset_register_scorers(register: Any) -> None:
-    """Register ``grad-norm``."""
-    register("grad-norm", GradNormScorer, description="per-sample gradient norm (baseline)")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
+import attrs
 import torch
 
-from biocoreset.plugins.hookspecs import hookimpl
-from biocoreset.protocols import Batch, CurvatureEstimator, ModelAdapter
+from biocoreset.protocols import Batch, CurvatureEstimator, Engine, ModelAdapter
 
 __all__ = ["LossScorer"]
 
 
+@attrs.frozen(kw_only=True)
 class LossScorer:
     """Score = per-sample masked-LM loss (no gradients, no curvature).
 
@@ -19,23 +20,18 @@ class LossScorer:
     False
     """
 
-    name = "loss"
-    needs_curvature = False
-    needs_gradients = False
-
-    def __init__(self, **_: Any) -> None:
-        pass
+    name: ClassVar[str] = "loss"
+    needs_curvature: ClassVar[bool] = False
+    needs_gradients: ClassVar[bool] = False
 
     def score_batch(
-        self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
+        self,
+        adapter: ModelAdapter,
+        batch: Batch,
+        engine: Engine,
+        curvature: CurvatureEstimator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass without gradients."""
         with torch.no_grad():
             loss = adapter.per_sample_loss(batch).to("cpu", torch.float64)
         return loss.clone(), loss
-
-
-@hookimpl
-def biocoreset_register_scorers(register: Any) -> None:
-    """Register ``loss``."""
-    register("loss", LossScorer, description="per-sample masked-LM loss (baseline)")

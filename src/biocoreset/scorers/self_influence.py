@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
+import attrs
 import torch
 
 from biocoreset.errors import ConfigError
 from biocoreset.grads.totals import BatchTotal
-from biocoreset.plugins.hookspecs import hookimpl
-from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter
+from biocoreset.protocols import Batch, CurvatureEstimator, Engine, LayerFactors, ModelAdapter
 
 __all__ = ["SelfInfluenceScorer"]
 
 
+@attrs.frozen(kw_only=True)
 class SelfInfluenceScorer:
     """Subset-based self-influence with the fitted curvature.
 
@@ -21,15 +22,16 @@ class SelfInfluenceScorer:
     True
     """
 
-    name = "self-influence"
-    needs_curvature = True
-    needs_gradients = True
-
-    def __init__(self, **_: Any) -> None:
-        pass
+    name: ClassVar[str] = "self-influence"
+    needs_curvature: ClassVar[bool] = True
+    needs_gradients: ClassVar[bool] = True
 
     def score_batch(
-        self, adapter: ModelAdapter, batch: Batch, engine: Any, curvature: CurvatureEstimator | None
+        self,
+        adapter: ModelAdapter,
+        batch: Batch,
+        engine: Engine,
+        curvature: CurvatureEstimator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the engine once and sum the curvature's quadratic form over blocks (on the device;
         the batch's scores and losses reach the host in one transfer)."""
@@ -43,9 +45,3 @@ class SelfInfluenceScorer:
         losses = engine.run(batch, on_block)
         scores, host_losses = total.to_host(losses)
         return scores, host_losses
-
-
-@hookimpl
-def biocoreset_register_scorers(register: Any) -> None:
-    """Register ``self-influence``."""
-    register("self-influence", SelfInfluenceScorer, description="g_zᵀ (C + λ)⁻¹ g_z (paper Eq. 11)")

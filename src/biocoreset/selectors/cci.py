@@ -46,7 +46,6 @@ import attrs
 import numpy as np
 
 from biocoreset.errors import BioCoresetWarning, BudgetError, ConfigError
-from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.selectors._checks import as_scores, native_scores, one_of
 from biocoreset.selectors.topk import top_indices
 
@@ -316,13 +315,3 @@ class CCISelector:
     def select(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> np.ndarray:
         """Indices of the selected rows, ascending."""
         return self.plan(scores, budget, seed=seed).selected
-
-
-@hookimpl
-def biocoreset_register_selectors(register: Any) -> None:
-    """Register ``cci``."""
-    register(
-        "cci",
-        CCISelector,
-        description="coverage-centric influence: stratified over score strata (Alg. 1)",
-    )

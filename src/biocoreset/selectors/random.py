@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 import numpy as np
 
-from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.selectors._checks import as_scores
 
 __all__ = ["RandomSelector"]
@@ -28,9 +27,3 @@ class RandomSelector:
         n = as_scores(scores, budget).size
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(n, size=int(budget), replace=False)).astype(np.int64)
-
-
-@hookimpl
-def biocoreset_register_selectors(register: Any) -> None:
-    """Register ``random``."""
-    register("random", RandomSelector, description="uniform random baseline")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 import numpy as np
 
 from biocoreset.errors import ConfigError
-from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.selectors._checks import as_scores, native_scores, one_of
 
 __all__ = ["TopKSelector", "top_indices"]
@@ -112,9 +111,3 @@ class TopKSelector:
             order = np.argsort(-native if largest else native)
             return np.sort(order[: int(budget)]).astype(np.int64)
         return top_indices(arr, int(budget), largest=largest)
-
-
-@hookimpl
-def biocoreset_register_selectors(register: Any) -> None:
-    """Register ``topk``."""
-    register("topk", TopKSelector, description="Top-I: the highest self-influence scores")

@@ -466,7 +466,10 @@ def snapshot_curvature(curvature: Any) -> dict[str, Any] | None:
             "state": curvature.state_dict(),
             "metadata": _meta_text(curvature),
         }
-    attrs_ = {k: v for k, v in vars(curvature).items() if _plain(v)}
+    fields = getattr(type(curvature), "__attrs_attrs__", ())  # a slotted attrs class has no vars()
+    found = vars(curvature) if hasattr(curvature, "__dict__") else {}
+    found = {**{f.name: getattr(curvature, f.name) for f in fields}, **found}
+    attrs_ = {k: v for k, v in found.items() if _plain(v)}
     if not attrs_:
         return None
     return {"kind": "attributes", "state": attrs_, "metadata": _meta_text(curvature)}

@@ -1,4 +1,6 @@
-"""Helpers for tests and plugin authors: tiny real architectures and conformance checks.
+"""Tiny models for tests and plugin authors: real transformers architectures (``tiny_esm``,
+``tiny_bert``), a pure-torch masked LM with its adapter (:func:`tiny_adapter`, float64, no
+transformers import), and random RNA records.
 
 >>> model, tokenizer = tiny_esm(seed=0)
 >>> type(model).__name__
@@ -14,13 +16,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer, Selector
+from biocoreset.adapters.base import MaskedLMAdapter
+from biocoreset.errors import InputError
 
 __all__ = [
     "RNA_LETTERS",
-    "check_selector",
+    "TinyAdapter",
+    "TinyMaskedLM",
     "random_rna",
+    "tiny_adapter",
     "tiny_bert",
     "tiny_esm",
 ]
@@ -134,32 +140,92 @@ def random_rna(
     return out
 
 
-def check_selector(selector: Selector, *, n: int = 200, budget: int = 20, seed: int = 0) -> None:
-    """Conformance checks every selector should pass.
+_TINY_VOCAB = ("<cls>", "<pad>", "<eos>", "<unk>", "A", "C", "G", "U", "N", "<mask>")
 
-    Checks the protocol, that exactly ``budget`` distinct in-range int64 indices come back, and that
-    the same seed gives the same selection.
 
-    Raises:
-        AssertionError: A check failed (the message says which).
+class TinyMaskedLM(nn.Module):
+    """A pure-torch masked LM small enough for dense float64 references (about 200 parameters).
+
+    Embedding, LayerNorm, a mean-pooled context (over real tokens only, so a row never depends on
+    padding or on other rows), a two-layer position-wise MLP with biases, and a linear LM head.
+
+    Args:
+        vocab: Vocabulary size.
+        dim: Model width.
+        hidden: MLP width.
     """
-    assert isinstance(selector, Selector), f"{selector!r} does not implement the Selector protocol"
-    scores = np.random.default_rng(seed).normal(size=n)
-    a = np.asarray(selector.select(scores, budget, seed=seed))
-    b = np.asarray(selector.select(scores, budget, seed=seed))
-    assert a.dtype == np.int64, f"indices must be int64, got {a.dtype}"
-    assert len(a) == budget, f"expected {budget} indices, got {len(a)}"
-    assert len(np.unique(a)) == budget, "indices contain duplicates"
-    assert a.min() >= 0 and a.max() < n, "indices out of range"
-    assert np.array_equal(a, b), "the same seed gave different selections"
+
+    def __init__(self, vocab: int = len(_TINY_VOCAB), *, dim: int = 4, hidden: int = 6) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.up = nn.Linear(dim, hidden)
+        self.down = nn.Linear(hidden, dim)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, vocab]`` logits."""
+        h = self.norm(self.embed(input_ids))
+        keep = attention_mask.unsqueeze(-1).to(h.dtype)
+        context = (h * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp_min(1.0)
+        h = h + context
+        h = h + self.down(torch.tanh(self.up(h)))
+        return self.head(h)
 
 
-def check_protocols(obj: object) -> list[str]:
-    """Names of the protocols ``obj`` satisfies (for quick diagnostics)."""
-    protos = {
-        "ModelAdapter": ModelAdapter,
-        "CurvatureEstimator": CurvatureEstimator,
-        "Scorer": Scorer,
-        "Selector": Selector,
-    }
-    return [name for name, proto in protos.items() if isinstance(obj, proto)]
+class TinyAdapter(MaskedLMAdapter):
+    """Adapter of :class:`TinyMaskedLM` over the letters ``ACGUN`` (one token per letter between
+    ``<cls>`` and ``<eos>``); the default masking of DESIGN §2.
+
+    Args:
+        model: A :class:`TinyMaskedLM`.
+        **options: :class:`~biocoreset.adapters.base.MaskedLMAdapter` options.
+    """
+
+    name = "tiny"
+    mask_token_id = _TINY_VOCAB.index("<mask>")
+    pad_token_id = _TINY_VOCAB.index("<pad>")
+    random_token_ids = tuple(_TINY_VOCAB.index(c) for c in RNA_LETTERS)
+    alphabet = frozenset("ACGUN")
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        options.setdefault("max_length", 62)
+        super().__init__(model, **options)
+
+    def encode(self, record_id: str, sequence: str) -> tuple[list[int], list[bool]]:
+        """``<cls>`` + one token per letter + ``<eos>``; residues are maskable.
+
+        Raises:
+            InputError: A letter outside ``ACGUN`` (the message names the record and position).
+        """
+        ids = [0]
+        for pos, letter in enumerate(sequence.upper()):
+            if letter not in self.alphabet:
+                raise InputError(
+                    f"record {record_id!r}: residue {pos + 1} ({letter!r}) is not one of ACGUN."
+                )
+            ids.append(_TINY_VOCAB.index(letter))
+        ids.append(2)
+        return ids, [False, *([True] * len(sequence)), False]
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits of the tiny model."""
+        return self.model(input_ids, attention_mask)
+
+
+def tiny_adapter(
+    *, seed: int = 0, dtype: torch.dtype = torch.float64, **options: Any
+) -> TinyAdapter:
+    """A :class:`TinyAdapter` over a randomly initialised :class:`TinyMaskedLM` (no transformers).
+
+    >>> adapter = tiny_adapter()
+    >>> batch = adapter.collate(random_rna(3, seed=0), seed=0)
+    >>> tuple(adapter.per_sample_loss(batch).shape), next(adapter.model.parameters()).dtype
+    ((3,), torch.float64)
+    """
+    torch.manual_seed(seed)
+    model = TinyMaskedLM().to(dtype).eval()
+    with torch.no_grad():  # non-zero biases and norms so every parameter matters
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return TinyAdapter(model, **options)

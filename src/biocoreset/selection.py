@@ -1,0 +1,110 @@
+"""Selecting a coreset from scores: :func:`select` (also ``biocoreset.select``).
+
+This module imports neither torch nor any model code, so ``from biocoreset import select`` starts
+fast; the selector is imported when it is first used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from biocoreset.config import SelectConfig
+from biocoreset.errors import InputError
+from biocoreset.plugins import get_registry
+from biocoreset.protocols import OrientedSelector, PlanningSelector
+from biocoreset.selectors.budget import resolve_budget
+from biocoreset.store.result import ScoreResult
+
+__all__ = ["Selection", "select"]
+
+
+@attrs.frozen(kw_only=True)
+class Selection:
+    """A selected coreset.
+
+    Attributes:
+        indices: Selected row indices (ascending) into the scores.
+        ids: Selected ids (``None`` when plain scores were given).
+        method: Selector name.
+        budget: Number selected (the requested budget, except where a selector documents that it
+            may return fewer, e.g. CCI with ``edges="released"``).
+        seed: Seed used.
+        options: Selector options as resolved (every option of an attrs selector, with ``"auto"``
+            directions resolved for the scores' sign convention).
+        plan: The selector's plan where it has one (CCI: cut, strata, counts), else ``None``.
+    """
+
+    indices: np.ndarray
+    ids: list[str] | None
+    method: str
+    budget: int
+    seed: int
+    options: dict[str, Any]
+    plan: Any = None
+
+
+def select(
+    scores: ScoreResult | Sequence[float] | np.ndarray,
+    method: str = "cci",
+    *,
+    budget: int | float,
+    seed: int = 0,
+    negated: bool | None = None,
+    **options: Any,
+) -> Selection:
+    """Select a coreset from scores.
+
+    Args:
+        scores: A :class:`ScoreResult` or an array of scores (a float32 array keeps its precision
+            for the selectors' released-code modes).
+        method: Selector name: ``"cci"`` (default), ``"topk"``, ``"random"`` or a plugin's.
+        budget: A count, or a fraction of the number of scores.
+        seed: Seed of random choices.
+        negated: Whether the scores are stored as ``-I(z)`` (lower = more influential, the
+            ``paper-compat`` convention). ``None``: read from the :class:`ScoreResult`'s metadata,
+            ``False`` for plain arrays. Selectors with a direction (``topk``'s ``largest``,
+            ``cci``'s ``cut``) default to the most influential end either way.
+        **options: Selector options (CCI: ``beta=0.05``, ``strata=50``...).
+
+    Raises:
+        BudgetError: The budget is not positive or exceeds the number of scores.
+
+    >>> select([0.3, 0.1, 0.9, 0.5], "topk", budget=2).indices.tolist()
+    [2, 3]
+    >>> select([0.3, 0.1, 0.9, 0.5], "topk", budget=2, negated=True).indices.tolist()
+    [0, 1]
+    """
+    cfg = SelectConfig(method=method, budget=budget, seed=seed, options=options)
+    ids = scores.ids if isinstance(scores, ScoreResult) else None
+    if negated is None:
+        negated = bool(scores.metadata.get("negated")) if isinstance(scores, ScoreResult) else False
+    values = scores.scores if isinstance(scores, ScoreResult) else np.asarray(scores)
+    if values.dtype != np.float32:
+        values = values.astype(np.float64, copy=False)
+    if values.ndim != 1:
+        raise InputError(f"scores must be one-dimensional, got shape {values.shape}.")
+    k = resolve_budget(cfg.budget, values.size)
+    selector = get_registry().get("selector", cfg.method).factory(**cfg.options)
+    if isinstance(selector, OrientedSelector):
+        selector = selector.oriented(bool(negated))
+    plan = (
+        selector.plan(values, k, seed=cfg.seed) if isinstance(selector, PlanningSelector) else None
+    )
+    idx = (
+        plan.selected if plan is not None else np.asarray(selector.select(values, k, seed=cfg.seed))
+    )
+    idx = np.asarray(idx, dtype=np.int64)
+    resolved = attrs.asdict(selector) if attrs.has(type(selector)) else dict(cfg.options)
+    return Selection(
+        indices=idx,
+        ids=[ids[i] for i in idx.tolist()] if ids is not None else None,
+        method=cfg.method,
+        budget=int(idx.size),
+        seed=cfg.seed,
+        options=resolved,
+        plan=plan,
+    )

@@ -1,0 +1,194 @@
+"""The curvature conformance check and the dense references of the built-in curvatures.
+
+:func:`check_curvature` fits a curvature on a tiny float64 model through the gradient engine, then
+
+1. recovers the matrix ``K`` it applies on each parameter block (``quadratic_form(g) = gᵀ K g``,
+   by polarisation, :func:`~biocoreset.testing.reference.implied_matrix`) and checks that ``K`` is
+   symmetric positive semi-definite;
+2. checks that the scores it gives on the engine's factors equal ``Σ_blocks g_zᵀ K g_z`` for the
+   brute-force per-sample gradients ``g_z`` (one ``torch.autograd.grad`` per record), and do not
+   depend on the other records in the batch;
+3. checks ``K`` against the explicit dense ``(C + λI)⁻¹``, with ``C`` built from brute-force
+   quantities over ``D_sub`` (the built-ins' references below, or the plugin's own ``dense=``)
+   and ``λ`` the absolute damping it records (for relative damping, also
+   ``λ = damping_relative · trace(C) / P``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import torch
+
+from biocoreset.protocols import CurvatureEstimator
+from biocoreset.testing.checks import _close, _instance, _records
+from biocoreset.testing.models import tiny_adapter
+from biocoreset.testing.reference import (
+    BruteForce,
+    DenseReference,
+    brute_force,
+    fit,
+    implied_matrix,
+)
+
+__all__ = [
+    "check_curvature",
+    "dense_diagonal",
+    "dense_ekfac",
+    "dense_identity",
+    "dense_kfac",
+]
+
+F64 = torch.float64
+
+
+def dense_identity(bf: BruteForce, curvature: Any) -> dict[str, torch.Tensor]:
+    """``C = I`` on every block."""
+    return {name: torch.eye(g.shape[1], dtype=F64) for name, g in bf.grads.items()}
+
+
+def dense_diagonal(bf: BruteForce, curvature: Any) -> dict[str, torch.Tensor]:
+    """``C = diag(mean_m g_m²)`` over ``D_sub`` on every block."""
+    return {name: torch.diag(g.square().mean(0)) for name, g in bf.grads.items()}
+
+
+def _factors(bf: BruteForce, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """K-FAC's ``A`` (per counted token) and ``S`` (per sequence) of a linear block; counted
+    positions are those whose output gradient is not all zero."""
+    xs, ds = bf.inputs[name], bf.output_grads[name]
+    a = torch.stack(
+        [x[(d != 0).any(1)].T @ x[(d != 0).any(1)] for x, d in zip(xs, ds, strict=True)]
+    )
+    s = torch.stack([d.T @ d for d in ds])
+    tokens = sum(int((d != 0).any(1).sum()) for d in ds)
+    return a.sum(0) / max(tokens, 1), s.sum(0) / len(ds)
+
+
+def _kronecker_blocks(curvature: Any) -> set[str]:
+    return set(curvature.metadata().get("kfac_layers", {}))
+
+
+def dense_kfac(bf: BruteForce, curvature: Any) -> dict[str, torch.Tensor]:
+    """``A ⊗ S`` on the blocks the curvature treats as Kronecker, the diagonal Fisher elsewhere."""
+    out = dense_diagonal(bf, curvature)
+    for name in _kronecker_blocks(curvature):
+        a, s = _factors(bf, name)
+        out[name] = torch.kron(a, s)
+    return out
+
+
+def dense_ekfac(bf: BruteForce, curvature: Any) -> dict[str, torch.Tensor]:
+    """``(Q_A ⊗ Q_S) diag(vec Λ) (Q_A ⊗ Q_S)ᵀ`` with ``Λ = mean_m (Q_Sᵀ G_m Q_A)²`` on the
+    Kronecker blocks, the diagonal Fisher elsewhere."""
+    out = dense_diagonal(bf, curvature)
+    for name in _kronecker_blocks(curvature):
+        a, s = _factors(bf, name)
+        q_a, q_s = torch.linalg.eigh(a)[1], torch.linalg.eigh(s)[1]
+        d_in, d_out = a.shape[0], s.shape[0]
+        g = bf.grads[name].reshape(-1, d_in, d_out).transpose(1, 2)  # [M, d_out, d_in]
+        lam = (q_s.T @ g @ q_a).square().mean(0)
+        q = torch.kron(q_a, q_s)
+        out[name] = q @ torch.diag(lam.T.reshape(-1)) @ q.T
+    return out
+
+
+def _builtin_dense(curvature: Any) -> DenseReference | None:
+    from biocoreset.curvature.diagonal import DiagonalFisher
+    from biocoreset.curvature.identity import IdentityCurvature
+    from biocoreset.curvature.kfac import EKFAC, KFAC
+
+    return {
+        IdentityCurvature: dense_identity,
+        DiagonalFisher: dense_diagonal,
+        KFAC: dense_kfac,
+        EKFAC: dense_ekfac,
+    }.get(type(curvature))
+
+
+def check_curvature(
+    curvature: Any,
+    *,
+    dense: DenseReference | None = None,
+    seed: int = 0,
+    rtol: float = 1e-6,
+) -> None:
+    """Conformance checks every curvature should pass, on the tiny float64 model.
+
+    See the module docstring. ``dense`` is the reference ``(brute force over D_sub, fitted
+    curvature) -> {block name: C}``; the built-ins have theirs (:func:`dense_identity`,
+    :func:`dense_diagonal`, :func:`dense_kfac`, :func:`dense_ekfac`). Without one, a plugin's
+    curvature gets every check but the comparison with ``(C + λI)⁻¹``.
+
+    Args:
+        curvature: The estimator, or its factory (called without options).
+        dense: Dense reference for a curvature that is not a built-in.
+        seed: Seed of the model, the records and the masking.
+        rtol: Relative tolerance.
+
+    Raises:
+        AssertionError: A check failed (the message says which).
+
+    >>> from biocoreset.curvature.diagonal import DiagonalFisher
+    >>> check_curvature(DiagonalFisher)
+    """
+    from biocoreset.grads import make_engine
+
+    curvature = _instance(curvature, CurvatureEstimator)
+    adapter = tiny_adapter(seed=seed)
+    engine = make_engine(adapter, adapter.scored_parameters())
+    dsub = _records(adapter, 8, seed + 1)
+    fit(curvature, adapter, engine, dsub, seed=seed)
+    meta = curvature.metadata()
+    try:
+        json.dumps(meta)
+    except TypeError as exc:
+        raise AssertionError(f"metadata() is not JSON-serialisable: {exc}") from None
+    lam = meta.get("damping")
+    assert isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0, (
+        f"metadata() must record the absolute damping as a number >= 0, got {lam!r}"
+    )
+    mats = {b.name: implied_matrix(curvature, b) for b in engine.blocks}
+    for name, k in mats.items():
+        asym = float((k - k.T).norm() / k.norm().clamp_min(1e-300))
+        assert asym <= rtol, f"block {name!r}: quadratic_form is not a symmetric form ({asym:.2e})"
+        low = float(torch.linalg.eigvalsh(k).min())
+        assert low >= -rtol * float(k.abs().max()), (
+            f"block {name!r}: the form is not positive semi-definite (eigenvalue {low:.3e})"
+        )
+    recs = _records(adapter, 4, seed)
+    bf = brute_force(adapter, recs, engine.blocks, seed=seed)
+    want = sum(((bf.grads[n] @ k) * bf.grads[n]).sum(1) for n, k in mats.items())
+    for batch in (recs, recs[::-1], *([r] for r in recs)):
+        got = torch.zeros(len(batch), dtype=F64)
+
+        def add(factors: Any, got: torch.Tensor = got) -> None:
+            got.add_(curvature.quadratic_form(factors).to("cpu", F64))
+
+        engine.run(adapter.collate(list(batch), seed=seed), add)
+        ref = torch.stack([want[recs.index(r)] for r in batch])  # type: ignore[index]
+        err = _close(got, ref)
+        assert err <= rtol, (
+            f"quadratic_form on the engine's factors differs from the brute-force gradients' "
+            f"gᵀ K g by {err:.2e} (relative; batch of {len(batch)})"
+        )
+    reference = dense or _builtin_dense(curvature)
+    if reference is None:
+        return
+    dense_c = reference(brute_force(adapter, dsub, engine.blocks, seed=seed), curvature)
+    for name, k in mats.items():
+        c = dense_c[name]
+        explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
+        err = _close(k, explicit)
+        assert err <= rtol, (
+            f"block {name!r}: the applied matrix differs from the explicit (C + λI)⁻¹ by {err:.2e} "
+            f"(relative; λ = {lam})"
+        )
+    if meta.get("damping_mode") == "relative" and meta.get("damping_relative") is not None:
+        trace = sum(float(torch.trace(c)) for c in dense_c.values())
+        size = sum(c.shape[0] for c in dense_c.values())
+        expect = float(meta["damping_relative"]) * trace / size
+        assert abs(lam - expect) <= rtol * max(abs(expect), 1e-300), (
+            f"relative damping: λ = {lam} but damping_relative · trace(C) / P = {expect}"
+        )
