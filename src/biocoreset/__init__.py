@@ -3,12 +3,11 @@
 >>> from biocoreset import score, select
 """
 
+from biocoreset._version import __version__
 from biocoreset.api import Selection, score, select
 from biocoreset.config import MaskingConfig, ScoreConfig, SelectConfig
 from biocoreset.plugins.hookspecs import hookimpl
 from biocoreset.store.result import ScoreResult, load_scores
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MaskingConfig",

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from biocoreset.errors import BioCoresetError
+from biocoreset.errors import BioCoresetError, ConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -167,6 +167,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from biocoreset.train.distributed import current
 
     preset = get_preset(args.preset)
+    if args.damping_relative is not None:
+        raise ConfigError(
+            f"--damping-relative was merged into --damping: use --damping '{args.damping_relative}*mean'."
+        )
     ScoreStore(args.output).check_output(force=args.force)  # before loading the model
     values = _overrides(
         args,
@@ -176,8 +180,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
             "subset",
             "subset_seed",
             "damping",
-            "damping_relative",
             "batch_size",
+            "max_tokens",
             "seed",
             "engine",
             "fit_on",
@@ -190,9 +194,6 @@ def _cmd_score(args: argparse.Namespace) -> int:
         values["parameters"] = tuple(args.parameters)
     if args.negate:
         values["negate"] = True
-    mode = {**preset.adapter_options, **(args.adapter_options or {})}.get("loss_mode")
-    if mode is not None:
-        values["loss_mode"] = mode
     cfg = attrs.evolve(preset.score, progress=_progress(args), **values)
     adp = _adapter(args, preset.adapter_options)
     meta = score_to_file(adp, _source(args), args.output, config=cfg, force=args.force)
@@ -260,8 +261,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from biocoreset.config import load_run_config
     from biocoreset.pipeline import run_pipeline
+    from biocoreset.runfile import load_run_config
     from biocoreset.train.distributed import current
 
     cfg = load_run_config(args.config)
@@ -412,10 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit the curvature on D_sub (default) or all rows",
     )
     g.add_argument(
-        "--damping", type=float, help="absolute damping λ (default 0.1 × mean curvature)"
+        "--damping",
+        help="damping λ: a number (absolute, e.g. 1e-3) or R*mean (R × the mean curvature entry); "
+        "default 0.1*mean",
     )
-    g.add_argument("--damping-relative", type=float, help="λ as a multiple of the mean curvature")
+    g.add_argument("--damping-relative", help=argparse.SUPPRESS)  # merged into --damping
     g.add_argument("--batch-size", type=int, help="sequences per batch (16)")
+    g.add_argument("--max-tokens", type=int, help="most padded residues per batch (no limit)")
     g.add_argument("--seed", type=int, help="seed of D_sub and masking (0)")
     g.add_argument(
         "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"

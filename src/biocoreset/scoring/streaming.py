@@ -1,0 +1,175 @@
+"""Row streaming: validated rows in input order, the rows of a subset, batches split over ranks,
+and shards.
+
+A *row* is a record kept by validation, numbered from 0 in input order; results are always
+returned in row order. Batches are formed by :func:`~biocoreset.data.batching.length_batches`
+(records of similar length together, within a bounded window), so per-row results are written back
+by row number. Shards are ranges of rows (``[kS, (k+1)S)``): shard ``k`` goes to rank ``k mod R``
+and batches form inside a shard, so a resumed run may use another number of ranks.
+
+Example:
+    >>> from biocoreset.data.sources import as_source
+    >>> from biocoreset.data.validation import Validator
+    >>> rows = iter_rows(as_source([("a", "ACGU"), ("b", ""), ("c", "GG")]), Validator(policy="skip"))
+    >>> list(only_rows(rows, np.array([1])))
+    [(1, 'c', 'GG')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from biocoreset.data.batching import length_batches
+from biocoreset.data.sources import SequenceSource
+from biocoreset.data.validation import Validator
+from biocoreset.errors import InputError
+from biocoreset.train.distributed import DistContext
+
+__all__ = [
+    "MAX_SHARD_BATCHES",
+    "SHARDS_PER_RANK",
+    "Row",
+    "assemble",
+    "auto_shard_size",
+    "composition_free",
+    "grouping_window",
+    "iter_rows",
+    "only_rows",
+    "pending_rows",
+    "rank_batches",
+]
+
+Row = tuple[int, str, str]
+"""``(row, id, sequence)``."""
+
+MAX_SHARD_BATCHES = 256
+"""The default shard is at most this many batches (4,096 rows at batch size 16)."""
+
+SHARDS_PER_RANK = 4
+"""The default shard size aims at this many shards per rank, so every rank gets work."""
+
+
+def iter_rows(source: SequenceSource, validator: Validator) -> Iterator[Row]:
+    """``(row, id, sequence)`` of the records the validator keeps, in input order."""
+    return ((row, rid, seq) for row, (rid, seq) in enumerate(validator.iter(source.iter())))
+
+
+def only_rows(stream: Iterable[Row], rows: np.ndarray | None) -> Iterator[Row]:
+    """The items of ``stream`` whose row is in the sorted ``rows`` (stops after the last); every
+    item when ``rows`` is ``None``.
+
+    >>> list(only_rows([(0, "a", "A"), (1, "b", "C"), (2, "c", "G")], np.array([0, 2])))
+    [(0, 'a', 'A'), (2, 'c', 'G')]
+    """
+    if rows is None:
+        yield from stream
+        return
+    wanted = rows.tolist()
+    j = 0
+    if not wanted:
+        return
+    for item in stream:
+        if item[0] == wanted[j]:
+            yield item
+            j += 1
+            if j == len(wanted):
+                return
+
+
+def rank_batches(
+    stream: Iterable[Row],
+    batch_size: int,
+    ctx: DistContext,
+    *,
+    window: int | None = None,
+    max_tokens: int | None = None,
+) -> Iterator[list[Row]]:
+    """Length-grouped batches of ``stream``; batch ``j`` is kept by rank ``j mod world_size``.
+
+    Every rank reads the same stream, so every rank forms the same batches.
+
+    >>> [[r for r, _, _ in b] for b in rank_batches(
+    ...     [(0, "a", "AAA"), (1, "b", "A"), (2, "c", "AA")], 2, DistContext())]
+    [[1, 2], [0]]
+    """
+    batches = length_batches(stream, batch_size=batch_size, window=window, max_tokens=max_tokens)
+    for j, batch in enumerate(batches):
+        if j % ctx.world_size == ctx.rank:
+            yield batch
+
+
+def composition_free(adapter: Any) -> bool:
+    """Whether a sequence's loss and gradient do not depend on its batch companions (then batches
+    may be formed in any way): an adapter's own ``composition_free`` flag when it has one, else
+    true unless the loss or the attention sees the batch's padded width — ``loss_mode =
+    "paper-compat"`` or ``attend_to_padding`` without a fixed ``pad_to``.
+
+    >>> class A: loss_mode, attend_to_padding, pad_to = "paper-compat", True, None
+    >>> composition_free(A()), composition_free(type("B", (A,), {"pad_to": 1024})())
+    (False, True)
+    """
+    flag = getattr(adapter, "composition_free", None)
+    if isinstance(flag, bool):
+        return flag
+    if getattr(adapter, "pad_to", None) is not None:
+        return True
+    return getattr(adapter, "loss_mode", "masked") == "masked" and not getattr(
+        adapter, "attend_to_padding", False
+    )
+
+
+def grouping_window(adapter: Any, batch_size: int, length_window: int) -> int:
+    """Records per length-grouping window: ``length_window`` batches, or one batch (consecutive
+    batches in input order, as the adapter's results then depend on the batch) when the adapter is
+    not :func:`composition_free`."""
+    return (length_window if composition_free(adapter) else 1) * batch_size
+
+
+def auto_shard_size(num_rows: int, world_size: int, batch_size: int) -> int:
+    """The default rows per shard: about :data:`SHARDS_PER_RANK` shards per rank, a whole number of
+    batches, at least one batch and at most :data:`MAX_SHARD_BATCHES` batches.
+
+    >>> auto_shard_size(1500, 2, 16), auto_shard_size(1500, 1, 16), auto_shard_size(10**6, 8, 16)
+    (192, 384, 4096)
+    >>> auto_shard_size(10, 4, 16)
+    16
+    """
+    per = math.ceil(num_rows / (SHARDS_PER_RANK * max(1, world_size)))
+    batches = min(MAX_SHARD_BATCHES, max(1, math.ceil(per / batch_size)))
+    return batches * batch_size
+
+
+def pending_rows(n: int, size: int, done: set[int], ctx: DistContext) -> int:
+    """Rows this rank still has to score: its shards (``k mod R == rank``) not in ``done``."""
+    total = 0
+    for k in range(ctx.rank, math.ceil(n / size), ctx.world_size):
+        if k not in done:
+            total += min(size, n - k * size)
+    return total
+
+
+def assemble(
+    parts: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]], n: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Merge per-rank ``(rows, ids, scores, loss, length)`` parts into row order, checking that the
+    rows are ``0..n-1`` exactly once.
+
+    Raises:
+        InputError: Rows missing or duplicated (an internal error).
+    """
+    rows = np.concatenate([p[0] for p in parts])
+    ids_all = [i for p in parts for i in p[1]]
+    order = np.argsort(rows, kind="stable")
+    if rows.size != n or not np.array_equal(rows[order], np.arange(n)):
+        raise InputError(
+            f"internal error: scored rows do not cover 0..{n - 1} exactly once; please report this."
+        )
+    ids = [ids_all[i] for i in order.tolist()]
+    scores: Any = np.concatenate([p[2] for p in parts])[order]
+    loss = np.concatenate([p[3] for p in parts])[order]
+    length = np.concatenate([p[4] for p in parts])[order]
+    return ids, scores, loss, length
