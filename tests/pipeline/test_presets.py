@@ -90,7 +90,7 @@ def test_paper_compat_scores_match_a_brute_force_reference():
 
 def test_loss_mode_is_an_adapter_option():
     model, tok = tiny_esm()
-    with pytest.raises(ConfigError, match="loss_mode is the adapter's option.*adapter_options"):
+    with pytest.raises(ConfigError, match=r"loss_mode is the adapter's option.*adapter_options"):
         score(HFAdapter(model, tok), random_rna(4), loss_mode="paper-compat")
     # a bare model is wrapped with the adapter options' loss mode
     result = score(

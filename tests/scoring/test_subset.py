@@ -77,7 +77,11 @@ def test_ties_at_the_cut_are_all_taken():
     hashes = index.id_hashes.copy()
     hashes[order[2]] = hashes[order[1]]  # ranks 2 and 3 now share a key: both at the cut of 2
     tied = SourceIndex(
-        num_rows=4, num_records=4, digest="x", report=ValidationReport(), positions={},
+        num_rows=4,
+        num_records=4,
+        digest="x",
+        report=ValidationReport(),
+        positions={},
         id_hashes=hashes,
     )
     rows = draw_subset(tied, 2, 0)
