@@ -65,8 +65,8 @@ def length_batches(
         batch_size: Most items per batch.
         window: Items sorted together (default ``64 × batch_size``). ``batch_size`` (or 1) turns
             grouping off: batches are then consecutive items in input order.
-        max_tokens: Most padded residues per batch (items × the longest item's length); an item
-            longer than this forms a batch of its own. ``None``: no token limit.
+        max_tokens: Most padded residues per batch (items × the longest item's length, as given
+            by ``length``); an item longer than this forms a batch of its own. ``None``: no limit.
         length: Length of an item.
         rng: Yield each window's batches in an order drawn from this generator (training);
             ``None``: shortest first.

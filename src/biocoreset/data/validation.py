@@ -405,8 +405,10 @@ def scan_source(
         on_record(number)
     if number == 0:
         raise InputError(f"{where} holds no sequences.")
-    id_hashes = np.frombuffer(bytes(kept), dtype="<u8").astype(np.uint64)
-    h = np.concatenate([id_hashes, np.frombuffer(bytes(dropped), dtype="<u8").astype(np.uint64)])
+    id_hashes = np.frombuffer(kept, dtype="<u8").astype(np.uint64, copy=False)
+    h = id_hashes
+    if dropped:
+        h = np.concatenate([h, np.frombuffer(dropped, dtype="<u8").astype(np.uint64, copy=False)])
     if h.size > 1:
         srt = np.sort(h)
         same = srt[1:] == srt[:-1]

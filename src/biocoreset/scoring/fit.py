@@ -18,7 +18,13 @@ from biocoreset.data.sources import SequenceSource
 from biocoreset.errors import ConfigError
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter
-from biocoreset.scoring.streaming import Row, grouping_window, only_rows, rank_batches
+from biocoreset.scoring.streaming import (
+    Row,
+    grouping_window,
+    length_key,
+    only_rows,
+    rank_batches,
+)
 from biocoreset.train.distributed import DistContext, current
 
 __all__ = ["fit_curvature"]
@@ -74,6 +80,7 @@ def fit_curvature(
             ctx,
             window=grouping_window(adapter, config.batch_size, config.length_window),
             max_tokens=config.max_tokens,
+            length=length_key(adapter),
         )
         desc = "fit curvature" if passes == 1 else f"fit curvature ({p + 1}/{passes})"
         with progress_bar(enabled=show, total=m, desc=desc, unit="seq") as bar:

@@ -45,6 +45,7 @@ from biocoreset.scoring.streaming import (
     auto_shard_size,
     grouping_window,
     iter_rows,
+    length_key,
     pending_rows,
 )
 from biocoreset.scoring.subset import SUBSET_RULE, draw_subset, explicit_ids, subset_order
@@ -124,6 +125,7 @@ class ScoringRun:
                 progress=self.show,
             )
             subset = draw_subset(index, self.cfg.subset, self.subset_seed)
+            index = attrs.evolve(index, id_hashes=np.empty(0, dtype=np.uint64))  # 8 B/row freed
         params = self.adp.scored_parameters(self.cfg.parameters)
         engine = make_engine(self.adp, params, engine=self.cfg.engine)
         fingerprint = run_fingerprint(
@@ -230,6 +232,7 @@ class ScoringRun:
             batch_size=cfg.batch_size,
             window=self.window,
             max_tokens=cfg.max_tokens,
+            length=length_key(self.adp),
         )
         for chunk in batches:
             where = np.array([pos for pos, _, _ in chunk], dtype=np.int64)

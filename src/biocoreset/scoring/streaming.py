@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "composition_free",
     "grouping_window",
     "iter_rows",
+    "length_key",
     "only_rows",
     "pending_rows",
     "rank_batches",
@@ -80,6 +81,20 @@ def only_rows(stream: Iterable[Row], rows: np.ndarray | None) -> Iterator[Row]:
                 return
 
 
+def length_key(adapter: Any) -> Callable[[tuple[Any, ...]], int]:
+    """The length batches are grouped by: the residues the model sees, ``min(len(sequence),
+    adapter.max_length)`` (longer sequences are truncated to the same width), or ``len(sequence)``.
+
+    >>> class A: max_length = 4
+    >>> length_key(A())((0, "id", "ACGUACGU")), length_key(object())((0, "id", "ACGUACGU"))
+    (4, 8)
+    """
+    cap = getattr(adapter, "max_length", None)
+    if isinstance(cap, int) and not isinstance(cap, bool):
+        return lambda item: min(len(item[-1]), cap)
+    return lambda item: len(item[-1])
+
+
 def rank_batches(
     stream: Iterable[Row],
     batch_size: int,
@@ -87,6 +102,7 @@ def rank_batches(
     *,
     window: int | None = None,
     max_tokens: int | None = None,
+    length: Callable[[tuple[Any, ...]], int] = lambda item: len(item[-1]),
 ) -> Iterator[list[Row]]:
     """Length-grouped batches of ``stream``; batch ``j`` is kept by rank ``j mod world_size``.
 
@@ -96,7 +112,9 @@ def rank_batches(
     ...     [(0, "a", "AAA"), (1, "b", "A"), (2, "c", "AA")], 2, DistContext())]
     [[1, 2], [0]]
     """
-    batches = length_batches(stream, batch_size=batch_size, window=window, max_tokens=max_tokens)
+    batches = length_batches(
+        stream, batch_size=batch_size, window=window, max_tokens=max_tokens, length=length
+    )
     for j, batch in enumerate(batches):
         if j % ctx.world_size == ctx.rank:
             yield batch

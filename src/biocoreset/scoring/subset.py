@@ -55,6 +55,7 @@ SUBSET_RULE = "id-hash-v1"
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _S33 = np.uint64(33)
+_CHUNK = 1 << 20
 
 
 def explicit_ids(subset: Any) -> list[str] | None:
@@ -104,12 +105,16 @@ def subset_keys(id_hashes: np.ndarray, seed: int) -> np.ndarray:
         id_hashes: ``uint64`` id hashes (e.g. :attr:`SourceIndex.id_hashes`).
         seed: The subset seed.
     """
-    k = np.asarray(id_hashes, dtype=np.uint64) ^ _seed_word(seed)
-    k = k ^ (k >> _S33)
-    k = k * _M1
-    k = k ^ (k >> _S33)
-    k = k * _M2
-    return k ^ (k >> _S33)
+    h = np.asarray(id_hashes, dtype=np.uint64)
+    out = np.empty_like(h)
+    for start in range(0, h.size, _CHUNK):  # in place, in chunks: one array of keys in memory
+        k = out[start : start + _CHUNK]
+        np.bitwise_xor(h[start : start + _CHUNK], _seed_word(seed), out=k)
+        for mult in (_M1, _M2):
+            k ^= k >> _S33
+            k *= mult
+        k ^= k >> _S33
+    return out
 
 
 def subset_key(record_id: str, seed: int) -> int:
