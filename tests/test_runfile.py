@@ -112,3 +112,17 @@ def test_load_run_config_reads_relative_paths(tmp_path):
     cfg = load_run_config(path)
     assert cfg.output == str((tmp_path / "out").resolve())
     assert cfg.select.options_for("cci") == {"strata": 10}
+
+
+def test_the_documented_run_file_loads(tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    path = tmp_path / "run.toml"
+    path.write_text(block)
+    cfg = load_run_config(path)
+    assert cfg.score.damping == "0.1*mean" and cfg.score.length_window == 64
+    assert cfg.select.options_for("cci") == {"beta": 0.05, "strata": 50}
+    assert set(selector_options(cfg)) == {"cci", "topk"}

@@ -142,9 +142,10 @@ class ScoreConfig:
             ``"skip"`` (see :mod:`biocoreset.data.validation`).
         replacement: Replacement letter for ``invalid="replace"`` (default ``N``/``X`` when the
             alphabet has it).
-        shard_size: Rows per score shard (a multiple of ``batch_size``). ``None``: sized from the
-            number of rows and of ranks — about 4 shards per rank, at least one batch, at most 256
-            batches — and recorded in the metadata; a resumed run keeps the size it started with.
+        shard_size: Rows per score shard (a multiple of ``batch_size``). ``None``: 256 batches
+            for one process; under ``torchrun`` sized from the number of rows and of ranks — about
+            4 shards per rank, at least one batch, at most 256 batches. Recorded in the metadata;
+            a resumed run keeps the size it started with.
         max_tokens: Most padded residues per batch (rows × the longest), bounding ``batch_size``
             for long sequences (``None``: no limit).
         length_window: Records are grouped by length within windows of ``length_window`` batches

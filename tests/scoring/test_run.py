@@ -28,6 +28,7 @@ def test_default_shards_give_every_rank_work():
         assert size % 16 == 0 and 16 <= size <= 4096
         assert shards >= min(4 * ranks, -(-n // 16)) or size == 4096
     assert auto_shard_size(3, 2, 16) == 16  # never below one batch
+    assert auto_shard_size(1500, 1, 16) == 4096  # one process: the largest shards (length windows)
 
 
 def test_a_resumed_run_keeps_its_shard_size(tmp_path, adapter, monkeypatch):
@@ -53,7 +54,7 @@ def test_a_resumed_run_keeps_its_shard_size(tmp_path, adapter, monkeypatch):
     monkeypatch.undo()
     manifest = json.loads((ScoreStore(output).parts / "manifest.json").read_text())
     assert manifest["shard_size"] == 4 and len(ScoreStore(output).completed_shards()) == 2
-    # the default is now 6 rows, but the unfinished run is resumed with its 4
+    # the default is now 48 rows (one process), but the unfinished run is resumed with its 4
     meta = score(adapter, records, subset=6, batch_size=2, damping=1e-3, output=output).metadata
     assert meta["shard_size"] == 4 and meta["resumed_shards"] == 2
     np.testing.assert_allclose(load_scores(output).scores, reference.scores, rtol=1e-10)

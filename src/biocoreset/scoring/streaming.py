@@ -51,7 +51,7 @@ MAX_SHARD_BATCHES = 256
 """The default shard is at most this many batches (4,096 rows at batch size 16)."""
 
 SHARDS_PER_RANK = 4
-"""The default shard size aims at this many shards per rank, so every rank gets work."""
+"""Under ``torchrun`` the default shard size aims at this many shards per rank."""
 
 
 def iter_rows(source: SequenceSource, validator: Validator) -> Iterator[Row]:
@@ -148,15 +148,20 @@ def grouping_window(adapter: Any, batch_size: int, length_window: int) -> int:
 
 
 def auto_shard_size(num_rows: int, world_size: int, batch_size: int) -> int:
-    """The default rows per shard: about :data:`SHARDS_PER_RANK` shards per rank, a whole number of
-    batches, at least one batch and at most :data:`MAX_SHARD_BATCHES` batches.
+    """The default rows per shard: :data:`MAX_SHARD_BATCHES` batches for one process; under
+    ``torchrun``, about :data:`SHARDS_PER_RANK` shards per rank so that every rank gets work — a
+    whole number of batches, at least one batch and at most :data:`MAX_SHARD_BATCHES` batches.
+
+    Batches are length-grouped inside a shard, so one process keeps the largest shards.
 
     >>> auto_shard_size(1500, 2, 16), auto_shard_size(1500, 1, 16), auto_shard_size(10**6, 8, 16)
-    (192, 384, 4096)
+    (192, 4096, 4096)
     >>> auto_shard_size(10, 4, 16)
     16
     """
-    per = math.ceil(num_rows / (SHARDS_PER_RANK * max(1, world_size)))
+    if world_size <= 1:
+        return MAX_SHARD_BATCHES * batch_size
+    per = math.ceil(num_rows / (SHARDS_PER_RANK * world_size))
     batches = min(MAX_SHARD_BATCHES, max(1, math.ceil(per / batch_size)))
     return batches * batch_size
 
