@@ -40,6 +40,7 @@ from biocoreset.scoring.fit import fit_curvature
 from biocoreset.scoring.index import index_source
 from biocoreset.scoring.metadata import ScoreMetadata
 from biocoreset.scoring.streaming import (
+    OpenShards,
     Row,
     assemble,
     auto_shard_size,
@@ -199,54 +200,52 @@ class ScoringRun:
     def _score_pass(
         self, engine: Any, sink: Sink, n: int, size: int, done: set[int], subset: np.ndarray
     ) -> list[str]:
-        """Score this rank's unfinished shards; return ``D_sub``'s ids (in canonical order)."""
-        ctx = self.ctx
+        """Score this rank's unfinished shards; return ``D_sub``'s ids (in canonical order).
+
+        The rank's rows stream through length-grouped windows that may span several of its shards
+        (a window of small shards would pack badly); each shard is written, whole and in row
+        order, as soon as its last row is scored. When the adapter is not composition-free the
+        window is one batch, and batches stay aligned with the shards (whole batches each).
+        """
+        ctx, cfg = self.ctx, self.cfg
         in_subset = np.zeros(n, dtype=bool)
         in_subset[subset] = True
         subset_ids: list[str] = []
-        pending: list[Row] = []
-        total = pending_rows(n, size, done, ctx)
-        with progress_bar(enabled=self.show, total=total, desc="score", unit="seq") as bar:
+
+        def mine() -> Iterator[Row]:
             for row, rid, seq in self.rows():
                 if in_subset[row]:
                     subset_ids.append(rid)
                 k = row // size
-                if k % ctx.world_size != ctx.rank or k in done:
-                    continue
-                pending.append((row, rid, seq))
-                if row == min((k + 1) * size, n) - 1:
-                    self._score_shard(k, pending, engine, sink, bar)
-                    pending = []
-        assert not pending, "internal error: an incomplete shard was left over"
-        return [subset_ids[i] for i in subset_order(subset_ids, self.cfg.subset, self.subset_seed)]
+                if k % ctx.world_size == ctx.rank and k not in done:
+                    yield row, rid, seq
 
-    def _score_shard(self, k: int, items: list[Row], engine: Any, sink: Sink, bar: Any) -> None:
-        """Score one shard in length-grouped batches; write it in row order."""
-        cfg = self.cfg
-        m = len(items)
-        scores = np.empty(m, dtype=np.float64)
-        losses = np.empty(m, dtype=np.float64)
-        lengths = np.empty(m, dtype=np.int64)
         batches = length_batches(
-            [(pos, rid, seq) for pos, (_, rid, seq) in enumerate(items)],
+            mine(),
             batch_size=cfg.batch_size,
             window=self.window,
             max_tokens=cfg.max_tokens,
             length=length_key(self.adp),
         )
-        for chunk in batches:
-            where = np.array([pos for pos, _, _ in chunk], dtype=np.int64)
-            batch = self.adp.collate([(rid, seq) for _, rid, seq in chunk], seed=cfg.seed)
-            s, loss = self.scorer.score_batch(self.adp, batch, engine, self.curvature)
-            scores[where] = s.detach().to("cpu", torch.float64).numpy()
-            losses[where] = loss.detach().to("cpu", torch.float64).numpy()
-            lengths[where] = batch.lengths.to("cpu").numpy()
-            bar.update(len(chunk))
-        if cfg.negate:
-            scores = -scores
-        sink.write_shard(
-            k, [r for r, _, _ in items], [rid for _, rid, _ in items], scores, losses, lengths
-        )
+        shards = OpenShards(n, size)
+        total = pending_rows(n, size, done, ctx)
+        with progress_bar(enabled=self.show, total=total, desc="score", unit="seq") as bar:
+            for chunk in batches:
+                batch = self.adp.collate([(rid, seq) for _, rid, seq in chunk], seed=cfg.seed)
+                s, loss = self.scorer.score_batch(self.adp, batch, engine, self.curvature)
+                values = s.detach().to("cpu", torch.float64).numpy()
+                for k, shard in shards.put(
+                    chunk,
+                    -values if cfg.negate else values,
+                    loss.detach().to("cpu", torch.float64).numpy(),
+                    batch.lengths.to("cpu").numpy(),
+                ):
+                    sink.write_shard(
+                        k, shard.rows, shard.ids, shard.scores, shard.loss, shard.length
+                    )
+                bar.update(len(chunk))
+        shards.check_closed()
+        return [subset_ids[i] for i in subset_order(subset_ids, cfg.subset, self.subset_seed)]
 
     def _metadata(
         self,

@@ -4,8 +4,9 @@ and shards.
 A *row* is a record kept by validation, numbered from 0 in input order; results are always
 returned in row order. Batches are formed by :func:`~biocoreset.data.batching.length_batches`
 (records of similar length together, within a bounded window), so per-row results are written back
-by row number. Shards are ranges of rows (``[kS, (k+1)S)``): shard ``k`` goes to rank ``k mod R``
-and batches form inside a shard, so a resumed run may use another number of ranks.
+by row number (:class:`OpenShards`). Shards are ranges of rows (``[kS, (k+1)S)``): shard ``k`` goes
+to rank ``k mod R``; a rank's window may span several of its shards, and each shard is written
+whole once its last row is scored, so a resumed run may use another number of ranks.
 
 Example:
     >>> from biocoreset.data.sources import as_source
@@ -32,7 +33,9 @@ from biocoreset.train.distributed import DistContext
 __all__ = [
     "MAX_SHARD_BATCHES",
     "SHARDS_PER_RANK",
+    "OpenShards",
     "Row",
+    "ShardBuffer",
     "assemble",
     "auto_shard_size",
     "composition_free",
@@ -164,6 +167,78 @@ def auto_shard_size(num_rows: int, world_size: int, batch_size: int) -> int:
     per = math.ceil(num_rows / (SHARDS_PER_RANK * world_size))
     batches = min(MAX_SHARD_BATCHES, max(1, math.ceil(per / batch_size)))
     return batches * batch_size
+
+
+class ShardBuffer:
+    """The results of one shard (rows ``[k·S, k·S + m)``) as they are scored, in any order.
+
+    Args:
+        k: Shard number.
+        start: Its first row.
+        size: Its number of rows.
+    """
+
+    def __init__(self, k: int, start: int, size: int) -> None:
+        self.k, self.start, self.filled = k, start, 0
+        self.rows = np.arange(start, start + size, dtype=np.int64)
+        self.ids: list[str] = [""] * size
+        self.scores = np.empty(size, dtype=np.float64)
+        self.loss = np.empty(size, dtype=np.float64)
+        self.length = np.empty(size, dtype=np.int64)
+
+    @property
+    def full(self) -> bool:
+        """Whether every row has its result."""
+        return self.filled == self.rows.size
+
+    def put(self, row: int, rid: str, score: float, loss: float, length: int) -> None:
+        """Record one row's result."""
+        i = row - self.start
+        self.ids[i] = rid
+        self.scores[i], self.loss[i], self.length[i] = score, loss, length
+        self.filled += 1
+
+
+class OpenShards:
+    """The shards a rank is filling: results go in by row, full shards come out.
+
+    >>> shards = OpenShards(num_rows=3, shard_size=2)
+    >>> [k for k, _ in shards.put([(1, "b", "G"), (0, "a", "A")], [2.0, 1.0], [0.0, 0.0], [1, 1])]
+    [0]
+    >>> [(k, s.ids) for k, s in shards.put([(2, "c", "C")], [3.0], [0.0], [1])]
+    [(1, ['c'])]
+    """
+
+    def __init__(self, num_rows: int, shard_size: int) -> None:
+        self.n, self.size = num_rows, shard_size
+        self.open: dict[int, ShardBuffer] = {}
+
+    def put(
+        self, batch: list[Row], scores: Any, loss: Any, length: Any
+    ) -> list[tuple[int, ShardBuffer]]:
+        """Record a batch's results; return the shards it completed."""
+        finished = []
+        for (row, rid, _), s, l_, n_ in zip(batch, scores, loss, length, strict=True):
+            k = row // self.size
+            shard = self.open.get(k)
+            if shard is None:
+                start = k * self.size
+                shard = self.open[k] = ShardBuffer(k, start, min(self.size, self.n - start))
+            shard.put(row, rid, float(s), float(l_), int(n_))
+            if shard.full:
+                finished.append((k, self.open.pop(k)))
+        return finished
+
+    def check_closed(self) -> None:
+        """Every shard that was opened was completed (an internal check).
+
+        Raises:
+            InputError: A shard was left incomplete.
+        """
+        if self.open:
+            raise InputError(
+                f"internal error: shard(s) {sorted(self.open)} left incomplete; please report this."
+            )
 
 
 def pending_rows(n: int, size: int, done: set[int], ctx: DistContext) -> int:
