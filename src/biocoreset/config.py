@@ -144,7 +144,7 @@ class ScoreConfig:
             alphabet has it).
         shard_size: Rows per score shard (a multiple of ``batch_size``). ``None``: 256 batches
             for one process; under ``torchrun`` sized from the number of rows and of ranks — about
-            4 shards per rank, at least one batch, at most 256 batches. Recorded in the metadata;
+            8 shards per rank, at least one batch, at most 256 batches. Recorded in the metadata;
             a resumed run keeps the size it started with.
         max_tokens: Most padded residues per batch (rows × the longest), bounding ``batch_size``
             for long sequences (``None``: no limit).

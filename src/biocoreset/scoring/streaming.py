@@ -38,6 +38,7 @@ __all__ = [
     "ShardBuffer",
     "assemble",
     "auto_shard_size",
+    "batch_owner",
     "composition_free",
     "grouping_window",
     "iter_rows",
@@ -53,8 +54,10 @@ Row = tuple[int, str, str]
 MAX_SHARD_BATCHES = 256
 """The default shard is at most this many batches (4,096 rows at batch size 16)."""
 
-SHARDS_PER_RANK = 4
-"""Under ``torchrun`` the default shard size aims at this many shards per rank."""
+SHARDS_PER_RANK = 8
+"""Under ``torchrun`` the default shard size aims at this many shards per rank (more shards even
+out ranks whose shards differ in cost; a rank's batches span its shards, so small shards cost no
+packing)."""
 
 
 def iter_rows(source: SequenceSource, validator: Validator) -> Iterator[Row]:
@@ -107,20 +110,31 @@ def rank_batches(
     max_tokens: int | None = None,
     length: Callable[[tuple[Any, ...]], int] = lambda item: len(item[-1]),
 ) -> Iterator[list[Row]]:
-    """Length-grouped batches of ``stream``; batch ``j`` is kept by rank ``j mod world_size``.
+    """Length-grouped batches of ``stream``, dealt to the ranks in snake order: batches
+    ``0..R-1`` go to ranks ``0..R-1``, the next ``R`` to ranks ``R-1..0``, and so on — the
+    batches of a window come shortest first, so plain round robin would give the last rank the
+    longest batch of every round.
 
     Every rank reads the same stream, so every rank forms the same batches.
 
     >>> [[r for r, _, _ in b] for b in rank_batches(
     ...     [(0, "a", "AAA"), (1, "b", "A"), (2, "c", "AA")], 2, DistContext())]
     [[1, 2], [0]]
+    >>> [batch_owner(j, 2) for j in range(8)]
+    [0, 1, 1, 0, 0, 1, 1, 0]
     """
     batches = length_batches(
         stream, batch_size=batch_size, window=window, max_tokens=max_tokens, length=length
     )
     for j, batch in enumerate(batches):
-        if j % ctx.world_size == ctx.rank:
+        if batch_owner(j, ctx.world_size) == ctx.rank:
             yield batch
+
+
+def batch_owner(j: int, world_size: int) -> int:
+    """The rank that takes batch ``j`` (snake order over the ranks)."""
+    p = j % world_size
+    return p if (j // world_size) % 2 == 0 else world_size - 1 - p
 
 
 def composition_free(adapter: Any) -> bool:
@@ -158,7 +172,7 @@ def auto_shard_size(num_rows: int, world_size: int, batch_size: int) -> int:
     Batches are length-grouped inside a shard, so one process keeps the largest shards.
 
     >>> auto_shard_size(1500, 2, 16), auto_shard_size(1500, 1, 16), auto_shard_size(10**6, 8, 16)
-    (192, 4096, 4096)
+    (96, 4096, 4096)
     >>> auto_shard_size(10, 4, 16)
     16
     """
