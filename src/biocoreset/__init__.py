@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from biocoreset._version import __version__
 
 _LAZY: dict[str, str] = {
     "MaskingConfig": "biocoreset.config",

@@ -1,7 +1,7 @@
 """The whole job in one call: load the model, fine-tune on ``D_sub``, score, select — ``biocoreset run``.
 
-:func:`run_pipeline` takes a :class:`~biocoreset.config.RunConfig` (usually from a TOML file, see
-:func:`~biocoreset.config.load_run_config`) and writes into its run folder::
+:func:`run_pipeline` takes a :class:`~biocoreset.runfile.RunConfig` (usually from a TOML file, see
+:func:`~biocoreset.runfile.load_run_config`) and writes into its run folder::
 
     run/
       run.json                 the configuration, its hash and which steps are done
@@ -28,12 +28,13 @@ from typing import Any
 import attrs
 import numpy as np
 
-from biocoreset.config import RunConfig
-from biocoreset.data.sources import SequenceSource, open_sequences
+from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
+from biocoreset.presets import get_preset
 from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
+from biocoreset.runfile import RunConfig
 from biocoreset.runtime.distributed import current
 from biocoreset.store.atomic import atomic_path
 from biocoreset.store.shards import fingerprint_hash
@@ -44,6 +45,7 @@ __all__ = [
     "read_score_columns",
     "run_pipeline",
     "select_to_folder",
+    "selector_options",
 ]
 
 SELECTION_FILES = ("coreset_ids.txt", "coreset.fasta", "selection.png", "selection.json")
@@ -104,15 +106,20 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
 
 def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
     reader = meta.get("reader") or {}
-    path = reader.get("path")
-    if not path or not Path(path).exists():
+    parts = reader.get("parts") or [reader]
+    paths = [p.get("path") for p in parts]
+    if not all(paths) or not all(Path(p).exists() for p in paths):
         return None
-    return open_sequences(
-        path,
-        format=reader.get("format", "auto"),
-        id_column=reader.get("id_column", "id"),
-        sequence_column=reader.get("sequence_column", "sequence"),
-    )
+    sources = [
+        open_sequences(
+            p["path"],
+            format=p.get("format", "auto"),
+            id_column=p.get("id_column", "id"),
+            sequence_column=p.get("sequence_column", "sequence"),
+        )
+        for p in parts
+    ]
+    return sources[0] if len(sources) == 1 else ConcatSource(sources)
 
 
 def select_to_folder(
@@ -268,6 +275,29 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
 _RUN_PATHS = ("run.json", "finetune", "scores.parquet", "scores.parquet.parts")
 
 
+def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Each method's selector options: the preset's for that selector, then the run file's
+    ``[select.options.<method>]``. Every selector is built once with them, so a bad option or
+    method fails before any work (the selector checks its own options).
+
+    Raises:
+        ConfigError: An option the selector rejects (or an unknown method).
+    """
+    from biocoreset.plugins import get_registry
+
+    preset = get_preset(cfg.preset)
+    out = {}
+    for method in cfg.select.methods:
+        options = {**preset.options_for(method), **cfg.select.options_for(method)}
+        factory = get_registry().get("selector", method).factory
+        try:
+            factory(**options)
+        except TypeError as exc:  # a selector without option checking of its own
+            raise ConfigError(f"[select.options.{method}] {exc}") from None
+        out[method] = options
+    return out
+
+
 def run_pipeline(
     cfg: RunConfig, *, force: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
@@ -288,6 +318,7 @@ def run_pipeline(
     from biocoreset.train.finetune import finetune, save_finetuned
 
     ctx = current(auto_init=True)
+    selections = selector_options(cfg)  # fail on a bad selector option before any work
     out = Path(cfg.output)
     state_path = out / "run.json"
     config = _config_dict(cfg)
@@ -375,19 +406,10 @@ def run_pipeline(
         }
         save_state()
     sel = cfg.select
-    for method in sel.methods:
+    for method, options in selections.items():
         key = f"select-{method}"
         if state["steps"].get(key) or not ctx.is_main:
             continue
-        from biocoreset.presets import get_preset
-
-        options = get_preset(cfg.preset).options_for(method)
-        if method == "cci":
-            if sel.beta is not None:
-                options["beta"] = sel.beta
-            if sel.strata is not None:
-                options["strata"] = sel.strata
-        options.update(sel.options)
         summary = select_to_folder(
             scores_path,
             out / key,

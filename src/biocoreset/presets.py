@@ -73,7 +73,8 @@ class Preset:
         score: Scoring configuration.
         select: Selection configuration (default method and seed).
         selector_options: Options per selector name (``"cci"``, ``"topk"``...).
-        adapter_options: Options for the adapter (e.g. ``loss_mode``).
+        adapter_options: Options for the adapter; the loss (``loss_mode``) is set here, since the
+            adapter owns it.
     """
 
     name: str
@@ -106,7 +107,6 @@ PRESETS: dict[str, Preset] = {
         finetune=FinetuneConfig(seed=42),
         score=ScoreConfig(
             parameters=("lm_head.dense.weight",),
-            loss_mode="paper-compat",
             fit_on="all",
             damping=1e-8,
             negate=True,

@@ -19,7 +19,7 @@ from biocoreset.protocols import OrientedSelector, PlanningSelector
 from biocoreset.selectors.budget import resolve_budget
 from biocoreset.store.result import ScoreResult
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "run_selector", "select"]
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +83,33 @@ def select(
     if negated is None:
         negated = bool(scores.metadata.get("negated")) if isinstance(scores, ScoreResult) else False
     values = scores.scores if isinstance(scores, ScoreResult) else np.asarray(scores)
+    return run_selector(values, cfg, negated=bool(negated), ids=ids)
+
+
+def run_selector(
+    values: np.ndarray,
+    cfg: SelectConfig,
+    *,
+    negated: bool = False,
+    ids: Sequence[str] | None = None,
+) -> Selection:
+    """Select ``cfg.budget`` of ``values`` with the selector ``cfg.method`` (options checked by the
+    selector; directions oriented by ``negated``).
+
+    Args:
+        values: One score per sequence (float32 is kept, anything else becomes float64).
+        cfg: Method, budget, seed and options.
+        negated: Whether the scores are ``-I(z)``.
+        ids: The sequences' ids (``None``: the selection has no ids).
+
+    Raises:
+        BudgetError: The budget is not positive or exceeds the number of scores.
+        InputError: Scores that are not one-dimensional.
+
+    >>> run_selector(np.array([0.3, 0.1, 0.9]), SelectConfig(method="topk", budget=1)).indices
+    array([2])
+    """
+    values = np.asarray(values)
     if values.dtype != np.float32:
         values = values.astype(np.float64, copy=False)
     if values.ndim != 1:
@@ -94,10 +121,8 @@ def select(
     plan = (
         selector.plan(values, k, seed=cfg.seed) if isinstance(selector, PlanningSelector) else None
     )
-    idx = (
-        plan.selected if plan is not None else np.asarray(selector.select(values, k, seed=cfg.seed))
-    )
-    idx = np.asarray(idx, dtype=np.int64)
+    chosen = plan.selected if plan is not None else selector.select(values, k, seed=cfg.seed)
+    idx = np.asarray(chosen, dtype=np.int64)
     resolved = attrs.asdict(selector) if attrs.has(type(selector)) else dict(cfg.options)
     return Selection(
         indices=idx,

@@ -29,9 +29,16 @@ from biocoreset.errors import ConfigError, did_you_mean
 
 __all__ = [
     "as_masking",
+    "as_patterns",
+    "check_subset",
     "float_at_least",
     "int_at_least",
+    "nonneg_float",
+    "nonneg_int",
     "one_of",
+    "opt_float",
+    "opt_int",
+    "opt_str",
     "optional",
     "optional_float",
 ]
@@ -123,3 +130,71 @@ def as_masking(value: Any) -> MaskingConfig:
     if isinstance(value, Mapping):
         return MaskingConfig(**value)
     raise ConfigError(f"masking must be a MaskingConfig or a table of its fields, got {value!r}.")
+
+
+nonneg_int = int_at_least
+"""Alias of :func:`int_at_least` (the scoring configs' name)."""
+
+opt_float = optional_float
+"""Alias of :func:`optional_float`."""
+
+
+def opt_int(name: str, minimum: int = 0) -> Validator:
+    """``None`` or an integer ``>= minimum``.
+
+    >>> opt_int("max_tokens", 1)(None, None, None)
+    """
+    return optional(int_at_least(name, minimum))
+
+
+def nonneg_float(name: str) -> Validator:
+    """``None`` or a finite number ``>= 0``.
+
+    >>> nonneg_float("beta")(None, None, 0.1)
+    """
+    return float_at_least(name, 0.0)
+
+
+def check_subset(instance: object, attribute: Any, value: Any) -> None:
+    """A ``D_sub`` spec: ``None``, a size >= 1, a fraction in (0, 1] or a list of ids.
+
+    >>> check_subset(None, None, 0.5)
+    """
+    if value is None:
+        return
+    if isinstance(value, bool):
+        raise ConfigError(f"subset must be a size, a fraction or a list of ids, got {value!r}.")
+    if isinstance(value, numbers.Integral):
+        if value < 1:
+            raise ConfigError(f"subset size must be >= 1, got {value!r}.")
+        return
+    if isinstance(value, numbers.Real):
+        if not 0.0 < float(value) <= 1.0:
+            raise ConfigError(
+                f"subset fraction must be in (0, 1], got {value!r}; pass an int for a size."
+            )
+        return
+    if isinstance(value, str):
+        raise ConfigError("subset must be a list of ids, not a single string; wrap it in a list.")
+
+
+def as_patterns(value: Any) -> tuple[str, ...] | None:
+    """Converter: ``None``, or a tuple of glob patterns (one string is one pattern).
+
+    >>> as_patterns("blocks.*")
+    ('blocks.*',)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def opt_str(value: Any) -> str | None:
+    """Converter: ``None`` for ``None`` or ``""``, else ``str(value)``.
+
+    >>> opt_str(""), opt_str("x")
+    (None, 'x')
+    """
+    return None if value is None or value == "" else str(value)

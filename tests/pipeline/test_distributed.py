@@ -1,4 +1,5 @@
-"""torchrun with 2 ranks (gloo, CPU) gives the single-process fine-tune, Fisher and scores."""
+"""torchrun with 2 ranks (gloo, CPU) on the corpus in another order gives the single-process
+fine-tune, Fisher and scores (D_sub is drawn from the ids)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,15 @@ def _rel(a, b):
     not torch.distributed.is_available(), reason="torch.distributed is not available"
 )
 def test_torchrun_two_ranks_equals_one_process(tmp_path):
-    corpus = write_fasta(random_rna(22, seed=5, min_len=4, max_len=40), tmp_path / "c.fa")
+    records = random_rna(22, seed=5, min_len=4, max_len=40)
+    corpus = write_fasta(records, tmp_path / "c.fa")
+    perm = np.random.default_rng(0).permutation(len(records))
+    permuted = write_fasta([records[i] for i in perm], tmp_path / "p.fa")
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    for out, nproc in ((one, 1), (two, 2)):
+    for out, nproc, data in ((one, 1, corpus), (two, 2, permuted)):
         proc = subprocess.run(
             [
                 sys.executable,
@@ -44,7 +48,7 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
                 "--standalone",
                 f"--nproc_per_node={nproc}",
                 str(WORKER),
-                str(corpus),
+                str(data),
                 str(out),
             ],
             env=env,
@@ -66,7 +70,9 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
     # Fisher (all-reduced) and sharded scoring: one merged file
     assert a["damping"] == pytest.approx(b["damping"], rel=1e-10)
     sa, sb = load_scores(one / "scores.parquet"), load_scores(two / "scores.parquet")
-    assert sa.ids == sb.ids and len(set(sb.ids)) == 22
-    assert _rel(sa.scores, sb.scores) < 1e-6
-    assert _rel(sa.loss, sb.loss) < 1e-10
+    assert sb.ids == [records[i][0] for i in perm] and len(set(sb.ids)) == 22
+    back = np.argsort(perm)  # row of each original record in the permuted file
+    assert sa.metadata["subset_ids"] == sb.metadata["subset_ids"]
+    assert _rel(sa.scores, sb.scores[back]) < 1e-6
+    assert _rel(sa.loss, sb.loss[back]) < 1e-10
     assert not (two / "scores.parquet.parts").exists()

@@ -27,8 +27,8 @@ def test_paper_compat_settings():
     p = get_preset("paper-compat")
     s = p.score
     assert s.parameters == ("lm_head.dense.weight",)
-    assert (s.loss_mode, s.fit_on, s.damping, s.negate, s.seed) == (
-        "paper-compat",
+    assert not hasattr(s, "loss_mode")  # the loss is the adapter's (adapter_options)
+    assert (s.fit_on, s.damping, s.negate, s.seed) == (
         "all",
         1e-8,
         True,
@@ -88,12 +88,14 @@ def test_paper_compat_scores_match_a_brute_force_reference():
     np.testing.assert_allclose(result.scores, expected.detach().numpy(), rtol=1e-6)
 
 
-def test_loss_mode_conflict_is_an_error():
+def test_loss_mode_is_an_adapter_option():
     model, tok = tiny_esm()
-    with pytest.raises(ConfigError, match="built with loss_mode='masked'"):
+    with pytest.raises(ConfigError, match=r"loss_mode is the adapter's option.*adapter_options"):
         score(HFAdapter(model, tok), random_rna(4), loss_mode="paper-compat")
-    # a bare model is wrapped with the config's loss mode
-    result = score(model, random_rna(4), tokenizer=tok, loss_mode="paper-compat", subset=2)
+    # a bare model is wrapped with the adapter options' loss mode
+    result = score(
+        model, random_rna(4), tokenizer=tok, adapter_options={"loss_mode": "paper-compat"}, subset=2
+    )
     assert result.metadata["loss_mode"] == "paper-compat"
 
 

@@ -1,4 +1,4 @@
-"""score() from files (streamed), D_sub by row, the fit loop, and bad inputs."""
+"""score() from files (streamed), shard sizes, the fit loop, and bad inputs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 
 from biocoreset import score
 from biocoreset.adapters.hf import HFAdapter
-from biocoreset.api import choose_subset_rows, fit_curvature, score_to_file
+from biocoreset.api import score_to_file
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import open_sequences
 from biocoreset.data.synthetic import write_fasta
 from biocoreset.errors import BudgetError, ConfigError, InputError, OutputExistsError
+from biocoreset.scoring import fit_curvature
 from biocoreset.testing import random_rna, tiny_esm
 from biocoreset.train.distributed import DistContext
 
@@ -84,14 +85,6 @@ def test_subset_larger_than_the_data(adapter, records):
 def test_explicit_subset_ids_missing(adapter, records):
     with pytest.raises(InputError, match="not in the sequences"):
         score(adapter, records, subset=["nope"])
-
-
-def test_choose_subset_rows_is_seeded_and_sorted():
-    a = choose_subset_rows(1000, 0.1, 3)
-    assert a.size == 100 and np.all(np.diff(a) > 0)
-    assert np.array_equal(a, choose_subset_rows(1000, 0.1, 3))
-    assert not np.array_equal(a, choose_subset_rows(1000, 0.1, 4))
-    assert choose_subset_rows(300, None, 0).size == 256
 
 
 def test_fit_on_all_uses_every_row(adapter, records):

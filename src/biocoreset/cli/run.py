@@ -35,7 +35,7 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from biocoreset.config import load_run_config
+    from biocoreset.runfile import load_run_config
     from biocoreset.pipeline import run_pipeline
     from biocoreset.runtime.distributed import current
 

@@ -24,8 +24,8 @@ _OPTIONS = (
     "subset",
     "subset_seed",
     "damping",
-    "damping_relative",
     "batch_size",
+    "max_tokens",
     "seed",
     "engine",
     "fit_on",
@@ -59,10 +59,13 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fit the curvature on D_sub (default) or all rows",
     )
     g.add_argument(
-        "--damping", type=float, help="absolute damping λ (default 0.1 × mean curvature)"
+        "--damping",
+        help="damping λ: a number (absolute, e.g. 1e-3) or R*mean (R × the mean curvature entry); "
+        "default 0.1*mean",
     )
-    g.add_argument("--damping-relative", type=float, help="λ as a multiple of the mean curvature")
+    g.add_argument("--damping-relative", help=argparse.SUPPRESS)  # merged into --damping
     g.add_argument("--batch-size", type=int, help="sequences per batch (16)")
+    g.add_argument("--max-tokens", type=int, help="most padded residues per batch (no limit)")
     g.add_argument("--seed", type=int, help="seed of D_sub and masking (0)")
     g.add_argument(
         "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"
@@ -81,20 +84,22 @@ def _cmd_score(args: argparse.Namespace) -> int:
     import attrs
 
     from biocoreset.api import score_to_file
+    from biocoreset.errors import ConfigError
     from biocoreset.presets import get_preset
     from biocoreset.runtime.distributed import current
     from biocoreset.store.shards import ScoreStore
 
     preset = get_preset(args.preset)
+    if args.damping_relative is not None:
+        raise ConfigError(
+            f"--damping-relative was merged into --damping: use --damping '{args.damping_relative}*mean'."
+        )
     ScoreStore(args.output).check_output(force=args.force)  # before loading the model
     values = overrides(args, _OPTIONS)
     if args.parameters:
         values["parameters"] = tuple(args.parameters)
     if args.negate:
         values["negate"] = True
-    mode = {**preset.adapter_options, **(args.adapter_options or {})}.get("loss_mode")
-    if mode is not None:
-        values["loss_mode"] = mode
     cfg = attrs.evolve(preset.score, progress=progress(args), **values)
     adp = load_adapter(args, preset.adapter_options)
     meta = score_to_file(adp, open_source(args), args.output, config=cfg, force=args.force)

@@ -20,7 +20,7 @@ from typing import Any
 from biocoreset.data.readers import FORMATS, ByteCounter, iter_fasta, read_records
 from biocoreset.errors import ConfigError, InputError
 
-__all__ = ["SequenceSource", "as_source", "iter_fasta", "open_sequences"]
+__all__ = ["ConcatSource", "SequenceSource", "as_source", "iter_fasta", "open_sequences"]
 
 
 class SequenceSource:
@@ -130,6 +130,60 @@ class SequenceSource:
         }
 
 
+class ConcatSource(SequenceSource):
+    """Several sources read one after another as one corpus (e.g. a corpus split into files).
+
+    Scores do not depend on how a corpus is split or ordered (``D_sub`` is drawn from the ids), so
+    ``score(model, ["part1.fa", "part2.fa"])`` gives the scores of the concatenated file.
+
+    Args:
+        parts: The sources, in reading order.
+
+    Raises:
+        ConfigError: No part.
+
+    >>> src = ConcatSource([as_source([("a", "AC")]), as_source([("b", "GU")])])
+    >>> list(src), src.describe()
+    ([('a', 'AC'), ('b', 'GU')], '<1 in-memory records> + <1 in-memory records>')
+    """
+
+    def __init__(self, parts: list[SequenceSource]) -> None:
+        if not parts:
+            raise ConfigError("a ConcatSource needs at least one part.")
+        self.parts = list(parts)
+        self.records = None
+        self.path = None
+        self.format = "auto"
+        self.id_column = "id"
+        self.sequence_column = "sequence"
+
+    def iter(self, counter: ByteCounter | None = None) -> Iterator[tuple[str, str]]:
+        """Iterate the parts' records in order."""
+        for part in self.parts:
+            yield from part.iter(counter)
+
+    @property
+    def size_bytes(self) -> int | None:
+        """Total size on disk (``None`` unless every part is a file)."""
+        sizes = [p.size_bytes for p in self.parts]
+        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+
+    @property
+    def num_records(self) -> int | None:
+        """Total in-memory records (``None`` when a part is a file)."""
+        counts = [p.num_records for p in self.parts]
+        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+
+    def describe(self) -> str:
+        """The parts' descriptions joined with ``+``."""
+        return " + ".join(p.describe() for p in self.parts)
+
+    def reader_options(self) -> dict[str, Any]:
+        """``{"parts": [...]}`` with each part's options (``{}`` when a part is in memory)."""
+        parts = [p.reader_options() for p in self.parts]
+        return {"parts": parts} if all(parts) else {}
+
+
 def open_sequences(
     path: str | os.PathLike[str],
     *,
@@ -158,7 +212,8 @@ def open_sequences(
 
 
 def as_source(sequences: Any) -> SequenceSource:
-    """Wrap a file path or an iterable of pairs as a :class:`SequenceSource`.
+    """Wrap a file path, a list of file paths (one corpus, see :class:`ConcatSource`) or an iterable
+    of pairs as a :class:`SequenceSource`.
 
     Raises:
         InputError: ``sequences`` is neither a path nor an iterable of pairs.
@@ -168,6 +223,8 @@ def as_source(sequences: Any) -> SequenceSource:
     if isinstance(sequences, (str, os.PathLike)):
         return SequenceSource(path=Path(sequences))
     if isinstance(sequences, (list, tuple)):
+        if sequences and all(isinstance(s, (str, os.PathLike, SequenceSource)) for s in sequences):
+            return ConcatSource([as_source(s) for s in sequences])
         return SequenceSource(records=list(sequences))
     if isinstance(sequences, Iterable):
         return SequenceSource(records=list(sequences))

@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -50,6 +49,7 @@ __all__ = [
     "ValidationReport",
     "Validator",
     "default_replacement",
+    "id_hash",
     "scan_source",
 ]
 
@@ -319,6 +319,8 @@ class SourceIndex:
         digest: Hex digest of the kept ``(id, sequence)`` stream (identifies the data for resume).
         report: The validation counts.
         positions: Row of each id asked for in ``wanted_ids`` that was found.
+        id_hashes: :func:`id_hash` of each kept row's id, in row order (``uint64``; 8 bytes per
+            row, the index's only per-record memory). The ``D_sub`` draw is computed from them.
     """
 
     num_rows: int
@@ -326,6 +328,19 @@ class SourceIndex:
     digest: str
     report: ValidationReport
     positions: dict[str, int]
+    id_hashes: np.ndarray = attrs.field(factory=lambda: np.empty(0, dtype=np.uint64), eq=False)
+
+
+def id_hash(record_id: str) -> int:
+    """The 64-bit hash of a record id used for duplicate detection and the ``D_sub`` draw: the
+    8-byte BLAKE2b digest of its UTF-8 bytes, read as a little-endian unsigned integer.
+
+    >>> id_hash("seq1") == int.from_bytes(hashlib.blake2b(b"seq1", digest_size=8).digest(), "little")
+    True
+    """
+    return int.from_bytes(
+        hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest(), "little"
+    )
 
 
 def _duplicate_message(first: tuple[int, str], second: tuple[int, str], where: str) -> str:
@@ -345,8 +360,8 @@ def scan_source(
 ) -> SourceIndex:
     """The index pass: validate every record, count the kept rows, hash the data, find duplicates.
 
-    Holds 8 bytes per record (a hash of its id); a second pass over the input runs only when two
-    hashes collide, to name both records of a duplicate id (or rule out a hash collision).
+    Holds 8 bytes per record (:func:`id_hash` of its id); a second pass over the input runs only
+    when two hashes collide, to name both records of a duplicate id (or rule out a hash collision).
 
     Args:
         records: A callable returning a fresh iterator of raw records (called once, twice when
@@ -365,14 +380,19 @@ def scan_source(
     """
     wanted = set(wanted_ids) if wanted_ids is not None else set()
     positions: dict[str, int] = {}
-    hashes = array("q")
+    kept = bytearray()  # 8-byte id hashes of the kept rows, then of the dropped records
+    dropped = bytearray()
     digest = hashlib.blake2b(digest_size=16)
+    blake2b = hashlib.blake2b
     rows = 0
     number = 0
     for number, (rid, seq) in enumerate(records(), start=1):
-        hashes.append(hash(rid))
+        h = blake2b(rid.encode("utf-8"), digest_size=8).digest()
         out = validator(number, rid, seq)
-        if out is not None:
+        if out is None:
+            dropped += h
+        else:
+            kept += h
             if wanted and rid in wanted:
                 positions[rid] = rows
             digest.update(rid.encode("utf-8"))
@@ -386,7 +406,10 @@ def scan_source(
         on_record(number)
     if number == 0:
         raise InputError(f"{where} holds no sequences.")
-    h = np.frombuffer(hashes, dtype=np.int64) if len(hashes) else np.empty(0, dtype=np.int64)
+    id_hashes = np.frombuffer(kept, dtype="<u8").astype(np.uint64, copy=False)
+    h = id_hashes
+    if dropped:
+        h = np.concatenate([h, np.frombuffer(dropped, dtype="<u8").astype(np.uint64, copy=False)])
     if h.size > 1:
         srt = np.sort(h)
         same = srt[1:] == srt[:-1]
@@ -403,6 +426,7 @@ def scan_source(
         digest=digest.hexdigest(),
         report=validator.report,
         positions=positions,
+        id_hashes=id_hashes,
     )
 
 
@@ -411,7 +435,7 @@ def _name_duplicate(
 ) -> None:
     seen: dict[str, int] = {}
     for number, (rid, _) in enumerate(records(), start=1):
-        if hash(rid) not in colliding:
+        if id_hash(rid) not in colliding:
             continue
         if rid in seen:
             raise InputError(_duplicate_message((seen[rid], rid), (number, rid), where))

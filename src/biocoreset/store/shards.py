@@ -20,7 +20,8 @@ final file (written to a temporary file and renamed), and the work folder is rem
 final file is never overwritten without ``force``.
 
 Shard ``k`` is the same row range whatever the number of processes, so a run may be resumed with a
-different ``torchrun`` world size; under ``torchrun`` every rank writes its own shards into the same
+different ``torchrun`` world size (the default shard size, which depends on the world size, is taken
+from the manifest when resuming); under ``torchrun`` every rank writes its own shards into the same
 folder (a shared file system across nodes) and rank 0 merges.
 """
 
@@ -40,6 +41,7 @@ import numpy as np
 
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.store.atomic import atomic_path
+from biocoreset.store.curvature_state import restore_curvature, snapshot_curvature
 from biocoreset.store.result import METADATA_KEY
 
 __all__ = [
@@ -144,7 +146,13 @@ class ScoreStore:
             )
 
     def prepare(
-        self, fingerprint: Mapping[str, Any], *, num_rows: int, shard_size: int, force: bool
+        self,
+        fingerprint: Mapping[str, Any],
+        *,
+        num_rows: int,
+        shard_size: int,
+        force: bool,
+        adopt_shard_size: bool = False,
     ) -> bool:
         """Create the work folder, or check an existing one can be resumed.
 
@@ -153,6 +161,10 @@ class ScoreStore:
             num_rows: Rows to score.
             shard_size: Rows per shard.
             force: Discard an existing final file and work folder.
+            adopt_shard_size: ``shard_size`` is a default, not a request: an unfinished run of the
+                same fingerprint is resumed with the shard size it started with (the default
+                depends on the number of ranks, which may change between runs). The shard size
+                used is ``manifest["shard_size"]``.
 
         Returns:
             Whether an unfinished run is resumed.
@@ -167,6 +179,10 @@ class ScoreStore:
                 self.output.unlink()
             if self.parts.exists():
                 shutil.rmtree(self.parts)
+        path = self.parts / MANIFEST_NAME
+        old: dict[str, Any] | None = self._read_manifest() if path.exists() else None
+        if adopt_shard_size and old is not None and isinstance(old.get("shard_size"), int):
+            shard_size = old["shard_size"]
         manifest = {
             "format": _FORMAT,
             "hash": fingerprint_hash(fingerprint),
@@ -174,9 +190,7 @@ class ScoreStore:
             "shard_size": int(shard_size),
             "fingerprint": dict(fingerprint),
         }
-        path = self.parts / MANIFEST_NAME
-        if path.exists():
-            old: dict[str, Any] = self._read_manifest()
+        if old is not None:
             if (
                 old.get("hash") != manifest["hash"]
                 or old.get("num_rows") != num_rows
@@ -426,66 +440,3 @@ class MemorySink:
             cat(self.loss, np.float64),
             cat(self.length, np.int64),
         )
-
-
-def _plain(value: Any) -> bool:
-    import torch
-
-    if isinstance(value, torch.nn.Parameter):
-        return False
-    if isinstance(value, torch.Tensor):
-        return not value.requires_grad
-    if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
-        return True
-    if type(value) is dict:
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if type(value) in (list, tuple):
-        return all(_plain(v) for v in value)
-    return False
-
-
-def _meta_text(curvature: Any) -> str:
-    try:
-        return json.dumps(curvature.metadata(), sort_keys=True, default=str)
-    except Exception:
-        return ""
-
-
-def snapshot_curvature(curvature: Any) -> dict[str, Any] | None:
-    """A ``torch.save``-able state of a fitted curvature, loadable with ``weights_only=True``.
-
-    Uses the curvature's ``state_dict()`` when it has one (with ``load_state_dict``); otherwise its
-    plain attributes (tensors that are not parameters, numbers, strings, dtypes, and dicts/lists of
-    those). ``None`` when there is nothing to save.
-    """
-    if callable(getattr(curvature, "state_dict", None)) and callable(
-        getattr(curvature, "load_state_dict", None)
-    ):
-        return {
-            "kind": "state_dict",
-            "state": curvature.state_dict(),
-            "metadata": _meta_text(curvature),
-        }
-    fields = getattr(type(curvature), "__attrs_attrs__", ())  # a slotted attrs class has no vars()
-    found = vars(curvature) if hasattr(curvature, "__dict__") else {}
-    found = {**{f.name: getattr(curvature, f.name) for f in fields}, **found}
-    attrs_ = {k: v for k, v in found.items() if _plain(v)}
-    if not attrs_:
-        return None
-    return {"kind": "attributes", "state": attrs_, "metadata": _meta_text(curvature)}
-
-
-def restore_curvature(curvature: Any, state: Mapping[str, Any]) -> bool:
-    """Load a :func:`snapshot_curvature` state; ``True`` when the restored curvature reports the
-    same metadata as the saved one (else the caller should refit)."""
-    try:
-        if state.get("kind") == "state_dict":
-            curvature.load_state_dict(state["state"])
-        elif state.get("kind") == "attributes":
-            for k, v in state["state"].items():
-                setattr(curvature, k, v)
-        else:
-            return False
-    except Exception:
-        return False
-    return bool(state.get("metadata")) and _meta_text(curvature) == state["metadata"]

@@ -267,13 +267,8 @@ def finetune(
         ConfigError: Unknown option or bad value.
         InputError: Bad input (validation, duplicate ids, subset larger than the data).
     """
-    from biocoreset.api import (
-        _only_rows,
-        choose_subset_rows,
-        index_source,
-        iter_rows,
-        resolve_adapter,
-    )
+    from biocoreset.scoring import draw_subset, index_source, iter_rows, only_rows, resolve_adapter
+    from biocoreset.scoring.subset import subset_order
 
     cfg = config or FinetuneConfig()
     names = [f.name for f in attrs.fields(FinetuneConfig)]
@@ -302,8 +297,9 @@ def finetune(
     )
     index = index_source(source, validator(), wanted_ids=wanted, progress=show)
     subset_seed = cfg.seed if cfg.subset_seed is None else cfg.subset_seed
-    rows = choose_subset_rows(index.num_rows, cfg.subset, subset_seed, index.positions)
-    records = [(rid, seq) for _, rid, seq in _only_rows(iter_rows(source, validator()), rows)]
+    rows = draw_subset(index, cfg.subset, subset_seed)
+    found = [(rid, seq) for _, rid, seq in only_rows(iter_rows(source, validator()), rows)]
+    records = [found[i] for i in subset_order([r for r, _ in found], cfg.subset, subset_seed)]
     params = adp.scored_parameters(None)
     config_dict = attrs.asdict(cfg)
     config_dict["masking"] = {

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from biocoreset.config import _read_toml
+from biocoreset.tomlconfig import read_toml as _read_toml
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.train.schedules import SCHEDULES

@@ -1,0 +1,86 @@
+"""What determines a run's scores, as a JSON-serialisable fingerprint (resume refuses a change).
+
+Example:
+    >>> import torch
+    >>> a = torch.nn.Linear(2, 2); model_fingerprint(a) == model_fingerprint(a)
+    True
+    >>> jsonable_subset(["b", "a"])["ids"], jsonable_subset(0.1)
+    (2, 0.1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from biocoreset._version import __version__
+from biocoreset.config import ScoreConfig
+from biocoreset.data.validation import SourceIndex
+from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.scoring.streaming import grouping_window
+from biocoreset.scoring.subset import SUBSET_RULE
+
+__all__ = ["jsonable_subset", "model_fingerprint", "run_fingerprint"]
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Hex hash of a model's parameters and buffers (names, dtypes, shapes and bytes)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def jsonable_subset(subset: Any) -> Any:
+    """A ``subset`` spec as JSON: sizes and fractions as they are, explicit ids as their count and
+    a SHA-256 of the sorted ids."""
+    if subset is None or isinstance(subset, (int, float)):
+        return subset
+    ids = sorted(str(s) for s in subset)
+    return {"ids": len(ids), "sha256": hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()}
+
+
+def run_fingerprint(
+    cfg: ScoreConfig,
+    adp: ModelAdapter,
+    scorer: Scorer,
+    curvature: CurvatureEstimator | None,
+    params: Mapping[str, torch.nn.Parameter],
+    engine: Any,
+    index: SourceIndex,
+) -> dict[str, Any]:
+    """Every setting that changes a score, the model's hash, the data digest and the version."""
+    masking = getattr(adp, "masking", cfg.masking)
+    return {
+        "scorer": scorer.name,
+        "curvature": curvature.name if curvature is not None else None,
+        "curvature_options": cfg.curvature_options,
+        "damping": cfg.damping,
+        "batch_size": cfg.batch_size,
+        "max_tokens": cfg.max_tokens,
+        "length_window": grouping_window(adp, 1, cfg.length_window),
+        "seed": cfg.seed,
+        "subset": jsonable_subset(cfg.subset),
+        "subset_seed": cfg.subset_seed,
+        "subset_rule": SUBSET_RULE,
+        "parameters": hashlib.sha256("\n".join(params).encode("utf-8")).hexdigest(),
+        "engine": getattr(engine, "name", type(engine).__name__),
+        "masking": {"probability": masking.probability, "replacement": list(masking.replacement)},
+        "fit_on": cfg.fit_on,
+        "negate": cfg.negate,
+        "invalid": cfg.invalid,
+        "replacement": cfg.replacement,
+        "adapter": adp.name,
+        "loss_mode": getattr(adp, "loss_mode", "masked"),
+        "max_length": getattr(adp, "max_length", None),
+        "long_policy": getattr(adp, "long_policy", None),
+        "model": model_fingerprint(adp.model),
+        "data": index.digest,
+        "biocoreset_version": __version__,
+    }

@@ -1,0 +1,91 @@
+"""The fit phase: accumulate the curvature's statistics over ``D_sub`` (or every row).
+
+Batches are length-grouped (:func:`~biocoreset.scoring.streaming.rank_batches`); under ``torchrun``
+batch ``j`` goes to rank ``j mod R`` and the statistics are summed over ranks in ``fit_end``. Per-
+sample gradients do not depend on batch companions, so the curvature equals a single-process,
+file-order fit up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from biocoreset.config import ScoreConfig
+from biocoreset.data.sources import SequenceSource
+from biocoreset.errors import ConfigError
+from biocoreset.progress import progress_bar, progress_enabled
+from biocoreset.protocols import CurvatureEstimator, ModelAdapter
+from biocoreset.scoring.streaming import (
+    Row,
+    grouping_window,
+    length_key,
+    only_rows,
+    rank_batches,
+)
+from biocoreset.runtime.distributed import DistContext, current
+
+__all__ = ["fit_curvature"]
+
+
+def fit_curvature(
+    curvature: CurvatureEstimator,
+    adapter: ModelAdapter,
+    engine: Any,
+    source: SequenceSource | Callable[[], Iterable[Row]],
+    subset: np.ndarray | None,
+    config: ScoreConfig,
+    ctx: DistContext | None = None,
+    *,
+    num_rows: int | None = None,
+) -> None:
+    """Fit ``curvature`` on the ``subset`` rows; under ``torchrun`` batches are split over ranks and
+    the statistics summed in ``fit_end``. A curvature with ``fit_passes = k`` (e.g. EK-FAC) gets
+    ``k`` rounds of "accumulate over every batch, then ``fit_end``".
+
+    Args:
+        curvature: The estimator.
+        adapter: The adapter.
+        engine: The per-sample gradient engine.
+        source: A source (read unvalidated), or a callable returning a validated row stream.
+        subset: Sorted rows to fit on, or ``None`` for every row (then ``num_rows`` is required).
+        config: Batch size, token budget, length window, seed and progress settings.
+        ctx: Distributed context (default: this process's).
+        num_rows: Number of rows when ``subset`` is ``None``.
+
+    Raises:
+        ConfigError: ``subset`` is ``None`` and ``num_rows`` is not given.
+    """
+    ctx = ctx or current()
+    if subset is None and num_rows is None:
+        raise ConfigError("fit_curvature needs num_rows when subset is None (fit on every row).")
+    m = len(subset) if subset is not None else int(num_rows)  # type: ignore[arg-type]
+    curvature.fit_begin(engine.blocks)
+    reduce = ctx.all_reduce_ if ctx.is_distributed else None
+    if not curvature.needs_fit:
+        curvature.fit_end(m, reduce)
+        return
+    passes = int(getattr(curvature, "fit_passes", 1))
+    show = progress_enabled(config.progress) and ctx.is_main
+    for p in range(passes):
+        if isinstance(source, SequenceSource):
+            stream: Iterable[Row] = ((i, rid, seq) for i, (rid, seq) in enumerate(source))
+        else:
+            stream = source()
+        batches = rank_batches(
+            only_rows(stream, subset),
+            config.batch_size,
+            ctx,
+            window=grouping_window(adapter, config.batch_size, config.length_window),
+            max_tokens=config.max_tokens,
+            length=length_key(adapter),
+        )
+        desc = "fit curvature" if passes == 1 else f"fit curvature ({p + 1}/{passes})"
+        with progress_bar(enabled=show, total=m, desc=desc, unit="seq") as bar:
+            for batch in batches:
+                recs = [(rid, seq) for _, rid, seq in batch]
+                engine.run(adapter.collate(recs, seed=config.seed), curvature.fit_accumulate)
+                bar.update(len(batch) * ctx.world_size)
+        curvature.fit_end(m, reduce)

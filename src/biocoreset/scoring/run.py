@@ -1,0 +1,325 @@
+"""One scoring run, phase by phase: index → (restore or) fit → score shards → merge.
+
+:class:`ScoringRun` holds the components, the input and the configuration; :meth:`ScoringRun.execute`
+runs the phases in order:
+
+1. **index** (:mod:`~biocoreset.scoring.index`) — validate, count and hash every record, then draw
+   ``D_sub`` from the ids (:mod:`~biocoreset.scoring.subset`);
+2. **sink** — the score store (resumable file output, :mod:`biocoreset.store.shards`) or memory, and
+   the shard size (given, resumed, or sized from the rows and ranks);
+3. **fit** (:mod:`~biocoreset.scoring.fit`) — the curvature on ``D_sub`` (or restored when resuming);
+4. **score** — every shard of this rank, batches length-grouped inside the shard, results written
+   back in row order;
+5. **finish** — the metadata record (:mod:`~biocoreset.scoring.metadata`), then the merged file or
+   the gathered result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from biocoreset._version import __version__
+from biocoreset.config import ScoreConfig
+from biocoreset.data.batching import length_batches
+from biocoreset.data.sources import SequenceSource
+from biocoreset.data.validation import SourceIndex, Validator
+from biocoreset.grads import make_engine
+from biocoreset.progress import progress_bar, progress_enabled
+from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.scoring.fingerprint import run_fingerprint
+from biocoreset.scoring.fit import fit_curvature
+from biocoreset.scoring.index import index_source
+from biocoreset.scoring.metadata import ScoreMetadata
+from biocoreset.scoring.streaming import (
+    OpenShards,
+    Row,
+    assemble,
+    auto_shard_size,
+    grouping_window,
+    iter_rows,
+    length_key,
+    pending_rows,
+)
+from biocoreset.scoring.subset import SUBSET_RULE, draw_subset, explicit_ids, subset_order
+from biocoreset.store.shards import MemorySink, ScoreStore, fingerprint_hash
+from biocoreset.runtime.distributed import current
+
+__all__ = ["ScoringRun"]
+
+Sink = ScoreStore | MemorySink
+
+
+class ScoringRun:
+    """One scoring run: components, input, configuration, and where the rows go.
+
+    Args:
+        adapter: The model adapter.
+        scorer: The scorer.
+        curvature: The curvature (``None`` for scorers without one).
+        source: The input.
+        config: The configuration.
+    """
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        scorer: Scorer,
+        curvature: CurvatureEstimator | None,
+        source: SequenceSource,
+        config: ScoreConfig,
+    ) -> None:
+        self.adp, self.scorer, self.curvature = adapter, scorer, curvature
+        self.source, self.cfg = source, config
+        self.ctx = current(auto_init=True)
+        self.show = progress_enabled(config.progress) and self.ctx.is_main
+        self.timing: dict[str, float] = {}
+        self.window = grouping_window(adapter, config.batch_size, config.length_window)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def validator(self) -> Validator:
+        """A fresh validator for one pass over the input."""
+        return Validator.for_adapter(
+            self.adp,
+            policy=self.cfg.invalid,
+            replacement=self.cfg.replacement,
+            where=self.source.describe(),
+        )
+
+    def rows(self) -> Iterator[Row]:
+        """The validated rows, in input order."""
+        return iter_rows(self.source, self.validator())
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing[phase] = time.perf_counter() - t
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def execute(
+        self, output: str | os.PathLike[str] | None, force: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """Run every phase; return the metadata and either the output file (with ``output``) or
+        ``(ids, scores, loss, length)`` in row order."""
+        t_start = time.perf_counter()
+        store = ScoreStore(output) if output is not None else None
+        if store is not None:
+            store.check_output(force=force)  # fail before any work (every rank sees the same file)
+        with self._timed("index"):
+            index = index_source(
+                self.source,
+                self.validator(),
+                wanted_ids=explicit_ids(self.cfg.subset),
+                progress=self.show,
+            )
+            subset = draw_subset(index, self.cfg.subset, self.subset_seed)
+            index = attrs.evolve(index, id_hashes=np.empty(0, dtype=np.uint64))  # 8 B/row freed
+        params = self.adp.scored_parameters(self.cfg.parameters)
+        engine = make_engine(self.adp, params, engine=self.cfg.engine)
+        fingerprint = run_fingerprint(
+            self.cfg, self.adp, self.scorer, self.curvature, params, engine, index
+        )
+        n = index.num_rows
+        sink, size, resumed = self._sink(store, fingerprint, n, force)
+        done = sink.completed_shards()
+        self.ctx.barrier()  # every rank has listed the finished shards before anyone writes new ones
+        was_training = self.adp.model.training
+        self.adp.model.eval()
+        try:
+            with self._timed("fit"):
+                restored = self._fit(engine, store, resumed, subset, n)
+            with self._timed("score"):
+                stats_before = Counter(getattr(self.adp, "stats", {}))
+                subset_ids = self._score_pass(engine, sink, n, size, done, subset)
+                # hygiene counts of the scoring pass only (the fit pass tokenises D_sub again)
+                score_stats = Counter(getattr(self.adp, "stats", {})) - stats_before
+        finally:
+            self.adp.model.train(was_training)
+        self.ctx.barrier()
+        meta = self._metadata(
+            index, fingerprint, params, subset, subset_ids, size, done, restored, score_stats
+        )
+        return self._finish(store, sink, meta, n, force, t_start)
+
+    @property
+    def subset_seed(self) -> int:
+        """The seed of the ``D_sub`` draw."""
+        return self.cfg.seed if self.cfg.subset_seed is None else self.cfg.subset_seed
+
+    def _sink(
+        self, store: ScoreStore | None, fingerprint: dict[str, Any], n: int, force: bool
+    ) -> tuple[Sink, int, bool]:
+        ctx, cfg = self.ctx, self.cfg
+        size = cfg.shard_size or auto_shard_size(n, ctx.world_size, cfg.batch_size)
+        if store is None:
+            return MemorySink(n), size, False
+        auto = cfg.shard_size is None
+        resumed: bool = ctx.main_only(
+            lambda: store.prepare(
+                fingerprint, num_rows=n, shard_size=size, force=force, adopt_shard_size=auto
+            )
+        )
+        if not ctx.is_main:
+            store.attach(fingerprint)
+        assert store.manifest is not None
+        return store, int(store.manifest["shard_size"]), resumed
+
+    def _fit(
+        self, engine: Any, store: ScoreStore | None, resumed: bool, subset: np.ndarray, n: int
+    ) -> bool:
+        """Fit the curvature (or restore it when resuming); whether it was restored."""
+        curvature = self.curvature
+        if curvature is None:
+            return False
+        if store is not None and resumed:
+            curvature.fit_begin(engine.blocks)
+            ok = store.load_curvature(curvature, getattr(self.adp, "device", "cpu"))
+            if all(self.ctx.all_gather_object(ok)):
+                return True
+        fit_rows = subset if self.cfg.fit_on == "subset" else None  # None: every row
+        fit_curvature(
+            curvature, self.adp, engine, self.rows, fit_rows, self.cfg, self.ctx, num_rows=n
+        )
+        if store is not None and self.ctx.is_main:
+            store.save_curvature(curvature)
+        return False
+
+    def _score_pass(
+        self, engine: Any, sink: Sink, n: int, size: int, done: set[int], subset: np.ndarray
+    ) -> list[str]:
+        """Score this rank's unfinished shards; return ``D_sub``'s ids (in canonical order).
+
+        The rank's rows stream through length-grouped windows that may span several of its shards
+        (a window of small shards would pack badly); each shard is written, whole and in row
+        order, as soon as its last row is scored. When the adapter is not composition-free the
+        window is one batch, and batches stay aligned with the shards (whole batches each).
+        """
+        ctx, cfg = self.ctx, self.cfg
+        in_subset = np.zeros(n, dtype=bool)
+        in_subset[subset] = True
+        subset_ids: list[str] = []
+
+        def mine() -> Iterator[Row]:
+            for row, rid, seq in self.rows():
+                if in_subset[row]:
+                    subset_ids.append(rid)
+                k = row // size
+                if k % ctx.world_size == ctx.rank and k not in done:
+                    yield row, rid, seq
+
+        batches = length_batches(
+            mine(),
+            batch_size=cfg.batch_size,
+            window=self.window,
+            max_tokens=cfg.max_tokens,
+            length=length_key(self.adp),
+        )
+        shards = OpenShards(n, size)
+        total = pending_rows(n, size, done, ctx)
+        with progress_bar(enabled=self.show, total=total, desc="score", unit="seq") as bar:
+            for chunk in batches:
+                batch = self.adp.collate([(rid, seq) for _, rid, seq in chunk], seed=cfg.seed)
+                s, loss = self.scorer.score_batch(self.adp, batch, engine, self.curvature)
+                values = s.detach().to("cpu", torch.float64).numpy()
+                for k, shard in shards.put(
+                    chunk,
+                    -values if cfg.negate else values,
+                    loss.detach().to("cpu", torch.float64).numpy(),
+                    batch.lengths.to("cpu").numpy(),
+                ):
+                    sink.write_shard(
+                        k, shard.rows, shard.ids, shard.scores, shard.loss, shard.length
+                    )
+                bar.update(len(chunk))
+        shards.check_closed()
+        return [subset_ids[i] for i in subset_order(subset_ids, cfg.subset, self.subset_seed)]
+
+    def _metadata(
+        self,
+        index: SourceIndex,
+        fingerprint: dict[str, Any],
+        params: dict[str, torch.nn.Parameter],
+        subset: np.ndarray,
+        subset_ids: list[str],
+        size: int,
+        done: set[int],
+        restored: bool,
+        score_stats: Counter[str],
+    ) -> ScoreMetadata:
+        cfg, n = self.cfg, index.num_rows
+        return ScoreMetadata(
+            scorer=self.scorer.name,
+            curvature=self.curvature.name if self.curvature is not None else None,
+            adapter=self.adp.name,
+            seed=cfg.seed,
+            subset_seed=self.subset_seed,
+            subset_rule="explicit-ids" if explicit_ids(cfg.subset) is not None else SUBSET_RULE,
+            subset_size=len(subset),
+            subset_ids=subset_ids,
+            batch_size=cfg.batch_size,
+            max_tokens=cfg.max_tokens,
+            length_window=self.window // cfg.batch_size,
+            shard_size=size,
+            masking=fingerprint["masking"],
+            loss_mode=fingerprint["loss_mode"],
+            fit_on=cfg.fit_on,
+            fit_samples=n if cfg.fit_on == "all" else len(subset),
+            negated=cfg.negate,
+            num_scored_parameters=int(sum(p.numel() for p in params.values())),
+            scored_parameter_patterns=list(cfg.parameters) if cfg.parameters else None,
+            engine=fingerprint["engine"],
+            source=self.source.describe(),
+            reader=self.source.reader_options(),
+            num_sequences=n,
+            validation=index.report.as_dict(),
+            adapter_stats=dict(score_stats),
+            config_hash=fingerprint_hash(fingerprint),
+            data_digest=index.digest,
+            world_size=self.ctx.world_size,
+            resumed_shards=len(done),
+            curvature_restored=restored,
+            biocoreset_version=__version__,
+            torch_version=torch.__version__,
+            curvature_info=self.curvature.metadata() if self.curvature is not None else {},
+        )
+
+    def _finish(
+        self,
+        store: ScoreStore | None,
+        sink: Sink,
+        meta: ScoreMetadata,
+        n: int,
+        force: bool,
+        t_start: float,
+    ) -> tuple[dict[str, Any], Any]:
+        def stamped() -> dict[str, Any]:
+            timing = {k: round(v, 3) for k, v in self.timing.items()}
+            seconds = round(time.perf_counter() - t_start, 3)
+            return attrs.evolve(meta, timing=timing, seconds=seconds).to_dict()
+
+        if store is not None:
+            out = stamped()
+
+            def merge() -> None:
+                with progress_bar(enabled=self.show, total=n, desc="merge", unit="seq") as bar:
+                    store.merge(out, force=force, progress=bar.update)
+
+            self.ctx.main_only(merge)
+            return out, store.output
+        with self._timed("merge"):
+            local = sink.local_parts()  # type: ignore[union-attr]
+            parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
+        return stamped(), assemble(parts, n)

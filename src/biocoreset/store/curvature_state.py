@@ -1,0 +1,82 @@
+"""Saving a fitted curvature with the score work folder, so a resumed run does not refit.
+
+Example:
+    >>> class Tiny:
+    ...     def __init__(self): self.scale = 2.0
+    ...     def metadata(self): return {"scale": self.scale}
+    >>> state = snapshot_curvature(Tiny())
+    >>> fresh = Tiny(); fresh.scale = 0.0
+    >>> restore_curvature(fresh, state), fresh.scale
+    (True, 2.0)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["restore_curvature", "snapshot_curvature"]
+
+
+def _plain(value: Any) -> bool:
+    import torch
+
+    if isinstance(value, torch.nn.Parameter):
+        return False
+    if isinstance(value, torch.Tensor):
+        return not value.requires_grad
+    if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
+        return True
+    if type(value) is dict:
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _meta_text(curvature: Any) -> str:
+    try:
+        return json.dumps(curvature.metadata(), sort_keys=True, default=str)
+    except Exception:
+        return ""
+
+
+def snapshot_curvature(curvature: Any) -> dict[str, Any] | None:
+    """A ``torch.save``-able state of a fitted curvature, loadable with ``weights_only=True``.
+
+    Uses the curvature's ``state_dict()`` when it has one (with ``load_state_dict``); otherwise its
+    plain attributes (tensors that are not parameters, numbers, strings, dtypes, and dicts/lists of
+    those). ``None`` when there is nothing to save.
+    """
+    if callable(getattr(curvature, "state_dict", None)) and callable(
+        getattr(curvature, "load_state_dict", None)
+    ):
+        return {
+            "kind": "state_dict",
+            "state": curvature.state_dict(),
+            "metadata": _meta_text(curvature),
+        }
+    fields = getattr(type(curvature), "__attrs_attrs__", ())  # a slotted attrs class has no vars()
+    found = vars(curvature) if hasattr(curvature, "__dict__") else {}
+    found = {**{f.name: getattr(curvature, f.name) for f in fields}, **found}
+    attrs_ = {k: v for k, v in found.items() if _plain(v)}
+    if not attrs_:
+        return None
+    return {"kind": "attributes", "state": attrs_, "metadata": _meta_text(curvature)}
+
+
+def restore_curvature(curvature: Any, state: Mapping[str, Any]) -> bool:
+    """Load a :func:`snapshot_curvature` state; ``True`` when the restored curvature reports the
+    same metadata as the saved one (else the caller should refit)."""
+    try:
+        if state.get("kind") == "state_dict":
+            curvature.load_state_dict(state["state"])
+        elif state.get("kind") == "attributes":
+            for k, v in state["state"].items():
+                setattr(curvature, k, v)
+        else:
+            return False
+    except Exception:
+        return False
+    return bool(state.get("metadata")) and _meta_text(curvature) == state["metadata"]
