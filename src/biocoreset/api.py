@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from biocoreset.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import as_source
 from biocoreset.scoring import ScoringRun, build_components, resolve_config
@@ -72,6 +73,10 @@ def score(
             the same call after a crash resumes (see :mod:`biocoreset.store.shards`).
         force: Overwrite an existing ``output`` and discard an unfinished run.
 
+    Warns:
+        QualityWarning: A small ``D_sub``, many zero Fisher entries, or scores that follow length
+            (see :mod:`biocoreset.advice`; each message names its fix).
+
     Returns:
         A :class:`~biocoreset.store.result.ScoreResult` in input order (rows dropped by validation
         excluded). Under ``torchrun`` every rank returns the merged result.
@@ -84,9 +89,12 @@ def score(
     cfg = resolve_config(config, options)
     meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
     if output is not None:
-        return ScoreResult.load(out)
-    ids, scores, loss, length = out
-    return ScoreResult(ids=ids, scores=scores, loss=loss, length=length, metadata=meta)
+        result = ScoreResult.load(out)
+    else:
+        ids, scores, loss, length = out
+        result = ScoreResult(ids=ids, scores=scores, loss=loss, length=length, metadata=meta)
+    emit(fit_advice(meta) + length_advice(result.scores, result.length))
+    return result
 
 
 def score_to_file(
@@ -108,6 +116,9 @@ def score_to_file(
         The metadata written with the scores.
     """
     cfg = resolve_config(config, options)
-    meta, _ = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
-    return meta
+    meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    from biocoreset.runtime.distributed import current
 
+    if current().is_main:
+        emit(score_file_advice(out, meta))
+    return meta
