@@ -29,7 +29,10 @@ SUBSTITUTIONS = {
     "--budget 200000": "--budget 30",  # the toy corpus has 300 sequences
     "budget = 200000": "budget = 30",
     "$b": "0.1",  # the budget loop's variable
-    '{"size": "small"}': '{"size": "tiny"}',
+    '"size": "small"': '"size": "tiny"',
+    "--max-steps 2000": "--max-steps 4",  # the README's pretraining, at toy size
+    "--max-steps 200 ": "--max-steps 4 ",  # the FASTA-to-coreset page's
+    "--subset 1024": "--subset 100",
 }
 
 SKIPS = {
@@ -131,6 +134,9 @@ def workspace(tmp_path_factory) -> Path:
         for i in range(120)
     ]
     _fasta(proteins, ws / "proteins.fasta")
+    rfam_like = [(f"RF0000{i % 4}|X{i}.1/1-{len(seq)}", seq) for i, (_, seq) in enumerate(rna)]
+    for name in ("rfam_sample.fa", "my_rna.fa"):  # the FASTA-to-coreset page's Rfam samples
+        _fasta(rfam_like, ws / name)
     _fasta(rna[:10], ws / "nRC_test.fasta")
     (ws / "bpRNA_test.jsonl").write_text(
         "".join(f'{{"id": "{rid}", "sequence": "{seq}"}}\n' for rid, seq in rna[10:15]),
@@ -227,3 +233,24 @@ def test_page_commands_run(page_name, workspace, tmp_path, monkeypatch, capsys):
         assert code == 0, f"{page_name}: `{command}` failed:\n{captured.err[-2000:]}"
         ran += 1
     assert ran or all(any(k in c for k in SKIPS) for c in commands)
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(workspace, tmp_path):
+    """The README's Python example runs as written where its shell example left ``ft/`` (here the
+    workspace's toy fine-tune) and ``corpus.fasta``, with the default D_sub."""
+    import os
+    import subprocess
+    import sys
+
+    (code,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text("utf-8"), re.S)
+    cwd = tmp_path / "ws"
+    shutil.copytree(workspace, cwd)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert proc.stdout.strip().startswith("[")
+    assert (cwd / "python-scores.parquet").is_file()

@@ -40,6 +40,7 @@ LAYERS = {
     "selection": 4,
     "train": 4,
     "diagnose": 4,
+    "advice": 4,
     "bench": 4,
     # 5 facades
     "api": 5,

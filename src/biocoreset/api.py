@@ -22,8 +22,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from biocoreset.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import as_source
+from biocoreset.runtime.distributed import current
 from biocoreset.scoring import ScoringRun, build_components, resolve_config
 from biocoreset.scoring import fit_curvature as fit_curvature  # re-exported: lives in scoring/
 from biocoreset.scoring import resolve_adapter as resolve_adapter  # re-exported
@@ -72,6 +74,10 @@ def score(
             the same call after a crash resumes (see :mod:`biocoreset.store.shards`).
         force: Overwrite an existing ``output`` and discard an unfinished run.
 
+    Warns:
+        QualityWarning: A small ``D_sub``, many zero Fisher entries, or scores that follow length
+            (see :mod:`biocoreset.advice`; each message names its fix).
+
     Returns:
         A :class:`~biocoreset.store.result.ScoreResult` in input order (rows dropped by validation
         excluded). Under ``torchrun`` every rank returns the merged result.
@@ -84,9 +90,12 @@ def score(
     cfg = resolve_config(config, options)
     meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
     if output is not None:
-        return ScoreResult.load(out)
-    ids, scores, loss, length = out
-    return ScoreResult(ids=ids, scores=scores, loss=loss, length=length, metadata=meta)
+        result = ScoreResult.load(out)
+    else:
+        ids, scores, loss, length = out
+        result = ScoreResult(ids=ids, scores=scores, loss=loss, length=length, metadata=meta)
+    emit(fit_advice(meta) + length_advice(result.scores, result.length))
+    return result
 
 
 def score_to_file(
@@ -108,5 +117,7 @@ def score_to_file(
         The metadata written with the scores.
     """
     cfg = resolve_config(config, options)
-    meta, _ = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    if current().is_main:
+        emit(score_file_advice(out, meta))
     return meta

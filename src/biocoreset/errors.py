@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "OutputExistsError",
     "PluginError",
+    "QualityWarning",
     "UnknownComponentError",
     "did_you_mean",
 ]
@@ -57,6 +58,12 @@ class OutputExistsError(BioCoresetError, FileExistsError):
 
 class BioCoresetWarning(UserWarning):
     """Something worked but deserves the user's attention (the message says what to do)."""
+
+
+class QualityWarning(BioCoresetWarning):
+    """A run finished but its result may not mean much (too small a ``D_sub``, a fine-tune shorter
+    than its warm-up, many zero Fisher entries, scores that follow length); see
+    :mod:`biocoreset.advice`."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

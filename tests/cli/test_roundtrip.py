@@ -1,6 +1,6 @@
-"""pretrain -> finetune -> score -> select from the shell, each step reading the previous step's
-folder with ``--model`` and nothing else, for every built-in adapter; the scores equal the Python
-API's on the same model, data and options."""
+"""pretrain -> finetune -> score -> select -> diagnose from the shell, each step reading the previous
+step's folder with ``--model`` and nothing else, for every built-in adapter; no step prints a
+traceback, and the scores equal the Python API's on the same model, data and options."""
 
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ def _chain(run, corpus: Path, pretrain_model: list[str]) -> None:
     )
     run("score", str(corpus), "--model", "ft", "-o", "scores.parquet", *SCORE)
     run("select", "scores.parquet", "--budget", "0.25", "-o", "coreset")
+    run("diagnose", "scores.parquet", "-o", "report", "--coreset", "coreset", "--finetune", "ft")
 
 
 def _same_as_python_api(folder: Path, corpus: Path) -> None:
@@ -87,6 +88,9 @@ def _same_as_python_api(folder: Path, corpus: Path) -> None:
     assert got.ids == expected.ids
     np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-5, atol=0)
     assert (folder / "coreset" / "coreset.fasta").read_text().count(">") == 10
+    report = json.loads((folder / "report" / "report.json").read_text())
+    assert report["num_sequences"] == len(expected.ids)
+    assert (folder / "report" / "length.png").is_file()
 
 
 @pytest.mark.slow

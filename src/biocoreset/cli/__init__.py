@@ -26,8 +26,10 @@ command also runs under ``torchrun --nproc_per_node N`` (``torchrun ... -m bioco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from biocoreset.cli.bench import add_bench_parser
 from biocoreset.cli.common import progress_mode
@@ -39,9 +41,9 @@ from biocoreset.cli.pretrain import add_pretrain_parser
 from biocoreset.cli.run import add_demo_parser, add_run_parser
 from biocoreset.cli.score import add_score_parser
 from biocoreset.cli.select import add_select_parser
-from biocoreset.errors import BioCoresetError
+from biocoreset.errors import BioCoresetError, BioCoresetWarning
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "warnings_once"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,13 +80,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with progress_settings(progress_mode(args)):
+        with progress_settings(progress_mode(args)), warnings_once(args.command):
             return int(args.func(args) or 0)
     except (BioCoresetError, FileNotFoundError) as exc:
         print(f"biocoreset {args.command}: error: {exc}", file=sys.stderr)
         return 2
     finally:
         _leave_process_group()
+
+
+@contextlib.contextmanager
+def warnings_once(command: str) -> Iterator[None]:
+    """Print each :class:`~biocoreset.errors.BioCoresetWarning` once, as ``biocoreset COMMAND:
+    warning: ...`` on stderr, while the block runs (other warnings go their usual way).
+
+    >>> import io, contextlib as c
+    >>> err = io.StringIO()
+    >>> with c.redirect_stderr(err), warnings_once("score"):
+    ...     for _ in range(2):
+    ...         warnings.warn("D_sub is small", BioCoresetWarning)
+    >>> err.getvalue()
+    'biocoreset score: warning: D_sub is small\\n'
+    """
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", BioCoresetWarning)
+        usual = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if not issubclass(category, BioCoresetWarning):
+                usual(message, category, filename, lineno, file, line)
+            elif str(message) not in seen:
+                seen.add(str(message))
+                print(f"biocoreset {command}: warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
 
 
 def _leave_process_group() -> None:

@@ -267,7 +267,12 @@ def finetune(
     Raises:
         ConfigError: Unknown option or bad value.
         InputError: Bad input (validation, duplicate ids, subset larger than the data).
+
+    Warns:
+        QualityWarning: Fewer steps than the warm-up, or a small ``D_sub``
+            (:mod:`biocoreset.advice`).
     """
+    from biocoreset.advice import emit, finetune_advice
     from biocoreset.scoring import draw_subset, index_source, iter_rows, only_rows, resolve_adapter
     from biocoreset.scoring.subset import subset_order
 
@@ -343,7 +348,7 @@ def finetune(
         if cfg.enabled:
             losses, lrs = _train(adp, records, params, cfg, ctx, show)
         after = diagnostic("after")
-    return FinetuneResult(
+    result = FinetuneResult(
         enabled=cfg.enabled,
         steps=len(losses),
         subset_size=len(records),
@@ -356,6 +361,8 @@ def finetune(
         seconds=round(time.perf_counter() - t0, 3),
         world_size=ctx.world_size,
     )
+    emit(finetune_advice(result))
+    return result
 
 
 def _train(
