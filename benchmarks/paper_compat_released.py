@@ -150,7 +150,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from biocoreset import select
-    from biocoreset.adapters.rnafm_model import build_rnafm, save_rnafm_checkpoint
+    from biocoreset.adapters.rnafm_checkpoint import save_rnafm_checkpoint
+    from biocoreset.adapters.rnafm_model import build_rnafm
     from biocoreset.presets import get_preset
 
     get_inf, model_override, released_sel = load_released(args.released)

@@ -112,7 +112,8 @@ def workspace(tmp_path_factory) -> Path:
     """Toy stand-ins for every file the pages name."""
     from biocoreset import score
     from biocoreset.adapters.hf import HFAdapter
-    from biocoreset.adapters.rnafm_model import build_rnafm, rnafm_tokenizer, save_rnafm_checkpoint
+    from biocoreset.adapters.rnafm_checkpoint import save_rnafm_checkpoint
+    from biocoreset.adapters.rnafm_model import build_rnafm, rnafm_tokenizer
     from biocoreset.modelio import load_model
     from biocoreset.testing import random_rna, tiny_esm
     from biocoreset.train.finetune import finetune, save_finetuned

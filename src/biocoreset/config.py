@@ -192,6 +192,9 @@ class FinetuneConfig:
             schedule with warm-up") or ``"constant"``.
         batch_size: Sequences per optimizer step (paper: 16), over all ranks together.
         seed: Seed of the shuffling and the masking (paper: 0).
+        group_by_length: Form batches of similar length (within windows of 64 batches of the
+            seeded order), in a shuffled batch order, so little compute goes to padding
+            (``False``: consecutive records of the seeded order, as the released code's trainer).
         masking: Masking of the MLM objective (paper: 15%, BERT 80/10/10).
         max_steps: Stop after this many optimizer steps (``None``: all epochs).
         max_grad_norm: Clip the global gradient norm (``None``: no clipping, as in the paper).
@@ -215,6 +218,7 @@ class FinetuneConfig:
     schedule: str = attrs.field(default="linear", validator=one_of("schedule", SCHEDULES))
     batch_size: int = attrs.field(default=16, validator=nonneg_int("batch_size", 1))
     seed: int = attrs.field(default=0, validator=nonneg_int("seed"))
+    group_by_length: bool = attrs.field(default=True, converter=bool)
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=as_masking)
     max_steps: int | None = attrs.field(default=None, validator=opt_int("max_steps", 1))
     max_grad_norm: float | None = attrs.field(

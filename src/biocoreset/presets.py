@@ -104,7 +104,7 @@ PRESETS: dict[str, Preset] = {
         description="the released bio-coreset code: lm_head.dense.weight, unmasked loss over all "
         "1,024 positions without a padding mask, Fisher on the scored set, eps 1e-8, negated "
         "scores, released Top-I/CCI (beta 0.1, legacy RNG), seed 42",
-        finetune=FinetuneConfig(seed=42),
+        finetune=FinetuneConfig(seed=42, group_by_length=False),
         score=ScoreConfig(
             parameters=("lm_head.dense.weight",),
             fit_on="all",

@@ -47,7 +47,8 @@ def test_score_with_both_adapters_in_process_without_network(
     with pytest.raises(AssertionError, match="network access attempted"):
         socket.create_connection(("huggingface.co", 443))
     from biocoreset import score
-    from biocoreset.adapters.rnafm_model import build_rnafm, save_rnafm_checkpoint
+    from biocoreset.adapters.rnafm_checkpoint import save_rnafm_checkpoint
+    from biocoreset.adapters.rnafm_model import build_rnafm
     from biocoreset.plugins import create
 
     path = save_rnafm_checkpoint(build_rnafm("tiny"), tmp_path / "RNA-FM_pretrained.pth")

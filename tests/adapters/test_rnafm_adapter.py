@@ -8,12 +8,12 @@ import torch
 
 from biocoreset import score
 from biocoreset.adapters.rnafm import RnaFmAdapter
+from biocoreset.adapters.rnafm_checkpoint import save_rnafm_checkpoint
 from biocoreset.adapters.rnafm_model import (
     RNAFM_MASK_ID,
     RNAFM_UNK_ID,
     build_rnafm,
     rnafm_tokenizer,
-    save_rnafm_checkpoint,
 )
 from biocoreset.data.hygiene import SkipRecord
 from biocoreset.errors import ConfigError, InputError

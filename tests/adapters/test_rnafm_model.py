@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from biocoreset.adapters.rnafm_checkpoint import (
+    RnaFmCheckpointError,
+    convert_rnafm_state_dict,
+    load_rnafm_checkpoint,
+    save_rnafm_checkpoint,
+)
 from biocoreset.adapters.rnafm_model import (
     RNAFM_MASK_ID,
     RNAFM_PAD_ID,
     RNAFM_TOKENS,
-    RnaFmCheckpointError,
     build_rnafm,
-    convert_rnafm_state_dict,
-    load_rnafm_checkpoint,
     rnafm_config,
     rnafm_tokenizer,
-    save_rnafm_checkpoint,
 )
 from biocoreset.errors import ConfigError
 

@@ -83,3 +83,27 @@ def test_bad_sizes_are_errors():
         list(length_batches([], batch_size=0))
     with pytest.raises(ConfigError, match="max_tokens"):
         list(length_batches([], batch_size=2, max_tokens=-1))
+
+
+def test_grouped_order_groups_by_length_and_shuffles_batches():
+    from biocoreset.data.batching import grouped_order
+
+    rng = np.random.default_rng(0)
+    n, b = 1000, 16
+    lengths = rng.integers(20, 1000, size=n)
+    order = rng.permutation(n)
+    out = grouped_order(order, lengths, b, seed=(3, 1), window_batches=8)
+    assert sorted(out.tolist()) == list(range(n))  # a permutation
+    batches = [out[i : i + b] for i in range(0, n, b)]
+    assert len(batches[-1]) == n % b  # the short batch stays last
+    # every full batch is a run of one window sorted by length: within-batch spread is small
+    plain = [order[i : i + b] for i in range(0, n, b)]
+    grouped_frac = real_token_fraction([lengths[x].tolist() for x in batches])
+    plain_frac = real_token_fraction([lengths[x].tolist() for x in plain])
+    assert grouped_frac > 0.9 > plain_frac
+    # batches are shuffled: their mean lengths are not monotone within a window
+    means = [lengths[x].mean() for x in batches[:8]]
+    assert means != sorted(means) and means != sorted(means, reverse=True)
+    # deterministic in the seed, different for another epoch
+    assert np.array_equal(out, grouped_order(order, lengths, b, seed=(3, 1), window_batches=8))
+    assert not np.array_equal(out, grouped_order(order, lengths, b, seed=(3, 2), window_batches=8))

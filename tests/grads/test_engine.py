@@ -383,16 +383,16 @@ def test_no_reference_cycle_keeps_a_batch_alive(hf, monkeypatch):
     freed as soon as run() returns: memory stays flat over batches."""
     import gc
 
-    import biocoreset.grads.engine as engine_mod
+    import biocoreset.grads.batch_run as engine_mod
 
     runs: list[weakref.ref] = []
-    init = engine_mod._Run.__init__
+    init = engine_mod.BatchRun.__init__
 
     def tracked(self, *args, **kwargs):
         init(self, *args, **kwargs)
         runs.append(weakref.ref(self))
 
-    monkeypatch.setattr(engine_mod._Run, "__init__", tracked)
+    monkeypatch.setattr(engine_mod.BatchRun, "__init__", tracked)
     for kind in ("esm", "bert"):  # bert: broadcast position embeddings (node pre-hooks)
         adapter = hf(kind)
         engine = HookEngine(adapter, adapter.scored_parameters())

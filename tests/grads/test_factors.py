@@ -115,7 +115,7 @@ def test_base_layer_factors_reductions():
 
 
 def test_addend_per_sample_sums_each_sample():
-    from biocoreset.grads.plan import addend_per_sample
+    from biocoreset.grads.graph import addend_per_sample
 
     g = torch.randn(4, 3, 5, 2, dtype=F64)  # batch in dim 1, addend of shape [5, 1] broadcast
     got = addend_per_sample(g, 1, torch.Size([5, 1]), 3)

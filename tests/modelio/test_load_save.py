@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from biocoreset.adapters.rnafm_model import (
+from biocoreset.adapters.rnafm_checkpoint import (
     RnaFmCheckpointError,
     load_rnafm_checkpoint,
     save_rnafm_checkpoint,

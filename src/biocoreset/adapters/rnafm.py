@@ -48,6 +48,13 @@ import torch
 from transformers import EsmConfig
 
 from biocoreset.adapters.hf import HFAdapter
+from biocoreset.adapters.rnafm_checkpoint import (
+    RnaFmCheckpointError,
+    convert_rnafm_state_dict,
+    is_official_checkpoint,
+    load_rnafm_checkpoint,
+    rnafm_from_official,
+)
 from biocoreset.adapters.rnafm_model import (
     RNAFM_CLS_ID,
     RNAFM_EOS_ID,
@@ -56,14 +63,9 @@ from biocoreset.adapters.rnafm_model import (
     RNAFM_PRESETS,
     RNAFM_TOKENS,
     RNAFM_UNK_ID,
-    RnaFmCheckpointError,
     build_rnafm,
-    convert_rnafm_state_dict,
-    is_official_checkpoint,
-    load_rnafm_checkpoint,
     resolve_attention,
     rnafm_config,
-    rnafm_from_official,
     rnafm_tokenizer,
 )
 from biocoreset.adapters.weights import find_weights, load_into, peek_state, read_state_dict
@@ -107,7 +109,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
     Args:
         model: An RNA-FM-shaped ``EsmForMaskedLM`` (25-token vocabulary), e.g. from
             :func:`~biocoreset.adapters.rnafm_model.build_rnafm` or
-            :func:`~biocoreset.adapters.rnafm_model.load_rnafm_checkpoint`.
+            :func:`~biocoreset.adapters.rnafm_checkpoint.load_rnafm_checkpoint`.
         tokenizer: Ignored unless given, then it must be over the RNA-FM alphabet (default
             :func:`~biocoreset.adapters.rnafm_model.rnafm_tokenizer`).
         masking: Masking configuration (15%, BERT 80/10/10).
@@ -169,7 +171,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                 f"the 'rna-fm' adapter needs an RNA-FM-shaped EsmForMaskedLM (25-token vocabulary), got "
                 f"{type(model).__name__}"
                 + (f" with vocab_size={config.vocab_size}" if config is not None else "")
-                + ". Build one with biocoreset.adapters.rnafm_model.build_rnafm / load_rnafm_checkpoint, "
+                + ". Build one with biocoreset.adapters.rnafm_model.build_rnafm / rnafm_checkpoint.load_rnafm_checkpoint, "
                 "or use the generic 'hf' adapter with the model's own tokenizer."
             )
         if tokenizer is None:
@@ -234,7 +236,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                 (default: read from the tensor shapes). Ignored when the folder has a config.
             dtype: Cast the model.
             zero_mask_embedding: Official checkpoints only (see
-                :func:`~biocoreset.adapters.rnafm_model.load_rnafm_checkpoint`).
+                :func:`~biocoreset.adapters.rnafm_checkpoint.load_rnafm_checkpoint`).
             random_init: Build the architecture only (weights not read from a folder with a config).
             tokenizer: Optional RNA-FM tokenizer.
             checkpoint: Ignored (the source is ``path``).

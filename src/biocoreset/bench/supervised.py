@@ -18,8 +18,6 @@ BCE), ``regression`` (MSE on standardised targets; predictions mapped back), ``r
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -35,6 +33,7 @@ from biocoreset.bench.heads import HEADS, PairwiseHead, SequencePairHead, make_h
 from biocoreset.bench.loaders import load_split
 from biocoreset.bench.protocol import MetricSpec
 from biocoreset.errors import ConfigError, InputError
+from biocoreset.validators import float_at_least, int_at_least, one_of, optional
 
 __all__ = ["OBJECTIVES", "SupervisedTask", "TrainConfig"]
 
@@ -48,31 +47,6 @@ OBJECTIVES = (
     "pair-regression",
 )
 KINDS = ("sequence", "sequence-pair", "residue", "pair-map")
-
-
-def _pos_int(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{attribute.name} must be an integer >= 1, got {value!r}.")
-
-
-def _opt_pos_int(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None:
-        _pos_int(instance, attribute, value)
-
-
-def _pos_float(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{attribute.name} must be a positive number, got {value!r}.")
-
-
-def _nonneg_float(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{attribute.name} must be a number >= 0, got {value!r}.")
-
-
-def _check_head(instance: object, attribute: attrs.Attribute, value: str) -> None:
-    if value not in HEADS:
-        raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {value!r}.")
 
 
 def _dropout(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -95,13 +69,17 @@ class TrainConfig:
         dropout: Dropout inside the head.
     """
 
-    epochs: int = attrs.field(validator=_pos_int)
-    lr: float = attrs.field(converter=float, validator=_pos_float)
-    weight_decay: float = attrs.field(default=0.01, converter=float, validator=_nonneg_float)
-    batch_size: int = attrs.field(default=32, validator=_pos_int)
+    epochs: int = attrs.field(validator=int_at_least("epochs", 1))
+    lr: float = attrs.field(converter=float, validator=float_at_least("lr", 0.0, strict=True))
+    weight_decay: float = attrs.field(
+        default=0.01, converter=float, validator=float_at_least("weight_decay")
+    )
+    batch_size: int = attrs.field(default=32, validator=int_at_least("batch_size", 1))
     finetune: bool = False
-    head: str = attrs.field(default="linear", validator=_check_head)
-    head_hidden: int | None = attrs.field(default=None, validator=_opt_pos_int)
+    head: str = attrs.field(default="linear", validator=one_of("head", HEADS))
+    head_hidden: int | None = attrs.field(
+        default=None, validator=optional(int_at_least("head_hidden", 1))
+    )
     dropout: float = attrs.field(default=0.0, converter=float, validator=_dropout)
 
 

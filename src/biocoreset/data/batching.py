@@ -29,7 +29,7 @@ import numpy as np
 
 from biocoreset.errors import ConfigError
 
-__all__ = ["DEFAULT_WINDOW_BATCHES", "length_batches", "real_token_fraction"]
+__all__ = ["DEFAULT_WINDOW_BATCHES", "grouped_order", "length_batches", "real_token_fraction"]
 
 DEFAULT_WINDOW_BATCHES = 64
 """Default window: 64 batches' worth of records are sorted by length together."""
@@ -139,3 +139,52 @@ def real_token_fraction(batches: Iterable[Sequence[int]]) -> float:
             real += int(sum(lengths))
             padded += len(lengths) * int(max(lengths))
     return real / padded if padded else 1.0
+
+
+def grouped_order(
+    order: Sequence[int] | np.ndarray,
+    lengths: Sequence[int] | np.ndarray,
+    batch_size: int,
+    *,
+    seed: int | Sequence[int],
+    window_batches: int = DEFAULT_WINDOW_BATCHES,
+) -> np.ndarray:
+    """A training order whose consecutive ``batch_size`` chunks are length-grouped batches, in a
+    shuffled batch order (the usual group-by-length practice for training).
+
+    ``order`` (e.g. a seeded permutation of the records) is read in windows of ``window_batches``
+    batches; each window is sorted by length (stably, so ties keep ``order``) and cut into batches.
+    The full batches are then shuffled with ``seed``, so training is not ordered by length; the one
+    short batch (when ``batch_size`` does not divide the number of records) stays last, where a
+    consumer cutting the result into chunks of ``batch_size`` expects it.
+
+    Args:
+        order: Record indices in their drawn order.
+        lengths: Length of every record (indexed by record index).
+        batch_size: Records per batch.
+        seed: Seed of the batch shuffle (e.g. ``(seed, epoch)``).
+        window_batches: Batches per sorting window (bounds how far a record can move).
+
+    Returns:
+        A permutation of ``order``.
+
+    >>> out = grouped_order([0, 1, 2, 3, 4], [5, 1, 4, 2, 3], 2, seed=0)
+    >>> sorted(out.tolist()), out[-1].item()
+    ([0, 1, 2, 3, 4], 0)
+    """
+    _check("batch_size", batch_size)
+    _check("window_batches", window_batches)
+    order = np.asarray(order, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = batch_size * window_batches
+    grouped = np.concatenate(
+        [
+            chunk[np.argsort(lengths[chunk], kind="stable")]
+            for chunk in (order[i : i + width] for i in range(0, order.size, width))
+        ]
+        or [order]
+    )
+    full = grouped.size // batch_size
+    batches = grouped[: full * batch_size].reshape(full, batch_size)
+    perm = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0x6B]).permutation(full)
+    return np.concatenate([batches[perm].reshape(-1), grouped[full * batch_size :]])

@@ -23,7 +23,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["GraphIndex", "call_subgraph", "is_accumulate", "nodes_above"]
+import torch
+
+__all__ = [
+    "GraphIndex",
+    "addend_batch_dim",
+    "addend_per_sample",
+    "call_subgraph",
+    "is_accumulate",
+    "is_addition_of",
+    "node_output_shape",
+    "nodes_above",
+]
 
 Node = Any  # torch.autograd.graph.Node (kept loose: C++ node types have no common Python base)
 
@@ -96,3 +107,49 @@ def nodes_above(starts: Iterable[Node], parents: dict[Node, list[Node]]) -> set[
         above.add(node)
         stack.extend(parents.get(node, ()))
     return above
+
+
+def node_output_shape(node: Node, output_nr: int = 0) -> tuple[int, ...] | None:
+    """Shape of a graph node's forward output (``None`` when torch does not expose it)."""
+    try:
+        return tuple(node._input_metadata[output_nr].shape)
+    except (AttributeError, IndexError, RuntimeError, TypeError):
+        return None
+
+
+def is_addition_of(node: Node, param: torch.Tensor) -> bool:
+    """Whether ``node`` is ``a + param`` (alpha 1, ``param`` read once)."""
+    if type(node).__name__ != "AddBackward0" or getattr(node, "_saved_alpha", 1) != 1:
+        return False
+    reads = [
+        c
+        for c, _ in node.next_functions
+        if c is not None and is_accumulate(c) and c.variable is param
+    ]
+    return len(reads) == 1
+
+
+def addend_batch_dim(param: torch.Tensor, readers: list[Node], batch_size: int) -> int | None:
+    """The batch dimension shared by the additions reading a bare addend, or ``None``."""
+    dims = set()
+    for node in readers:
+        if not is_addition_of(node, param):
+            return None
+        shape = node_output_shape(node)
+        if shape is None:
+            return None
+        lead = len(shape) - param.dim()
+        hits = [d for d in range(max(lead, 0)) if shape[d] == batch_size]
+        if len(hits) != 1:
+            return None
+        dims.add(hits[0])
+    return dims.pop() if len(dims) == 1 else None
+
+
+def addend_per_sample(
+    g: torch.Tensor, bdim: int, shape: torch.Size, batch_size: int
+) -> torch.Tensor:
+    """``[B, *shape]``: an addition's output gradient summed per sample down to the addend's shape."""
+    t = g.movedim(bdim, 0)
+    k = t.dim() - 1 - len(shape)
+    return t.sum_to_size((batch_size, *([1] * k), *shape)).reshape(batch_size, *shape)

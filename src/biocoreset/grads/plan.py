@@ -42,7 +42,13 @@ from torch import nn
 from torch.autograd.graph import get_gradient_edge
 
 from biocoreset.errors import ConfigError
-from biocoreset.grads.graph import GraphIndex, Node, call_subgraph, is_accumulate
+from biocoreset.grads.graph import (
+    GraphIndex,
+    Node,
+    addend_batch_dim,
+    call_subgraph,
+    is_accumulate,
+)
 from biocoreset.grads.handlers import EmbeddingHandler, Handler, LinearHandler, handler_for
 from biocoreset.grads.probe import PROBE_BATCH, probe_batch
 from biocoreset.protocols import ModelAdapter, ParamBlock
@@ -51,8 +57,6 @@ __all__ = [
     "Call",
     "Entry",
     "Plan",
-    "addend_batch_dim",
-    "addend_per_sample",
     "build_plan",
     "record_calls",
 ]
@@ -271,52 +275,6 @@ def leaky_nodes(
         for n in subgraph
         if n is not call.out_node and any(p not in inside for p in index.parents.get(n, ()))
     ]
-
-
-def node_output_shape(node: Node, output_nr: int = 0) -> tuple[int, ...] | None:
-    """Shape of a graph node's forward output (``None`` when torch does not expose it)."""
-    try:
-        return tuple(node._input_metadata[output_nr].shape)
-    except (AttributeError, IndexError, RuntimeError, TypeError):
-        return None
-
-
-def is_addition_of(node: Node, param: torch.Tensor) -> bool:
-    """Whether ``node`` is ``a + param`` (alpha 1, ``param`` read once)."""
-    if type(node).__name__ != "AddBackward0" or getattr(node, "_saved_alpha", 1) != 1:
-        return False
-    reads = [
-        c
-        for c, _ in node.next_functions
-        if c is not None and is_accumulate(c) and c.variable is param
-    ]
-    return len(reads) == 1
-
-
-def addend_batch_dim(param: torch.Tensor, readers: list[Node], batch_size: int) -> int | None:
-    """The batch dimension shared by the additions reading a bare addend, or ``None``."""
-    dims = set()
-    for node in readers:
-        if not is_addition_of(node, param):
-            return None
-        shape = node_output_shape(node)
-        if shape is None:
-            return None
-        lead = len(shape) - param.dim()
-        hits = [d for d in range(max(lead, 0)) if shape[d] == batch_size]
-        if len(hits) != 1:
-            return None
-        dims.add(hits[0])
-    return dims.pop() if len(dims) == 1 else None
-
-
-def addend_per_sample(
-    g: torch.Tensor, bdim: int, shape: torch.Size, batch_size: int
-) -> torch.Tensor:
-    """``[B, *shape]``: an addition's output gradient summed per sample down to the addend's shape."""
-    t = g.movedim(bdim, 0)
-    k = t.dim() - 1 - len(shape)
-    return t.sum_to_size((batch_size, *([1] * k), *shape)).reshape(batch_size, *shape)
 
 
 def _module_params(module: nn.Module, by_id: Mapping[int, str]) -> dict[str, str]:

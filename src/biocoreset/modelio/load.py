@@ -84,7 +84,8 @@ def guess_adapter(path: str | os.PathLike[str]) -> str:
     Raises:
         ConfigError: Nothing tells which adapter builds it (pass ``adapter=``).
     """
-    from biocoreset.adapters.rnafm_model import RNAFM_TOKENS, is_official_checkpoint
+    from biocoreset.adapters.rnafm_checkpoint import is_official_checkpoint
+    from biocoreset.adapters.rnafm_model import RNAFM_TOKENS
     from biocoreset.adapters.weights import find_weights, peek_state
 
     p = Path(path)

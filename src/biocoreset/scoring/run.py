@@ -35,6 +35,7 @@ from biocoreset.data.validation import SourceIndex, Validator
 from biocoreset.grads import make_engine
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.runtime.distributed import current
 from biocoreset.scoring.fingerprint import run_fingerprint
 from biocoreset.scoring.fit import fit_curvature
 from biocoreset.scoring.index import index_source
@@ -51,7 +52,6 @@ from biocoreset.scoring.streaming import (
 )
 from biocoreset.scoring.subset import SUBSET_RULE, draw_subset, explicit_ids, subset_order
 from biocoreset.store.shards import MemorySink, ScoreStore, fingerprint_hash
-from biocoreset.runtime.distributed import current
 
 __all__ = ["ScoringRun"]
 

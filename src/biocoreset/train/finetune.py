@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from biocoreset.config import FinetuneConfig
+from biocoreset.data.batching import grouped_order
 from biocoreset.data.sources import as_source
 from biocoreset.data.validation import Validator
 from biocoreset.errors import ConfigError
@@ -369,10 +370,11 @@ def _train(
     plist = list(params.values())
     optimizer = torch.optim.AdamW(_decay_groups(params, cfg.weight_decay), lr=cfg.lr)
     m = len(records)
+    lengths = np.array([len(seq) for _, seq in records], dtype=np.int64)
     plan = EpochPlan(
         m,
         batch_size=cfg.batch_size,
-        order=lambda epoch: np.random.default_rng([cfg.seed, epoch]).permutation(m),
+        order=lambda epoch: _epoch_order(m, cfg, epoch, lengths),
     )
     total = plan.steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
@@ -461,3 +463,12 @@ def save_finetuned(
     with atomic_path(out / "finetune.json", force=force) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
     return out
+
+
+def _epoch_order(m: int, cfg: FinetuneConfig, epoch: int, lengths: np.ndarray) -> np.ndarray:
+    """``D_sub`` in the training order of epoch ``epoch``: a seeded permutation, grouped by length
+    into shuffled batches when ``cfg.group_by_length``."""
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(m)
+    if not cfg.group_by_length:
+        return order
+    return grouped_order(order, lengths, cfg.batch_size, seed=(cfg.seed, epoch))

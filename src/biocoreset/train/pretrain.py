@@ -50,8 +50,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 
+from biocoreset.data.batching import grouped_order
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import FINAL_DIR, MODEL_MANIFEST, resolve_device, save_model
 from biocoreset.plots import plot_training_history
@@ -224,6 +226,7 @@ def pretrain(
     n = len(records)
     per_epoch, total = plan_steps(n, cfg)
     fingerprint = coreset_fingerprint(records)
+    lengths = np.array([len(seq) for _, seq in records], dtype=np.int64)
     _prepare_output(out, resume=resume, force=force, ctx=ctx)
     ckpt_dir = out / CHECKPOINT_DIR
 
@@ -270,7 +273,7 @@ def pretrain(
     plan = EpochPlan(
         n,
         batch_size=cfg.batch_size,
-        order=lambda epoch: pretrain_order(n, cfg.seed, epoch),
+        order=lambda epoch: _epoch_order(n, cfg, epoch, lengths),
         steps_per_epoch=per_epoch,
     )
 
@@ -472,3 +475,12 @@ def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContex
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _epoch_order(n: int, cfg: PretrainConfig, epoch: int, lengths: np.ndarray) -> np.ndarray:
+    """The records of epoch ``epoch`` in training order: the seeded permutation, grouped by length
+    into shuffled batches when ``cfg.group_by_length``."""
+    order = pretrain_order(n, cfg.seed, epoch)
+    if not cfg.group_by_length:
+        return order
+    return grouped_order(order, lengths, cfg.batch_size, seed=(cfg.seed, epoch))

@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from biocoreset.tomlconfig import read_toml as _read_toml
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
+from biocoreset.tomlconfig import read_toml as _read_toml
 from biocoreset.train.schedules import SCHEDULES
 from biocoreset.validators import (
     as_masking,
@@ -58,6 +58,10 @@ class PretrainConfig:
             ``epochs × ceil(N / batch_size)`` steps, i.e. what ``epochs`` epochs over ``N`` sequences
             would take. Exclusive with ``max_steps``.
         drop_last: Drop each epoch's final partial batch.
+        group_by_length: Form each epoch's batches from records of similar length (sorted within
+            windows of 64 batches of the epoch's seeded order), then shuffle the batches, so
+            little compute goes to padding and training is still not ordered by length.
+            ``False``: consecutive records of the seeded order.
         seed: Seed of the initialisation, data order, masking and dropout.
         vary_masking: Draw new masks every epoch (masking seed derived from ``(seed, epoch)``);
             ``False`` reuses the masks of ``seed`` every epoch.
@@ -107,6 +111,7 @@ class PretrainConfig:
         default=None, validator=optional(int_at_least("reference_size", 1))
     )
     drop_last: bool = False
+    group_by_length: bool = True
     seed: int = attrs.field(default=0, validator=int_at_least("seed", 0))
     vary_masking: bool = True
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=as_masking)
