@@ -63,7 +63,7 @@ def test_defaults_are_the_papers_recipe():
     [
         ({"lr": 0}, "lr must be a finite number > 0"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-        ({"schedule": "cosine"}, "schedule must be one of inverse-sqrt, constant, linear"),
+        ({"schedule": "cosin"}, "schedule must be one of inverse-sqrt, constant, linear, cosine"),
         ({"max_steps": 5, "reference_size": 10}, "max_steps and reference_size both set"),
         ({"loss_reduction": "mean"}, "loss_reduction must be one of token, sequence"),
     ],

@@ -48,6 +48,20 @@ def test_constant_and_linear_match_formulas():
     assert lin[-1] == pytest.approx(1 / (T - W))
 
 
+def test_cosine_matches_formula():
+    W, T, base = 5, 25, 2e-3
+    lrs = _lrs("cosine", T, warmup=W, total=T, base=base)
+    for s, lr in enumerate(lrs):
+        t = s + 1
+        factor = t / W if t <= W else 0.5 * (1 + math.cos(math.pi * (s - W) / (T - W)))
+        assert lr == pytest.approx(base * factor, rel=1e-12), s
+    assert lrs[W] == pytest.approx(base)  # the first step after the warm-up is at the peak
+    assert 0 < lrs[-1] < lrs[-2] < base / 10  # decays towards 0 without a step at lr 0
+    assert lrs[-1] < base / 100
+    mid = W + (T - W) // 2
+    assert lrs[mid] == pytest.approx(base / 2)  # half-way through the decay: half the peak
+
+
 def test_zero_warmup_is_pure_inverse_sqrt():
     f = make_schedule("inverse-sqrt", warmup_steps=0)
     assert [f(s) for s in range(4)] == pytest.approx([1, math.sqrt(1 / 2), math.sqrt(1 / 3), 0.5])
@@ -73,10 +87,13 @@ def test_scheduler_state_round_trip_and_pickle():
 
 def test_errors_name_the_problem():
     with pytest.raises(
-        ConfigError, match="unknown schedule 'cosine'; choices: constant, inverse-sqrt, linear"
+        ConfigError,
+        match="unknown schedule 'cosin'; choices: constant, cosine, inverse-sqrt, linear",
     ):
-        make_schedule("cosine", warmup_steps=1)
+        make_schedule("cosin", warmup_steps=1)
     with pytest.raises(ConfigError, match="total_steps > warmup_steps"):
         make_schedule("linear", warmup_steps=10, total_steps=5)
+    with pytest.raises(ConfigError, match="'cosine' schedule needs total_steps > warmup_steps"):
+        make_schedule("cosine", warmup_steps=10, total_steps=10)
     with pytest.raises(ConfigError, match="warmup_steps must be an integer >= 0"):
         make_schedule("constant", warmup_steps=-1)

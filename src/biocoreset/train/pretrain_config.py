@@ -47,7 +47,7 @@ class PretrainConfig:
         eps: AdamW epsilon.
         no_decay: Glob patterns of parameter names excluded from weight decay (default: none, as
             ``torch.optim.AdamW`` applies it to every parameter).
-        schedule: ``"inverse-sqrt"`` (paper), ``"constant"`` or ``"linear"`` (see
+        schedule: ``"inverse-sqrt"`` (paper), ``"constant"``, ``"linear"`` or ``"cosine"`` (see
             :mod:`biocoreset.train.schedules`).
         warmup_steps: Linear warm-up length in optimizer steps.
         epochs: Passes over the coreset (ignored when ``max_steps`` or ``reference_size`` is set).

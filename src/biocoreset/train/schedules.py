@@ -11,6 +11,9 @@ already taken (``s = 0`` for the first step), used through :class:`torch.optim.l
 * ``"constant"``: linear warm-up ``t / W``, then 1.
 * ``"linear"``: linear warm-up, then linear decay to 0 at ``total_steps``: ``(T - s) / (T - W)``;
   a run no longer than its warm-up is an error.
+* ``"cosine"``: linear warm-up, then half a cosine from 1 down to 0 at ``total_steps``:
+  ``(1 + cos(π (s - W) / (T - W))) / 2`` for ``t > W`` (as ``"linear"``, never 0 within the run);
+  a run no longer than its warm-up is an error.
 
 Fine-tuning on ``D_sub`` (:class:`FinetuneSchedule`, :func:`lr_factor`) uses ``"linear"`` or
 ``"constant"`` with two differences suited to short runs: a run no longer than its warm-up is
@@ -34,6 +37,7 @@ from biocoreset.errors import ConfigError
 __all__ = [
     "SCHEDULES",
     "Constant",
+    "Cosine",
     "FinetuneSchedule",
     "InverseSqrt",
     "Linear",
@@ -82,11 +86,13 @@ class Constant(_Schedule):
 class Linear(_Schedule):
     """Linear warm-up then linear decay to 0 at ``total_steps``."""
 
+    _name = "linear"
+
     def __init__(self, warmup_steps: int, total_steps: int | None = None) -> None:
         super().__init__(warmup_steps, total_steps)
         if self.total_steps is None or self.total_steps <= self._w:
             raise ConfigError(
-                f"the 'linear' schedule needs total_steps > warmup_steps, got total_steps="
+                f"the {self._name!r} schedule needs total_steps > warmup_steps, got total_steps="
                 f"{total_steps!r}, warmup_steps={warmup_steps!r}."
             )
 
@@ -96,6 +102,26 @@ class Linear(_Schedule):
         if t <= w:
             return t / w
         return max(0.0, (self.total_steps - step) / (self.total_steps - w))
+
+
+class Cosine(Linear):
+    """Linear warm-up then a half-cosine decay from 1 to 0 at ``total_steps``.
+
+    Like ``"linear"``, the first step after the warm-up is at the peak and the last is above 0.
+
+    >>> [round(Cosine(2, 6)(s), 3) for s in range(6)]
+    [0.5, 1.0, 1.0, 0.854, 0.5, 0.146]
+    """
+
+    _name = "cosine"
+
+    def __call__(self, step: int) -> float:
+        t, w = step + 1, self._w
+        assert self.total_steps is not None
+        if t <= w:
+            return t / w
+        frac = min(1.0, (step - w) / (self.total_steps - w))
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def lr_factor(step: int, *, warmup_steps: int, total_steps: int, schedule: str = "linear") -> float:
@@ -144,6 +170,7 @@ SCHEDULES: dict[str, type[_Schedule]] = {
     "inverse-sqrt": InverseSqrt,
     "constant": Constant,
     "linear": Linear,
+    "cosine": Cosine,
 }
 """Schedule name → class."""
 
