@@ -36,7 +36,7 @@ from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runfile import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.store.atomic import atomic_path
+from biocoreset.store.atomic import atomic_path, check_writable
 from biocoreset.store.shards import fingerprint_hash
 
 __all__ = [
@@ -92,9 +92,25 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
     if not p.exists():
         raise InputError(f"score file {str(p)!r} does not exist.")
     try:
+        names = pq.read_schema(p).names
+    except Exception as exc:
+        raise InputError(
+            f"{str(p)!r} is not a readable Parquet score file ({_first_line(exc)})."
+        ) from exc
+    missing = [c for c in ("id", "score") if c not in names]
+    if missing:
+        raise InputError(
+            f"{str(p)!r} has no {' or '.join(repr(c) for c in missing)} column (it has "
+            f"{', '.join(names) or 'none'}); pass a score file written by `biocoreset score`."
+        )
+    try:
         table = pq.read_table(p, columns=["id", "score"])
     except Exception as exc:
-        raise InputError(f"{str(p)!r} is not a readable biocoreset score file: {exc}") from exc
+        raise InputError(
+            f"{str(p)!r} is not a readable biocoreset score file ({_first_line(exc)})."
+        ) from exc
+    if table.num_rows == 0:
+        raise InputError(f"the score file {str(p)!r} is empty (no scored sequences).")
     raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
     ids = table.column("id").combine_chunks()
     return (
@@ -102,6 +118,11 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
         ids,
         json.loads(raw.decode("utf-8")),
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
@@ -159,6 +180,7 @@ def select_to_folder(
         raise OutputExistsError(
             f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
         )
+    check_writable(out, what="output folder")
     existing = [name for name in SELECTION_FILES if (out / name).exists()]
     if existing and not force:
         raise OutputExistsError(
