@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from biocoreset.errors import OutputExistsError, OutputPathError
 
-__all__ = ["atomic_path", "check_output", "check_writable", "make_dirs"]
+__all__ = ["atomic_path", "check_output", "check_writable", "make_dirs", "staged_folder"]
 
 
 def check_output(path: str | os.PathLike[str], *, force: bool) -> Path:
@@ -108,6 +109,9 @@ def atomic_path(
         ) from exc
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes it private; the result is a normal file
     try:
         yield tmp_path
         if fsync:
@@ -117,3 +121,39 @@ def atomic_path(
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success its files move into ``path`` (the whole
+    folder is renamed when ``path`` does not exist yet), on failure it is removed.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "coreset"
+        >>> with staged_folder(out) as stage:
+        ...     _ = (stage / "ids.txt").write_text("a")
+        >>> sorted(p.name for p in out.iterdir())
+        ['ids.txt']
+    """
+    target = check_writable(path, what="output folder")
+    parent = make_dirs(target.absolute().parent)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise OutputPathError(
+            f"the output folder {str(target)!r} cannot be written ({exc.strerror or exc})."
+        ) from exc
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the folder is the user's output
+    try:
+        yield stage
+        if not target.exists():
+            os.replace(stage, target)
+        else:
+            for f in sorted(stage.iterdir()):
+                os.replace(f, target / f.name)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
