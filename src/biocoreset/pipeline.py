@@ -406,10 +406,11 @@ def run_pipeline(
         ConfigError: The run folder holds a run of another configuration (and not ``force``).
     """
     from biocoreset.api import score_to_file
+    from biocoreset.runcheck import check_run_config
     from biocoreset.train.finetune import finetune, save_finetuned
 
     ctx = current(auto_init=True)
-    selections = selector_options(cfg)  # fail on a bad selector option before any work
+    selections = check_run_config(cfg)  # names, options, paths: fail before any work or file
     out = Path(cfg.output)
     state_path = out / "run.json"
     config = _config_dict(cfg)
@@ -427,7 +428,8 @@ def run_pipeline(
                 shutil.rmtree(p)
         if state_path.exists():
             old = json.loads(state_path.read_text(encoding="utf-8"))
-            if old.get("config_hash") != chash:
+            # a run that finished no step (it failed at its start) holds nothing to protect
+            if old.get("config_hash") != chash and any(old.get("steps") or {}):
                 raise ConfigError(
                     f"{str(out)!r} holds a run with another configuration (run.json); use another output "
                     "folder, or pass --force to discard its results."
@@ -441,7 +443,9 @@ def run_pipeline(
     ctx.main_only(check_folder)
     state: dict[str, Any] = {"config_hash": chash, "config": config, "steps": {}}
     if state_path.exists():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        old_state = json.loads(state_path.read_text(encoding="utf-8"))
+        if old_state.get("config_hash") == chash:
+            state = old_state
 
     def save_state() -> None:
         if ctx.is_main:
