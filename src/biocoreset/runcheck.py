@@ -5,10 +5,10 @@ claimed (no ``run.json`` is written for a configuration that fails them).
 Example:
     >>> from biocoreset.runfile import run_config_from_dict
     >>> cfg = run_config_from_dict({"output": "r", "data": {"path": "missing.fa"}})
-    >>> check_run_config(cfg)
+    >>> check_run_config(cfg)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    biocoreset.errors.InputError: data.path 'missing.fa' does not exist; fix [data] path in the run file.
+    biocoreset.errors.InputError: data.path '...missing.fa' does not exist; fix [data] path in the run file.
 """
 
 from __future__ import annotations
