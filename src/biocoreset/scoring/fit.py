@@ -18,6 +18,7 @@ from biocoreset.data.sources import SequenceSource
 from biocoreset.errors import ConfigError
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter
+from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.scoring.streaming import (
     Row,
     grouping_window,
@@ -25,7 +26,6 @@ from biocoreset.scoring.streaming import (
     only_rows,
     rank_batches,
 )
-from biocoreset.runtime.distributed import DistContext, current
 
 __all__ = ["fit_curvature"]
 
