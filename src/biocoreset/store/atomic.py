@@ -38,7 +38,6 @@ def check_output(path: str | os.PathLike[str], *, force: bool) -> Path:
         raise OutputExistsError(
             f"{str(p)!r} already exists; pass force=True (--force) to overwrite it."
         )
-    check_writable(p)
     return p
 
 
