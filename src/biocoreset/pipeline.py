@@ -32,9 +32,9 @@ from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
-from biocoreset.presets import get_preset
 from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
+from biocoreset.runcheck import check_run_config, selector_options
 from biocoreset.runfile import RunConfig
 from biocoreset.runtime.distributed import current
 from biocoreset.store.atomic import atomic_path, check_writable, staged_folder
@@ -366,29 +366,6 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
 _RUN_PATHS = ("run.json", "finetune", "scores.parquet", "scores.parquet.parts")
 
 
-def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
-    """Each method's selector options: the preset's for that selector, then the run file's
-    ``[select.options.<method>]``. Every selector is built once with them, so a bad option or
-    method fails before any work (the selector checks its own options).
-
-    Raises:
-        ConfigError: An option the selector rejects (or an unknown method).
-    """
-    from biocoreset.plugins import get_registry
-
-    preset = get_preset(cfg.preset)
-    out = {}
-    for method in cfg.select.methods:
-        options = {**preset.options_for(method), **cfg.select.options_for(method)}
-        factory = get_registry().get("selector", method).factory
-        try:
-            factory(**options)
-        except TypeError as exc:  # a selector without option checking of its own
-            raise ConfigError(f"[select.options.{method}] {exc}") from None
-        out[method] = options
-    return out
-
-
 def run_pipeline(
     cfg: RunConfig, *, force: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
@@ -406,7 +383,6 @@ def run_pipeline(
         ConfigError: The run folder holds a run of another configuration (and not ``force``).
     """
     from biocoreset.api import score_to_file
-    from biocoreset.runcheck import check_run_config
     from biocoreset.train.finetune import finetune, save_finetuned
 
     ctx = current(auto_init=True)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from biocoreset.errors import InputError
+from biocoreset.errors import ConfigError, InputError
 from biocoreset.runfile import RunConfig
 
-__all__ = ["check_run_config"]
+__all__ = ["check_run_config", "selector_options"]
 
 
 def _exists(key: str, path: str | None, table: str) -> None:
@@ -42,7 +42,6 @@ def check_run_config(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     """
     from biocoreset.config import damping_options
     from biocoreset.modelio.device import resolve_device
-    from biocoreset.pipeline import selector_options
     from biocoreset.plugins import get_registry
 
     _exists("data.path", cfg.data.path, "data")
@@ -79,3 +78,27 @@ def _check_adapter(cfg: RunConfig) -> None:
         _check_loader_options(name, raw, loader, dict.fromkeys(options))
     elif declared_options(raw) is not None:  # else the factory checks them when it builds
         check_options(raw, options, kind="adapter", name=name)
+
+
+def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Each method's selector options: the preset's for that selector, then the run file's
+    ``[select.options.<method>]``. Every selector is built once with them, so a bad option or
+    method fails before any work (the selector checks its own options).
+
+    Raises:
+        ConfigError: An option the selector rejects (or an unknown method).
+    """
+    from biocoreset.plugins import get_registry
+    from biocoreset.presets import get_preset
+
+    preset = get_preset(cfg.preset)
+    out = {}
+    for method in cfg.select.methods:
+        options = {**preset.options_for(method), **cfg.select.options_for(method)}
+        factory = get_registry().get("selector", method).factory
+        try:
+            factory(**options)
+        except TypeError as exc:  # a selector without option checking of its own
+            raise ConfigError(f"[select.options.{method}] {exc}") from None
+        out[method] = options
+    return out
