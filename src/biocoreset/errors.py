@@ -17,6 +17,7 @@ __all__ = [
     "CurvatureError",
     "InputError",
     "OutputExistsError",
+    "OutputPathError",
     "PluginError",
     "QualityWarning",
     "UnknownComponentError",
@@ -54,6 +55,10 @@ class UnknownComponentError(PluginError, LookupError):
 
 class OutputExistsError(BioCoresetError, FileExistsError):
     """An output path exists and ``force`` was not given."""
+
+
+class OutputPathError(BioCoresetError, OSError):
+    """An output path cannot be created or written (a parent is a file, or is not writable)."""
 
 
 class BioCoresetWarning(UserWarning):

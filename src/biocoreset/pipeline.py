@@ -28,15 +28,16 @@ from typing import Any
 import attrs
 import numpy as np
 
+from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
-from biocoreset.presets import get_preset
 from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
+from biocoreset.runcheck import check_run_config, selector_options
 from biocoreset.runfile import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.store.atomic import atomic_path
+from biocoreset.store.atomic import atomic_path, check_writable, staged_folder
 from biocoreset.store.shards import fingerprint_hash
 
 __all__ = [
@@ -80,6 +81,7 @@ def load_adapter(
 
 def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, dict[str, Any]]:
     """Scores (float64 array), the id column (a pyarrow array) and the metadata of a score file.
+    (:func:`read_sequence_hashes` reads the per-row sequence hashes.)
 
     Raises:
         InputError: Missing or unreadable file, or missing columns.
@@ -92,9 +94,25 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
     if not p.exists():
         raise InputError(f"score file {str(p)!r} does not exist.")
     try:
+        names = pq.read_schema(p).names
+    except Exception as exc:
+        raise InputError(
+            f"{str(p)!r} is not a readable Parquet score file ({_first_line(exc)})."
+        ) from exc
+    missing = [c for c in ("id", "score") if c not in names]
+    if missing:
+        raise InputError(
+            f"{str(p)!r} has no {' or '.join(repr(c) for c in missing)} column (it has "
+            f"{', '.join(names) or 'none'}); pass a score file written by `biocoreset score`."
+        )
+    try:
         table = pq.read_table(p, columns=["id", "score"])
     except Exception as exc:
-        raise InputError(f"{str(p)!r} is not a readable biocoreset score file: {exc}") from exc
+        raise InputError(
+            f"{str(p)!r} is not a readable biocoreset score file ({_first_line(exc)})."
+        ) from exc
+    if table.num_rows == 0:
+        raise InputError(f"the score file {str(p)!r} is empty (no scored sequences).")
     raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
     ids = table.column("id").combine_chunks()
     return (
@@ -102,6 +120,22 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
         ids,
         json.loads(raw.decode("utf-8")),
     )
+
+
+def read_sequence_hashes(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The ``sequence_hash`` column of a score file (``None`` when it has none: a file written by
+    :meth:`~biocoreset.store.result.ScoreResult.save` or an older version)."""
+    import pyarrow.parquet as pq
+
+    if "sequence_hash" not in pq.read_schema(path).names:
+        return None
+    column = pq.read_table(path, columns=["sequence_hash"]).column("sequence_hash")
+    return column.to_numpy().astype(np.int64, copy=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
@@ -133,6 +167,7 @@ def select_to_folder(
     sequences: SequenceSource | str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: bool | None = None,
+    allow_changed_corpus: bool = False,
 ) -> dict[str, Any]:
     """Select a coreset from a score file and write it into ``output``.
 
@@ -140,17 +175,23 @@ def select_to_folder(
     records as they are in the corpus, full header lines included), ``selection.png`` (score distribution with the selection; CCI:
     the β cut, the strata and how many were taken from each) and ``selection.json`` (the summary).
     The corpus is ``sequences`` or, by default, the file named in the score metadata; without one,
-    the FASTA is not written (the summary says so).
+    the FASTA is not written (the summary says so). The corpus is checked, record by record,
+    against the sequences that were scored (score files of :func:`~biocoreset.score_to_file` keep
+    a hash per row); ``allow_changed_corpus`` skips the check.
+
+    The files are written into a temporary folder beside ``output`` and moved into place only
+    when every one of them is written: a failure leaves ``output`` as it was.
 
     Returns:
         The summary written to ``selection.json``.
 
     Raises:
         OutputExistsError: One of the files exists and ``force`` is false (nothing is written).
+        OutputPathError: ``output`` cannot be created.
         BudgetError: Budget larger than the number of scores, or not positive.
-        InputError: The corpus lacks selected ids.
+        InputError: The corpus lacks selected ids, or differs from the one scored (names the first
+            differing record).
     """
-    from biocoreset.plots import plot_selection
     from biocoreset.selection import select
 
     values, id_column, meta = read_score_columns(scores)
@@ -159,6 +200,7 @@ def select_to_folder(
         raise OutputExistsError(
             f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
         )
+    check_writable(out, what="output folder")
     existing = [name for name in SELECTION_FILES if (out / name).exists()]
     if existing and not force:
         raise OutputExistsError(
@@ -167,8 +209,41 @@ def select_to_folder(
     negated = bool(meta.get("negated", False))
     sel = select(values, method, budget=budget, seed=seed, negated=negated, **(options or {}))
     ids = id_column.take(sel.indices).to_pylist()
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "coreset_ids.txt", force=True) as tmp:
+    with staged_folder(out) as stage:
+        summary = _write_selection(
+            stage,
+            out,
+            scores,
+            values,
+            id_column,
+            meta,
+            sel,
+            ids,
+            sequences,
+            progress,
+            allow_changed_corpus,
+        )
+    if "note" in summary and (out / "coreset.fasta").exists():
+        (out / "coreset.fasta").unlink()  # stale: from an earlier selection
+    return summary
+
+
+def _write_selection(
+    stage: Path,
+    out: Path,
+    scores: str | os.PathLike[str],
+    values: np.ndarray,
+    id_column: Any,
+    meta: dict[str, Any],
+    sel: Any,
+    ids: list[str],
+    sequences: SequenceSource | str | os.PathLike[str] | None,
+    progress: bool | None,
+    allow_changed_corpus: bool,
+) -> dict[str, Any]:
+    from biocoreset.plots import plot_selection
+
+    with atomic_path(stage / "coreset_ids.txt", force=True) as tmp:
         tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
     source: SequenceSource | None
     if sequences is None:
@@ -179,13 +254,24 @@ def select_to_folder(
         source = open_sequences(sequences)
     fasta_note = None
     if source is not None:
-        total = (meta.get("validation") or {}).get("records")
-        _write_fasta(source, ids, out / "coreset.fasta", progress, total=total)
+        validation = meta.get("validation") or {}
+        check = None
+        hashes = None if allow_changed_corpus else read_sequence_hashes(scores)
+        if hashes is not None:
+            skipped = int(validation.get("skipped_invalid", 0)) + int(
+                validation.get("skipped_empty", 0)
+            )
+            check = CorpusCheck(id_column, hashes, skipped=skipped, where=source.describe())
+        _write_fasta(
+            source,
+            ids,
+            stage / "coreset.fasta",
+            progress,
+            total=validation.get("records"),
+            check=check,
+        )
     else:
         fasta_note = "coreset.fasta not written: the scores name no corpus file; pass the corpus (--sequences)."
-        stale = out / "coreset.fasta"
-        if stale.exists():
-            stale.unlink()
     plan = sel.plan
     summary: dict[str, Any] = {
         "method": sel.method,
@@ -221,8 +307,8 @@ def select_to_folder(
             "taken": [int(v) for v in plan.taken],
         }
     title = f"{sel.method}: {sel.budget} of {values.size} selected"
-    plot_selection(values, sel, out / "selection.png", title=title)
-    with atomic_path(out / "selection.json", force=True) as tmp:
+    plot_selection(values, sel, stage / "selection.png", title=title)
+    with atomic_path(stage / "selection.json", force=True) as tmp:
         tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
 
@@ -235,6 +321,7 @@ def _write_fasta(
     *,
     total: int | None = None,
     width: int = 80,
+    check: CorpusCheck | None = None,
 ) -> None:
     wanted = set(ids)
     found = 0
@@ -246,13 +333,17 @@ def _write_fasta(
             desc="write FASTA",
             unit="seq",
         ):
+            if check is not None:
+                check(rid, seq)
             if rid in wanted:
                 fh.write(f">{header}\n")
                 for i in range(0, len(seq), width):
                     fh.write(seq[i : i + width] + "\n")
                 found += 1
-                if found == len(wanted):
+                if found == len(wanted) and check is None:
                     break
+        if check is not None:
+            check.finish()
         if found != len(wanted):
             raise InputError(
                 f"{source.describe()} lacks {len(wanted) - found} of the selected ids; is it the corpus "
@@ -275,29 +366,6 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
 _RUN_PATHS = ("run.json", "finetune", "scores.parquet", "scores.parquet.parts")
 
 
-def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
-    """Each method's selector options: the preset's for that selector, then the run file's
-    ``[select.options.<method>]``. Every selector is built once with them, so a bad option or
-    method fails before any work (the selector checks its own options).
-
-    Raises:
-        ConfigError: An option the selector rejects (or an unknown method).
-    """
-    from biocoreset.plugins import get_registry
-
-    preset = get_preset(cfg.preset)
-    out = {}
-    for method in cfg.select.methods:
-        options = {**preset.options_for(method), **cfg.select.options_for(method)}
-        factory = get_registry().get("selector", method).factory
-        try:
-            factory(**options)
-        except TypeError as exc:  # a selector without option checking of its own
-            raise ConfigError(f"[select.options.{method}] {exc}") from None
-        out[method] = options
-    return out
-
-
 def run_pipeline(
     cfg: RunConfig, *, force: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
@@ -318,7 +386,7 @@ def run_pipeline(
     from biocoreset.train.finetune import finetune, save_finetuned
 
     ctx = current(auto_init=True)
-    selections = selector_options(cfg)  # fail on a bad selector option before any work
+    selections = check_run_config(cfg)  # names, options, paths: fail before any work or file
     out = Path(cfg.output)
     state_path = out / "run.json"
     config = _config_dict(cfg)
@@ -336,7 +404,8 @@ def run_pipeline(
                 shutil.rmtree(p)
         if state_path.exists():
             old = json.loads(state_path.read_text(encoding="utf-8"))
-            if old.get("config_hash") != chash:
+            # a run that finished no step (it failed at its start) holds nothing to protect
+            if old.get("config_hash") != chash and any(old.get("steps") or {}):
                 raise ConfigError(
                     f"{str(out)!r} holds a run with another configuration (run.json); use another output "
                     "folder, or pass --force to discard its results."
@@ -350,7 +419,9 @@ def run_pipeline(
     ctx.main_only(check_folder)
     state: dict[str, Any] = {"config_hash": chash, "config": config, "steps": {}}
     if state_path.exists():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        old_state = json.loads(state_path.read_text(encoding="utf-8"))
+        if old_state.get("config_hash") == chash:
+            state = old_state
 
     def save_state() -> None:
         if ctx.is_main:

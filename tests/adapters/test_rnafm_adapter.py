@@ -196,9 +196,10 @@ def test_pipeline_validation_uses_the_adapter_alphabet_and_hook():
     assert replaced.metadata["validation"]["uppercased_records"] == 1
     skipped = score(adapter, records, scorer="loss", invalid="skip")
     assert skipped.ids == ["a", "c"]
-    # T→U then upper-casing gives the same loss as the clean sequence
+    # T→U then upper-casing gives the same loss as the clean sequence (a batch of two against a
+    # batch of one: equal up to float64 rounding, which depends on the batch shape and threads)
     clean = score(adapter, [("a", "ACGUACGU")], scorer="loss")
-    assert skipped.loss[0] == clean.loss[0]
+    assert skipped.loss[0] == pytest.approx(clean.loss[0], rel=1e-12, abs=0)
 
 
 def test_adapter_policies_through_score():

@@ -100,8 +100,19 @@ def peek_state(path: str | os.PathLike[str]) -> Any:
     except Exception as exc:
         raise ConfigError(
             f"{str(p)!r} is not a readable weights file (safetensors, or a torch file loadable "
-            f"with weights_only=True): {exc}"
+            f"with weights_only=True): {_reason(exc)}"
         ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The gist of a loading error on one line (torch's weights-only message spans many)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip().split("\n\n")[0]
+    line = " ".join(text.split()) if "\n" not in text.strip() else text.strip().splitlines()[0]
+    line = line[:300] + ("..." if len(line) > 300 else "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

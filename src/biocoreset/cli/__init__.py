@@ -85,6 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BioCoresetError, FileNotFoundError) as exc:
         print(f"biocoreset {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused something (full disk, permissions, ...)
+        where = f" ({exc.filename!r})" if exc.filename else ""
+        print(
+            f"biocoreset {args.command}: error: {exc.strerror or exc}{where}; check the path and "
+            "free space, then rerun.",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"biocoreset {args.command}: interrupted; rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         _leave_process_group()
 

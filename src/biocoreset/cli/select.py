@@ -42,6 +42,12 @@ def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--sequences", help="the corpus, for coreset.fasta (default: the file named in the scores)"
     )
+    p.add_argument(
+        "--allow-changed-corpus",
+        action="store_true",
+        help="write coreset.fasta from --sequences even if it differs from the corpus that was "
+        "scored (by default the first differing record is named and nothing is written)",
+    )
     add_data_options(p)
     add_common(p)
     p.set_defaults(func=_cmd_select)
@@ -70,6 +76,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         sequences=sequences,
         force=args.force,
         progress=progress(args),
+        allow_changed_corpus=args.allow_changed_corpus,
     )
     print(
         f"selected {summary['budget']} of {summary['num_scores']} sequences with {summary['method']!r} "

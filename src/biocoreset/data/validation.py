@@ -343,6 +343,18 @@ def id_hash(record_id: str) -> int:
     )
 
 
+def sequence_hash(sequence: str) -> int:
+    """The signed 64-bit hash of a sequence as read (8-byte BLAKE2b of its UTF-8 bytes), stored per
+    row in score files so that ``select`` can check its corpus is the one that was scored.
+
+    >>> sequence_hash("ACGU") == sequence_hash("ACGU") != sequence_hash("ACGA")
+    True
+    """
+    return int.from_bytes(
+        hashlib.blake2b(sequence.encode("utf-8"), digest_size=8).digest(), "little", signed=True
+    )
+
+
 def _duplicate_message(first: tuple[int, str], second: tuple[int, str], where: str) -> str:
     return (
         f"duplicate sequence id {first[1]!r}: records {first[0]} and {second[0]} of {where}. "

@@ -31,7 +31,7 @@ from biocoreset._version import __version__
 from biocoreset.config import ScoreConfig
 from biocoreset.data.batching import length_batches
 from biocoreset.data.sources import SequenceSource
-from biocoreset.data.validation import SourceIndex, Validator
+from biocoreset.data.validation import SourceIndex, Validator, sequence_hash
 from biocoreset.grads import make_engine
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
@@ -99,6 +99,16 @@ class ScoringRun:
         """The validated rows, in input order."""
         return iter_rows(self.source, self.validator())
 
+    def _rows_as_read(self) -> Iterator[tuple[int, str, str, str]]:
+        """:meth:`rows` with each row's sequence as read (before validation) appended."""
+        validator = self.validator()
+        row = 0
+        for number, (rid, raw) in enumerate(self.source.iter(), start=1):
+            seq = validator(number, rid, raw)
+            if seq is not None:
+                yield row, rid, seq, raw
+                row += 1
+
     @contextlib.contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
         t = time.perf_counter()
@@ -132,6 +142,23 @@ class ScoringRun:
         fingerprint = run_fingerprint(
             self.cfg, self.adp, self.scorer, self.curvature, params, engine, index
         )
+        try:
+            return self._run(store, index, subset, params, engine, fingerprint, force, t_start)
+        finally:
+            if store is not None:
+                store.release_lock()  # every way out (an error, Ctrl-C); merge removed it on success
+
+    def _run(
+        self,
+        store: ScoreStore | None,
+        index: SourceIndex,
+        subset: np.ndarray,
+        params: dict[str, torch.nn.Parameter],
+        engine: Any,
+        fingerprint: dict[str, Any],
+        force: bool,
+        t_start: float,
+    ) -> tuple[dict[str, Any], Any]:
         n = index.num_rows
         sink, size, resumed = self._sink(store, fingerprint, n, force)
         done = sink.completed_shards()
@@ -212,12 +239,15 @@ class ScoringRun:
         in_subset[subset] = True
         subset_ids: list[str] = []
 
+        hashes: dict[int, int] = {}  # rows in flight -> hash of the sequence as read
+
         def mine() -> Iterator[Row]:
-            for row, rid, seq in self.rows():
+            for row, rid, seq, raw in self._rows_as_read():
                 if in_subset[row]:
                     subset_ids.append(rid)
                 k = row // size
                 if k % ctx.world_size == ctx.rank and k not in done:
+                    hashes[row] = sequence_hash(raw)
                     yield row, rid, seq
 
         batches = length_batches(
@@ -239,9 +269,16 @@ class ScoringRun:
                     -values if cfg.negate else values,
                     loss.detach().to("cpu", torch.float64).numpy(),
                     batch.lengths.to("cpu").numpy(),
+                    hashes,
                 ):
                     sink.write_shard(
-                        k, shard.rows, shard.ids, shard.scores, shard.loss, shard.length
+                        k,
+                        shard.rows,
+                        shard.ids,
+                        shard.scores,
+                        shard.loss,
+                        shard.length,
+                        shard.sequence_hash,
                     )
                 bar.update(len(chunk))
         shards.check_closed()

@@ -199,17 +199,21 @@ class ShardBuffer:
         self.scores = np.empty(size, dtype=np.float64)
         self.loss = np.empty(size, dtype=np.float64)
         self.length = np.empty(size, dtype=np.int64)
+        self.sequence_hash = np.zeros(size, dtype=np.int64)
 
     @property
     def full(self) -> bool:
         """Whether every row has its result."""
         return self.filled == self.rows.size
 
-    def put(self, row: int, rid: str, score: float, loss: float, length: int) -> None:
-        """Record one row's result."""
+    def put(
+        self, row: int, rid: str, score: float, loss: float, length: int, seq_hash: int = 0
+    ) -> None:
+        """Record one row's result (and the hash of its sequence as read)."""
         i = row - self.start
         self.ids[i] = rid
         self.scores[i], self.loss[i], self.length[i] = score, loss, length
+        self.sequence_hash[i] = seq_hash
         self.filled += 1
 
 
@@ -228,9 +232,15 @@ class OpenShards:
         self.open: dict[int, ShardBuffer] = {}
 
     def put(
-        self, batch: list[Row], scores: Any, loss: Any, length: Any
+        self,
+        batch: list[Row],
+        scores: Any,
+        loss: Any,
+        length: Any,
+        hashes: dict[int, int] | None = None,
     ) -> list[tuple[int, ShardBuffer]]:
-        """Record a batch's results; return the shards it completed."""
+        """Record a batch's results; return the shards it completed. ``hashes`` maps rows to the
+        hash of their sequence as read (each entry is removed when used)."""
         finished = []
         for (row, rid, _), s, l_, n_ in zip(batch, scores, loss, length, strict=True):
             k = row // self.size
@@ -238,7 +248,8 @@ class OpenShards:
             if shard is None:
                 start = k * self.size
                 shard = self.open[k] = ShardBuffer(k, start, min(self.size, self.n - start))
-            shard.put(row, rid, float(s), float(l_), int(n_))
+            h = hashes.pop(row, 0) if hashes is not None else 0
+            shard.put(row, rid, float(s), float(l_), int(n_), h)
             if shard.full:
                 finished.append((k, self.open.pop(k)))
         return finished

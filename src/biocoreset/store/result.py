@@ -94,7 +94,8 @@ class ScoreResult:
         try:
             table = pq.read_table(p)
         except Exception as exc:
-            raise InputError(f"{str(p)!r} is not a readable Parquet score file: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{str(p)!r} is not a readable Parquet score file ({first}).") from exc
         missing = {"id", "score", "loss", "length"} - set(table.column_names)
         if missing:
             raise InputError(

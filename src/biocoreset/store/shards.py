@@ -8,6 +8,8 @@ beside it::
       curvature.pt             the fitted curvature (so a resumed run does not refit)
       shard-00000000.parquet   rows [0, S)           written as soon as they are scored
       shard-00000001.parquet   rows [S, 2S)
+      checksum-00000000.sha256 the SHA-256 of shard 0, written after it
+      lock                     pid and host of the process scoring into the folder
       ...
 
 Each shard holds ``shard_size`` consecutive rows of the (validated) input and is written to a
@@ -23,6 +25,17 @@ Shard ``k`` is the same row range whatever the number of processes, so a run may
 different ``torchrun`` world size (the default shard size, which depends on the world size, is taken
 from the manifest when resuming); under ``torchrun`` every rank writes its own shards into the same
 folder (a shared file system across nodes) and rank 0 merges.
+
+Every finished shard has a checksum file beside it (``checksum-K.sha256``, written atomically
+after the shard; the manifest is rank 0's, while shards are written by every rank, so each shard
+carries its own). A shard without one was cut short by a crash and is scored again; a shard whose
+bytes no longer match its checksum (replaced or edited after it was written) stops the resume and
+the merge with an error naming it: delete it and rerun to rescore it.
+
+Only one process at a time may score into a work folder: :meth:`ScoreStore.prepare` takes the
+``lock`` file (rank 0 only under ``torchrun``; the other ranks work under rank 0's lock). A second
+process gets a one-line error naming the pid and host holding it; a lock whose process is gone
+(same host) is stale and taken over with a warning.
 """
 
 from __future__ import annotations
@@ -40,8 +53,9 @@ from typing import Any
 import numpy as np
 
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
-from biocoreset.store.atomic import atomic_path
+from biocoreset.store.atomic import atomic_path, check_writable
 from biocoreset.store.curvature_state import restore_curvature, snapshot_curvature
+from biocoreset.store.lock import FolderLock
 from biocoreset.store.result import METADATA_KEY
 
 __all__ = [
@@ -55,6 +69,8 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.json"
 CURVATURE_NAME = "curvature.pt"
+LOCK_NAME = "lock"
+CHECKSUM_SUFFIX = ".sha256"
 _SHARD_RE = re.compile(r"^shard-(\d{8})\.parquet$")
 _FORMAT = 1
 
@@ -88,19 +104,34 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> l
 
 
 def _shard_table(
-    rows: np.ndarray, ids: list[str], scores: np.ndarray, loss: np.ndarray, length: np.ndarray
+    rows: np.ndarray,
+    ids: list[str],
+    scores: np.ndarray,
+    loss: np.ndarray,
+    length: np.ndarray,
+    sequence_hash: Any = None,
 ) -> Any:
     import pyarrow as pa
 
-    return pa.table(
-        {
-            "row": pa.array(np.asarray(rows, dtype=np.int64)),
-            "id": pa.array(ids, pa.string()),
-            "score": pa.array(np.asarray(scores, dtype=np.float64)),
-            "loss": pa.array(np.asarray(loss, dtype=np.float64)),
-            "length": pa.array(np.asarray(length, dtype=np.int64)),
-        }
-    )
+    columns = {
+        "row": pa.array(np.asarray(rows, dtype=np.int64)),
+        "id": pa.array(ids, pa.string()),
+        "score": pa.array(np.asarray(scores, dtype=np.float64)),
+        "loss": pa.array(np.asarray(loss, dtype=np.float64)),
+        "length": pa.array(np.asarray(length, dtype=np.int64)),
+    }
+    if sequence_hash is not None:
+        columns["sequence_hash"] = pa.array(np.asarray(sequence_hash, dtype=np.int64))
+    return pa.table(columns)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class ScoreStore:
@@ -127,6 +158,7 @@ class ScoreStore:
         self.output = Path(output)
         self.parts = self.output.with_name(self.output.name + ".parts")
         self.manifest: dict[str, Any] | None = None
+        self.lock = FolderLock(self.parts / LOCK_NAME, owner=f"{str(self.output)!r}")
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -144,6 +176,7 @@ class ScoreStore:
             raise OutputExistsError(
                 f"{str(self.output)!r} is a folder; the score output must be a file path."
             )
+        check_writable(self.output, what="score output")
 
     def prepare(
         self,
@@ -174,6 +207,7 @@ class ScoreStore:
             ConfigError: An unfinished run with a different fingerprint exists (names what differs).
         """
         self.check_output(force=force)
+        self.check_lock()  # before --force may discard another live process's folder
         if force:
             if self.output.exists():
                 self.output.unlink()
@@ -211,18 +245,37 @@ class ScoreStore:
                     "it, or pass force=True (--force) to discard it and start over."
                 )
             self.manifest = old
+            self.acquire_lock()
             self._clean_temporaries()
+            self.verify_shards()
             return True
-        if self.parts.exists() and any(not p.name.endswith(".tmp") for p in self.parts.iterdir()):
+        if self.parts.exists() and any(
+            not p.name.endswith(".tmp") and p.name != LOCK_NAME for p in self.parts.iterdir()
+        ):
             raise ConfigError(
                 f"{str(self.parts)!r} exists without a manifest (not a biocoreset work folder, or a "
                 "crash before the run started); remove it or pass force=True (--force)."
             )
         self.parts.mkdir(parents=True, exist_ok=True)
+        self.acquire_lock()
         self._clean_temporaries()
         self._write_json(path, manifest)
         self.manifest = manifest
         return False
+
+    # -- lock ----------------------------------------------------------------------------------
+
+    def check_lock(self) -> None:
+        """Refuse a work folder another live process is scoring into (see :class:`FolderLock`)."""
+        self.lock.check()
+
+    def acquire_lock(self) -> None:
+        """Take the work folder's lock (see :meth:`FolderLock.acquire`)."""
+        self.lock.acquire()
+
+    def release_lock(self) -> None:
+        """Release the lock if this process holds it."""
+        self.lock.release()
 
     def attach(self, fingerprint: Mapping[str, Any]) -> None:
         """Open a work folder another process prepared (other ``torchrun`` ranks).
@@ -273,23 +326,75 @@ class ScoreStore:
         if not self.parts.exists():
             return set()
         out = set()
-        for p in self.parts.iterdir():
-            m = _SHARD_RE.match(p.name)
-            if m:
+        names = {p.name for p in self.parts.iterdir()}
+        for name in names:
+            m = _SHARD_RE.match(name)
+            if m and self.checksum_path(int(m.group(1))).name in names:  # else cut short: rescore
                 out.add(int(m.group(1)))
         return out
 
+    def checksum_path(self, k: int) -> Path:
+        """Path of shard ``k``'s checksum file."""
+        return self.parts / f"checksum-{k:08d}{CHECKSUM_SUFFIX}"
+
+    def verify_shard(self, k: int) -> None:
+        """Check that shard ``k`` still has the bytes it was written with.
+
+        Raises:
+            InputError: The shard or its checksum is missing, or they disagree (names the shard).
+        """
+        path, check = self.shard_path(k), self.checksum_path(k)
+        try:
+            expected = check.read_text(encoding="utf-8").split()[0]
+        except (OSError, IndexError):
+            raise InputError(
+                f"shard {k} ({str(path)!r}) has no checksum file; delete the shard and rerun the "
+                "same command to rescore it."
+            ) from None
+        if file_sha256(path) != expected:
+            raise InputError(
+                f"shard {k} ({str(path)!r}) does not match the SHA-256 recorded when it was written "
+                "(it was replaced or modified since); delete it and rerun the same command to "
+                "rescore it."
+            )
+
+    def verify_shards(self) -> None:
+        """:meth:`verify_shard` for every finished shard (resuming trusts only intact shards)."""
+        for k in sorted(self.completed_shards()):
+            self.verify_shard(k)
+
     def write_shard(
-        self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any
+        self,
+        k: int,
+        rows: Any,
+        ids: list[str],
+        scores: Any,
+        loss: Any,
+        length: Any,
+        sequence_hash: Any = None,
     ) -> None:
-        """Write shard ``k`` atomically (temporary file, fsync, rename)."""
+        """Write shard ``k`` atomically (temporary file, fsync, rename), then its checksum.
+
+        ``sequence_hash`` (optional): :func:`~biocoreset.data.validation.sequence_hash` of each
+        row's sequence as read, kept in the final file so ``select`` can check the corpus.
+        """
         import pyarrow.parquet as pq
 
         table = _shard_table(
-            np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length)
+            np.asarray(rows),
+            ids,
+            np.asarray(scores),
+            np.asarray(loss),
+            np.asarray(length),
+            sequence_hash,
         )
+        with contextlib.suppress(FileNotFoundError):  # rewritten: the old checksum is void
+            self.checksum_path(k).unlink()
         with atomic_path(self.shard_path(k), force=True, fsync=True) as tmp:
             pq.write_table(table, tmp)
+            digest = file_sha256(tmp)
+        with atomic_path(self.checksum_path(k), force=True, fsync=True) as tmp:
+            tmp.write_text(f"{digest}  {self.shard_path(k).name}\n", encoding="utf-8")
 
     def iter_shards(self) -> Iterator[Any]:
         """Shard tables in row order, checked to cover every row exactly once.
@@ -308,6 +413,7 @@ class ScoreStore:
                 raise InputError(
                     f"shard {k} ({str(path)!r}) is missing; rerun the same command to finish it."
                 )
+            self.verify_shard(k)
             try:
                 table = pq.read_table(path)
             except Exception as exc:
@@ -372,13 +478,16 @@ class ScoreStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        columns = [
+            ("id", pa.string()),
+            ("score", pa.float64()),
+            ("loss", pa.float64()),
+            ("length", pa.int64()),
+        ]
+        if self._shards_have("sequence_hash"):
+            columns.append(("sequence_hash", pa.int64()))
         schema = pa.schema(
-            [
-                ("id", pa.string()),
-                ("score", pa.float64()),
-                ("loss", pa.float64()),
-                ("length", pa.int64()),
-            ],
+            columns,
             metadata={
                 METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str).encode(
                     "utf-8"
@@ -390,11 +499,22 @@ class ScoreStore:
             pq.ParquetWriter(tmp, schema) as writer,
         ):
             for table in self.iter_shards():
-                writer.write_table(table.select(["id", "score", "loss", "length"]).cast(schema))
+                writer.write_table(table.select(schema.names).cast(schema))
                 if progress is not None:
                     progress(table.num_rows)
         shutil.rmtree(self.parts, ignore_errors=True)
         return self.output
+
+    def _shards_have(self, column: str) -> bool:
+        import pyarrow.parquet as pq
+
+        assert self.manifest is not None
+        n, size = int(self.manifest["num_rows"]), int(self.manifest["shard_size"])
+        paths = [self.shard_path(k) for k in range((n + size - 1) // size)]
+        try:
+            return all(column in pq.read_schema(p).names for p in paths)
+        except Exception:  # a missing or unreadable shard: iter_shards names it
+            return False
 
 
 class MemorySink:
@@ -417,9 +537,16 @@ class MemorySink:
         return set()
 
     def write_shard(
-        self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any
+        self,
+        k: int,
+        rows: Any,
+        ids: list[str],
+        scores: Any,
+        loss: Any,
+        length: Any,
+        sequence_hash: Any = None,
     ) -> None:
-        """Keep one shard."""
+        """Keep one shard (``sequence_hash`` is not needed in memory)."""
         self.rows.append(np.asarray(rows, dtype=np.int64))
         self.ids.append(list(ids))
         self.scores.append(np.asarray(scores, dtype=np.float64))
