@@ -64,11 +64,11 @@ def test_cli_plugins_and_select_import_no_model_code(tmp_path):
     ids = [f"s{i}" for i in range(200)]
     pq.write_table(pa.table({"id": ids, "score": np.linspace(0, 1, 200)}), scores)
     for argv, banned in (
-        (["plugins"], MODEL_CODE),
+        (["plugins"], (*MODEL_CODE, "torch")),
         (["plugins", "--options", "hf"], THIRD_PARTY_MODEL_CODE),  # reads the hf adapter's options
         (
             ["select", str(scores), "--method", "cci", "--budget", "20", "-o", str(tmp_path / "c")],
-            MODEL_CODE,
+            (*MODEL_CODE, "torch"),
         ),
     ):
         mods = _modules_after(

@@ -29,10 +29,12 @@ Example:
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from biocoreset.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported when a scheduler is made, so the CLI starts fast
+    import torch
 
 __all__ = [
     "SCHEDULES",
@@ -209,4 +211,6 @@ def make_lr_scheduler(
         if isinstance(name, _Schedule)
         else make_schedule(name, warmup_steps=warmup_steps, total_steps=total_steps)
     )
+    import torch
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
