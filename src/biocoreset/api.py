@@ -110,4 +110,3 @@ def score_to_file(
     cfg = resolve_config(config, options)
     meta, _ = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
     return meta
-

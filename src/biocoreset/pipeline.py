@@ -133,6 +133,7 @@ def select_to_folder(
     sequences: SequenceSource | str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: bool | None = None,
+    debias: str | None = None,
 ) -> dict[str, Any]:
     """Select a coreset from a score file and write it into ``output``.
 
@@ -140,7 +141,10 @@ def select_to_folder(
     records as they are in the corpus, full header lines included), ``selection.png`` (score distribution with the selection; CCI:
     the β cut, the strata and how many were taken from each) and ``selection.json`` (the summary).
     The corpus is ``sequences`` or, by default, the file named in the score metadata; without one,
-    the FASTA is not written (the summary says so).
+    the FASTA is not written (the summary says so). With ``debias="length"`` the selector works on
+    the length-conditional score (see :func:`biocoreset.select`), the plot shows that score, and
+    the summary's ``debias`` holds the fit. The summary's ``composition`` holds two lines (median
+    length against the corpus and random sets; size and Spearman ρ of I(z) with length).
 
     Returns:
         The summary written to ``selection.json``.
@@ -165,7 +169,17 @@ def select_to_folder(
             f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to overwrite."
         )
     negated = bool(meta.get("negated", False))
-    sel = select(values, method, budget=budget, seed=seed, negated=negated, **(options or {}))
+    lengths = _read_lengths(scores)
+    sel = select(
+        values,
+        method,
+        budget=budget,
+        seed=seed,
+        negated=negated,
+        debias=debias,
+        lengths=lengths,
+        **(options or {}),
+    )
     ids = id_column.take(sel.indices).to_pylist()
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "coreset_ids.txt", force=True) as tmp:
@@ -200,7 +214,10 @@ def select_to_folder(
             float(values[sel.indices].max()),
         ],
         "files": {name: str(out / name) for name in SELECTION_FILES},
+        "composition": _composition_lines(values, lengths, sel.indices, negated, seed),
     }
+    if sel.debias is not None:
+        summary["debias"] = sel.debias
     if fasta_note:
         summary["files"].pop("coreset.fasta")
         summary["note"] = fasta_note
@@ -221,10 +238,48 @@ def select_to_folder(
             "taken": [int(v) for v in plan.taken],
         }
     title = f"{sel.method}: {sel.budget} of {values.size} selected"
-    plot_selection(values, sel, out / "selection.png", title=title)
+    shown = values
+    if sel.debias is not None:  # the selector saw the length-conditional score: plot that
+        from biocoreset.selectors.debias import debias_values
+
+        shown = debias_values(values, lengths, negated=negated)[0]
+        title += " (length-conditional score)"
+    plot_selection(shown, sel, out / "selection.png", title=title)
     with atomic_path(out / "selection.json", force=True) as tmp:
         tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def _read_lengths(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The score file's length column (``None`` when it has none)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=["length"]).column("length").to_numpy()
+    except Exception:
+        return None
+
+
+def _composition_lines(
+    values: np.ndarray, lengths: np.ndarray | None, indices: np.ndarray, negated: bool, seed: int
+) -> list[str]:
+    """Two lines: median length against the corpus and random sets of the same size; the size
+    and Spearman ρ of I(z) with length over the corpus and the selection."""
+    from biocoreset.diagnose.composition import composition_summary
+    from biocoreset.stats import spearman
+
+    n = values.size
+    if lengths is None or lengths.size != n:
+        return [f"size: {indices.size:,} of {n:,} (the scores hold no lengths)"]
+    influence = -values if negated else values
+    rho_all = spearman(influence, lengths)
+    rho_sel = spearman(influence[indices], lengths[indices]) if indices.size > 2 else float("nan")
+    first = composition_summary(indices, lengths, seed=seed)[0]
+    return [
+        first,
+        f"size: {indices.size:,} of {n:,} ({indices.size / n:.1%}); Spearman(I(z), length): "
+        f"corpus {rho_all:+.2f}, selected {rho_sel:+.2f}",
+    ]
 
 
 def _write_fasta(

@@ -40,6 +40,12 @@ def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--strata", type=int, help="CCI number of strata (default 50)")
     p.add_argument("--options", type=json_object, help="JSON object of selector options")
     p.add_argument(
+        "--debias",
+        choices=["length"],
+        help="topk/cci: select on the length-conditional score (each score compared with those of "
+        "similar length); default: the paper's selection on the raw score",
+    )
+    p.add_argument(
         "--sequences", help="the corpus, for coreset.fasta (default: the file named in the scores)"
     )
     add_data_options(p)
@@ -70,6 +76,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         sequences=sequences,
         force=args.force,
         progress=progress(args),
+        debias=args.debias,
     )
     print(
         f"selected {summary['budget']} of {summary['num_scores']} sequences with {summary['method']!r} "
@@ -80,6 +87,14 @@ def _cmd_select(args: argparse.Namespace) -> int:
         print(
             f"CCI: removed the {c['cut']} most influential; {len(c['taken'])} strata, "
             f"{sum(1 for t in c['taken'] if t)} contributing"
+        )
+    for line in summary.get("composition", []):
+        print(line)
+    if "debias" in summary:
+        d = summary["debias"]
+        print(
+            f"debias=length: Spearman with length {d['spearman_length']:+.2f} before, "
+            f"{d['spearman_length_after']:+.2f} after ({d['bins']} length bins)"
         )
     if "note" in summary:
         print(summary["note"])

@@ -192,24 +192,29 @@ class ShardBuffer:
         size: Its number of rows.
     """
 
-    def __init__(self, k: int, start: int, size: int) -> None:
+    def __init__(self, k: int, start: int, size: int, halves: bool = False) -> None:
         self.k, self.start, self.filled = k, start, 0
         self.rows = np.arange(start, start + size, dtype=np.int64)
         self.ids: list[str] = [""] * size
         self.scores = np.empty(size, dtype=np.float64)
         self.loss = np.empty(size, dtype=np.float64)
         self.length = np.empty(size, dtype=np.int64)
+        self.halves = np.empty((2, size), dtype=np.float64) if halves else None
 
     @property
     def full(self) -> bool:
         """Whether every row has its result."""
         return self.filled == self.rows.size
 
-    def put(self, row: int, rid: str, score: float, loss: float, length: int) -> None:
-        """Record one row's result."""
+    def put(
+        self, row: int, rid: str, score: float, loss: float, length: int, halves: Any = None
+    ) -> None:
+        """Record one row's result (and its two half-means of the mask draws, when kept)."""
         i = row - self.start
         self.ids[i] = rid
         self.scores[i], self.loss[i], self.length[i] = score, loss, length
+        if self.halves is not None:
+            self.halves[:, i] = halves
         self.filled += 1
 
 
@@ -228,17 +233,23 @@ class OpenShards:
         self.open: dict[int, ShardBuffer] = {}
 
     def put(
-        self, batch: list[Row], scores: Any, loss: Any, length: Any
+        self, batch: list[Row], scores: Any, loss: Any, length: Any, halves: Any = None
     ) -> list[tuple[int, ShardBuffer]]:
-        """Record a batch's results; return the shards it completed."""
+        """Record a batch's results (``halves``: ``(2, len(batch))`` half-means of the mask
+        draws, or ``None``); return the shards it completed."""
         finished = []
-        for (row, rid, _), s, l_, n_ in zip(batch, scores, loss, length, strict=True):
+        for j, ((row, rid, _), s, l_, n_) in enumerate(
+            zip(batch, scores, loss, length, strict=True)
+        ):
             k = row // self.size
             shard = self.open.get(k)
             if shard is None:
                 start = k * self.size
-                shard = self.open[k] = ShardBuffer(k, start, min(self.size, self.n - start))
-            shard.put(row, rid, float(s), float(l_), int(n_))
+                size = min(self.size, self.n - start)
+                shard = self.open[k] = ShardBuffer(k, start, size, halves=halves is not None)
+            shard.put(
+                row, rid, float(s), float(l_), int(n_), None if halves is None else halves[:, j]
+            )
             if shard.full:
                 finished.append((k, self.open.pop(k)))
         return finished

@@ -87,20 +87,32 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> l
     return out
 
 
+HALF_COLUMNS = ("half_1", "half_2")
+"""Shard-table columns of the two half-means of the mask draws (``mask_draws >= 2`` only; the
+final score file keeps just the stability figures in its metadata)."""
+
+
 def _shard_table(
-    rows: np.ndarray, ids: list[str], scores: np.ndarray, loss: np.ndarray, length: np.ndarray
+    rows: np.ndarray,
+    ids: list[str],
+    scores: np.ndarray,
+    loss: np.ndarray,
+    length: np.ndarray,
+    halves: np.ndarray | None = None,
 ) -> Any:
     import pyarrow as pa
 
-    return pa.table(
-        {
-            "row": pa.array(np.asarray(rows, dtype=np.int64)),
-            "id": pa.array(ids, pa.string()),
-            "score": pa.array(np.asarray(scores, dtype=np.float64)),
-            "loss": pa.array(np.asarray(loss, dtype=np.float64)),
-            "length": pa.array(np.asarray(length, dtype=np.int64)),
-        }
-    )
+    columns = {
+        "row": pa.array(np.asarray(rows, dtype=np.int64)),
+        "id": pa.array(ids, pa.string()),
+        "score": pa.array(np.asarray(scores, dtype=np.float64)),
+        "loss": pa.array(np.asarray(loss, dtype=np.float64)),
+        "length": pa.array(np.asarray(length, dtype=np.int64)),
+    }
+    if halves is not None:
+        for name, h in zip(HALF_COLUMNS, np.asarray(halves, dtype=np.float64), strict=True):
+            columns[name] = pa.array(h)
+    return pa.table(columns)
 
 
 class ScoreStore:
@@ -280,13 +292,21 @@ class ScoreStore:
         return out
 
     def write_shard(
-        self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any
+        self,
+        k: int,
+        rows: Any,
+        ids: list[str],
+        scores: Any,
+        loss: Any,
+        length: Any,
+        halves: Any = None,
     ) -> None:
-        """Write shard ``k`` atomically (temporary file, fsync, rename)."""
+        """Write shard ``k`` atomically (temporary file, fsync, rename); ``halves`` (``(2, m)``
+        half-means of the mask draws) become the :data:`HALF_COLUMNS`."""
         import pyarrow.parquet as pq
 
         table = _shard_table(
-            np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length)
+            np.asarray(rows), ids, np.asarray(scores), np.asarray(loss), np.asarray(length), halves
         )
         with atomic_path(self.shard_path(k), force=True, fsync=True) as tmp:
             pq.write_table(table, tmp)
@@ -322,6 +342,22 @@ class ScoreStore:
                     f"{expected[0]}..{expected[-1]}; delete it and rerun."
                 )
             yield table
+
+    def read_halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """The half-means of the mask draws (``(2, n)``) and the lengths of every row, in row order.
+
+        Raises:
+            InputError: A shard lacks the :data:`HALF_COLUMNS` (written without mask draws).
+        """
+        halves, lengths = [], []
+        for table in self.iter_shards():
+            if not set(HALF_COLUMNS) <= set(table.column_names):
+                raise InputError(
+                    "a score shard has no half-mean columns; rerun with --force to rescore."
+                )
+            halves.append(np.stack([table.column(c).to_numpy() for c in HALF_COLUMNS]))
+            lengths.append(table.column("length").to_numpy())
+        return np.concatenate(halves, axis=1), np.concatenate(lengths)
 
     # -- curvature -----------------------------------------------------------------------------
 
@@ -410,6 +446,7 @@ class MemorySink:
         self.scores: list[np.ndarray] = []
         self.loss: list[np.ndarray] = []
         self.length: list[np.ndarray] = []
+        self.halves: list[np.ndarray] = []
         self.num_rows = num_rows
 
     def completed_shards(self) -> set[int]:
@@ -417,7 +454,14 @@ class MemorySink:
         return set()
 
     def write_shard(
-        self, k: int, rows: Any, ids: list[str], scores: Any, loss: Any, length: Any
+        self,
+        k: int,
+        rows: Any,
+        ids: list[str],
+        scores: Any,
+        loss: Any,
+        length: Any,
+        halves: Any = None,
     ) -> None:
         """Keep one shard."""
         self.rows.append(np.asarray(rows, dtype=np.int64))
@@ -425,6 +469,14 @@ class MemorySink:
         self.scores.append(np.asarray(scores, dtype=np.float64))
         self.loss.append(np.asarray(loss, dtype=np.float64))
         self.length.append(np.asarray(length, dtype=np.int64))
+        if halves is not None:
+            self.halves.append(np.asarray(halves, dtype=np.float64))
+
+    def local_halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """This process's rows and ``(2, m)`` half-means of the mask draws (empty without)."""
+        rows = np.concatenate(self.rows) if self.rows else np.empty(0, np.int64)
+        halves = np.concatenate(self.halves, axis=1) if self.halves else np.empty((2, 0))
+        return rows, halves
 
     def local_parts(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
         """This process's rows, ids, scores, losses and lengths."""
