@@ -46,7 +46,7 @@ def read_nrc(path: Path, per_class: int, seed: int) -> tuple[list[tuple[str, str
     """``per_class`` records of each class (seeded sample), ids ``class|n``; and their labels."""
     by_class: dict[str, list[str]] = defaultdict(list)
     label, parts = None, []
-    for line in path.read_text().splitlines() + [">"]:
+    for line in [*path.read_text().splitlines(), ">"]:
         if line.startswith(">"):
             if label is not None and parts:
                 by_class[label].append("".join(parts).upper().replace("T", "U"))
