@@ -22,7 +22,9 @@ Run (the model first: ~5–15 min on a busy 2-core machine; then the benchmark):
     biocoreset pretrain ../shared/data/rna/corpus/rfam14.2_seed_sequences.fasta.gz \\
         --adapter rna-fm --adapter-options '{"size": "small", "max_length": 128, "invalid": "replace"}' \\
         --max-steps 200 --batch-size 16 --lr 2e-3 --warmup-steps 20 --seed 0 -o /tmp/bench_trust/pretrain
-    python benchmarks/bench_trust.py --model /tmp/bench_trust/pretrain --out /tmp/bench_trust/trust.json
+    python benchmarks/bench_trust.py --model /tmp/bench_trust/pretrain --per-class 31 \\
+        --out /tmp/bench_trust/trust.json                            # ~25 min, 1 thread
+    python benchmarks/bench_trust.py --report /tmp/bench_trust/trust.json   # the tables again
 
 Results are recorded in ``docs/trust.md``.
 """
@@ -63,9 +65,67 @@ def read_nrc(path: Path, per_class: int, seed: int) -> tuple[list[tuple[str, str
     return records, labels
 
 
+def _f(v: object, fmt: str = ".2f") -> str:
+    return "–" if v is None else format(float(v), fmt)  # type: ignore[arg-type]
+
+
+def report(results: dict) -> str:
+    """Markdown tables of a results file (``--report FILE`` prints them)."""
+    lines = [
+        "| K | schedule | ρ two seeds | ρ length regressed out | self-reported ρ (projected) "
+        "| ρ(score, length) | score s | fit s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["reliability"]:
+        own = [v for v in r["self_projected"] if v is not None]
+        lines.append(
+            f"| {r['K']} | {r['schedule']} | {_f(r['spearman'])} | "
+            f"{_f(r['spearman_length_regressed'])} | "
+            f"{' / '.join(_f(v) for v in own) if own else '–'} | {_f(r['spearman_length'])} | "
+            f"{np.mean(r['score_seconds']):.0f} | {np.mean(r['fit_seconds']):.0f} |"
+        )
+    lines += [
+        "",
+        "| K | selection | debias | classes covered | entropy | largest share | median length |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results["coverage"]:
+        lines.append(
+            f"| {r['K']} | {r['method']} | {r['debias'] or '–'} | {_f(r['covered'], '.1f')} of "
+            f"{results['classes']} | {_f(r['entropy'])} | {_f(r['largest_share'])} | "
+            f"{_f(r['median_length'], '.0f')} |"
+        )
+    if results.get("cost"):
+        lines += ["", "| K | CPU s | relative to K = 1 | relative / K |", "|---|---|---|---|"]
+        for r in results["cost"]:
+            lines.append(
+                f"| {r['K']} | {r['cpu_seconds']:.1f} | {r['relative']:.2f} | "
+                f"{r['relative'] / r['K']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def measure_cost(adp, records, ks, args, repeats: int = 2) -> list[dict]:
+    """CPU seconds (process time, one thread: insensitive to other jobs' load) of the fit and
+    score phases of ``score()`` on ``--cost-n`` records, against K; K values interleaved,
+    ``repeats`` times, the fastest counts."""
+    from biocoreset import score
+
+    rng = np.random.default_rng(1)
+    chosen = [records[i] for i in sorted(rng.choice(len(records), args.cost_n, replace=False))]
+    best: dict[int, float] = {}
+    for _ in range(repeats):
+        for k in ks:
+            t = time.process_time()
+            score(adp, chosen, subset=16, subset_seed=0, batch_size=args.batch_size, mask_draws=k)
+            best[k] = min(best.get(k, float("inf")), time.process_time() - t)
+    return [{"K": k, "cpu_seconds": best[k], "relative": best[k] / best[ks[0]]} for k in ks]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="pretrained model folder (see the docstring)")
+    ap.add_argument("--report", help="print the tables of an earlier results file and stop")
+    ap.add_argument("--model", help="pretrained model folder (see the docstring)")
     ap.add_argument("--data", default=str(DATA / "ncrna-deep_dataset_nRC_test.fasta"))
     ap.add_argument("--per-class", type=int, default=40)
     ap.add_argument("--max-length", type=int, default=128)
@@ -75,7 +135,14 @@ def main() -> None:
     ap.add_argument("--schedules", default="independent,cover")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="trust.json")
+    ap.add_argument("--cost-n", type=int, default=96, help="sequences of the cost measurement")
+    ap.add_argument("--cost-only", action="store_true", help="only part 3 (cost against K)")
     args = ap.parse_args()
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text())))
+        return
+    if not args.model:
+        ap.error("--model is required (or --report FILE)")
 
     import torch
 
@@ -101,11 +168,18 @@ def main() -> None:
         }
         return load_model(args.model, options=opts, device="cpu")
 
+    if args.cost_only:
+        cost = measure_cost(adapter(schedules[-1]), records, ks, args)
+        Path(args.out).write_text(json.dumps({"args": vars(args), "cost": cost}, indent=1))
+        print(report({"reliability": [], "coverage": [], "classes": 0, "cost": cost}))
+        return
+
     runs: dict[tuple[str, int, int], object] = {}
     rows = []
-    for schedule in schedules:
-        adp = adapter(schedule)
-        for k in ks:
+    adapters = {schedule: adapter(schedule) for schedule in schedules}
+    for k in ks:  # K outermost: a partial log compares the schedules at every K reached
+        for schedule in schedules:
+            adp = adapters[schedule]
             if k == 1 and schedule != schedules[0]:  # one draw is the same for every schedule
                 runs.update({(schedule, 1, s): runs[(schedules[0], 1, s)] for s in (0, 1)})
                 continue
@@ -167,7 +241,9 @@ def main() -> None:
         )
     for row in cover_rows:
         print(json.dumps(row))
+    cost = measure_cost(adapters[schedules[-1]], records, ks, args)
     out = {
+        "cost": cost,
         "args": vars(args),
         "num_sequences": n,
         "classes": len(set(labels)),
@@ -178,6 +254,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     Path(args.out).write_text(json.dumps(out, indent=1, default=str))
+    print(report(out))
     print(f"-> {args.out}")
 
 
