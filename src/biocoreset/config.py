@@ -156,7 +156,7 @@ class ScoreConfig:
             mean over the draws of each draw's empirical Fisher. 1 (default) is the paper's
             single random mask, bit for bit. With ``K >= 2`` the run records split-half
             stability (``metadata["stability"]``); how the draws' positions relate is
-            ``masking.schedule`` (``"auto"``: ``"cover"``). Costs ``K`` times one draw.
+            ``masking.schedule`` (``"auto"``: ``"independent"``). Costs ``K`` times one draw.
 
     The loss (``loss_mode``) is the adapter's: pass ``adapter_options={"loss_mode": ...}``.
     """

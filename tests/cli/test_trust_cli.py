@@ -41,7 +41,7 @@ def test_score_mask_draws_and_select_debias_round_trip(workspace, tmp_path, caps
     assert code == 0, err
     result = load_scores(scores)
     stab = result.metadata["stability"]
-    assert result.metadata["mask_draws"] == 2 and result.metadata["mask_schedule"] == "cover"
+    assert result.metadata["mask_draws"] == 2 and result.metadata["mask_schedule"] == "independent"
     assert stab["draws"] == 2 and stab["projected"] < 0.9  # a random tiny model: mostly noise
     assert "length: Spearman(I(z), length) = " in out
     assert f"stability (K=2): split-half ρ {stab['split_half']:.3f}" in out
