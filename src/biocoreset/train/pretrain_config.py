@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from biocoreset.tomlconfig import read_toml as _read_toml
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
+from biocoreset.tomlconfig import read_toml as _read_toml
 from biocoreset.train.schedules import SCHEDULES
 from biocoreset.validators import (
     as_masking,
