@@ -201,6 +201,8 @@ PAGE_IDS = [str(p.relative_to(ROOT)) for p in PAGES if shell_commands(p)]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page_name", PAGE_IDS)
+# toy models are never stable across mask draws (docs/trust.md shows --mask-draws)
+@pytest.mark.filterwarnings("ignore:the scores are not stable across mask draws")
 def test_page_commands_run(page_name, workspace, tmp_path, monkeypatch, capsys):
     from biocoreset.cli import main
 

@@ -38,6 +38,7 @@ LAYERS = {
     # 4 phases
     "scoring": 4,
     "selection": 4,
+    "selection_files": 4,
     "train": 4,
     "diagnose": 4,
     "advice": 4,
@@ -45,6 +46,7 @@ LAYERS = {
     # 5 facades
     "api": 5,
     "runfile": 5,
+    "runcheck": 5,
     "pipeline": 5,
     "testing": 5,
     "demo": 5,

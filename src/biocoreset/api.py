@@ -69,7 +69,10 @@ def score(
         adapter_options: Adapter options for a bare model, e.g. ``{"loss_mode": "paper-compat"}``
             (the loss is the adapter's; ``masking`` is taken from the config).
         config: A :class:`~biocoreset.config.ScoreConfig`; keyword ``options`` override its fields
-            (``curvature``, ``subset``, ``damping``, ``batch_size``, ``seed``, ``parameters``...).
+            (``curvature``, ``subset``, ``damping``, ``batch_size``, ``seed``, ``parameters``,
+            ``mask_draws``...). ``mask_draws=K`` averages the score, the loss and the ``D_sub``
+            Fisher over ``K`` masks per sequence and records split-half stability in
+            ``metadata["stability"]`` (see :mod:`biocoreset.scoring.draws` and ``docs/trust.md``).
         output: Write the scores to this Parquet file, shard by shard as they are computed; rerunning
             the same call after a crash resumes (see :mod:`biocoreset.store.shards`).
         force: Overwrite an existing ``output`` and discard an unfinished run.

@@ -151,6 +151,12 @@ class ScoreConfig:
         length_window: Records are grouped by length within windows of ``length_window`` batches
             (sorted, then cut into batches; results stay in input order). 1: consecutive batches
             in input order. Scores do not depend on it beyond float rounding.
+        mask_draws: Masks per sequence ``K``: the score and the loss are the means over ``K``
+            masks, draw ``k`` seeded by ``(seed, id, k)``, and the ``D_sub`` curvature is the
+            mean over the draws of each draw's empirical Fisher. 1 (default) is the paper's
+            single random mask, bit for bit. With ``K >= 2`` the run records split-half
+            stability (``metadata["stability"]``); how the draws' positions relate is
+            ``masking.schedule`` (``"auto"``: ``"independent"``). Costs ``K`` times one draw.
 
     The loss (``loss_mode``) is the adapter's: pass ``adapter_options={"loss_mode": ...}``.
     """
@@ -174,6 +180,7 @@ class ScoreConfig:
     shard_size: int | None = attrs.field(default=None, validator=_check_shard_size)
     max_tokens: int | None = attrs.field(default=None, validator=opt_int("max_tokens", 1))
     length_window: int = attrs.field(default=64, validator=nonneg_int("length_window", 1))
+    mask_draws: int = attrs.field(default=1, validator=nonneg_int("mask_draws", 1))
 
 
 @attrs.frozen(kw_only=True)

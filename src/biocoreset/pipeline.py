@@ -13,8 +13,8 @@
 Rerunning the same command resumes: finished steps are skipped and scoring continues from its last
 shard. A different configuration in an existing run folder is refused unless ``force``.
 
-:func:`select_to_folder` is the ``biocoreset select`` step on its own: it reads only the score and id
-columns, never the whole result.
+:func:`~biocoreset.selection_files.select_to_folder` (re-exported here) is the ``biocoreset select``
+step on its own: it reads only the score and id columns, never the whole result.
 """
 
 from __future__ import annotations
@@ -26,18 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 
-from biocoreset.data.corpus_check import CorpusCheck
-from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
-from biocoreset.errors import ConfigError, InputError, OutputExistsError
+from biocoreset.data.sources import open_sequences
+from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
-from biocoreset.progress import progress_bar
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runcheck import check_run_config, selector_options
 from biocoreset.runfile import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.store.atomic import atomic_path, check_writable, staged_folder
+from biocoreset.selection_files import SELECTION_FILES, read_score_columns, select_to_folder
+from biocoreset.store.atomic import atomic_path
 from biocoreset.store.shards import fingerprint_hash
 
 __all__ = [
@@ -48,9 +46,6 @@ __all__ = [
     "select_to_folder",
     "selector_options",
 ]
-
-SELECTION_FILES = ("coreset_ids.txt", "coreset.fasta", "selection.png", "selection.json")
-"""Files ``biocoreset select`` writes into its output folder."""
 
 
 def load_adapter(
@@ -77,278 +72,6 @@ def load_adapter(
         InputError: ``path`` holds no model.
     """
     return load_model(path, adapter=adapter, options=options, weights=weights, device=device)
-
-
-def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, dict[str, Any]]:
-    """Scores (float64 array), the id column (a pyarrow array) and the metadata of a score file.
-    (:func:`read_sequence_hashes` reads the per-row sequence hashes.)
-
-    Raises:
-        InputError: Missing or unreadable file, or missing columns.
-    """
-    import pyarrow.parquet as pq
-
-    from biocoreset.store.result import METADATA_KEY
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"score file {str(p)!r} does not exist.")
-    try:
-        names = pq.read_schema(p).names
-    except Exception as exc:
-        raise InputError(
-            f"{str(p)!r} is not a readable Parquet score file ({_first_line(exc)})."
-        ) from exc
-    missing = [c for c in ("id", "score") if c not in names]
-    if missing:
-        raise InputError(
-            f"{str(p)!r} has no {' or '.join(repr(c) for c in missing)} column (it has "
-            f"{', '.join(names) or 'none'}); pass a score file written by `biocoreset score`."
-        )
-    try:
-        table = pq.read_table(p, columns=["id", "score"])
-    except Exception as exc:
-        raise InputError(
-            f"{str(p)!r} is not a readable biocoreset score file ({_first_line(exc)})."
-        ) from exc
-    if table.num_rows == 0:
-        raise InputError(f"the score file {str(p)!r} is empty (no scored sequences).")
-    raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
-    ids = table.column("id").combine_chunks()
-    return (
-        table.column("score").to_numpy().astype(np.float64, copy=False),
-        ids,
-        json.loads(raw.decode("utf-8")),
-    )
-
-
-def read_sequence_hashes(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The ``sequence_hash`` column of a score file (``None`` when it has none: a file written by
-    :meth:`~biocoreset.store.result.ScoreResult.save` or an older version)."""
-    import pyarrow.parquet as pq
-
-    if "sequence_hash" not in pq.read_schema(path).names:
-        return None
-    column = pq.read_table(path, columns=["sequence_hash"]).column("sequence_hash")
-    return column.to_numpy().astype(np.int64, copy=False)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
-    reader = meta.get("reader") or {}
-    parts = reader.get("parts") or [reader]
-    paths = [p.get("path") for p in parts]
-    if not all(paths) or not all(Path(p).exists() for p in paths):
-        return None
-    sources = [
-        open_sequences(
-            p["path"],
-            format=p.get("format", "auto"),
-            id_column=p.get("id_column", "id"),
-            sequence_column=p.get("sequence_column", "sequence"),
-        )
-        for p in parts
-    ]
-    return sources[0] if len(sources) == 1 else ConcatSource(sources)
-
-
-def select_to_folder(
-    scores: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    method: str = "cci",
-    budget: int | float,
-    seed: int = 0,
-    options: dict[str, Any] | None = None,
-    sequences: SequenceSource | str | os.PathLike[str] | None = None,
-    force: bool = False,
-    progress: bool | None = None,
-    allow_changed_corpus: bool = False,
-) -> dict[str, Any]:
-    """Select a coreset from a score file and write it into ``output``.
-
-    Writes ``coreset_ids.txt`` (one id per line, input order), ``coreset.fasta`` (the selected
-    records as they are in the corpus, full header lines included), ``selection.png`` (score distribution with the selection; CCI:
-    the β cut, the strata and how many were taken from each) and ``selection.json`` (the summary).
-    The corpus is ``sequences`` or, by default, the file named in the score metadata; without one,
-    the FASTA is not written (the summary says so). The corpus is checked, record by record,
-    against the sequences that were scored (score files of :func:`~biocoreset.score_to_file` keep
-    a hash per row); ``allow_changed_corpus`` skips the check.
-
-    The files are written into a temporary folder beside ``output`` and moved into place only
-    when every one of them is written: a failure leaves ``output`` as it was.
-
-    Returns:
-        The summary written to ``selection.json``.
-
-    Raises:
-        OutputExistsError: One of the files exists and ``force`` is false (nothing is written).
-        OutputPathError: ``output`` cannot be created.
-        BudgetError: Budget larger than the number of scores, or not positive.
-        InputError: The corpus lacks selected ids, or differs from the one scored (names the first
-            differing record).
-    """
-    from biocoreset.selection import select
-
-    values, id_column, meta = read_score_columns(scores)
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(
-            f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
-        )
-    check_writable(out, what="output folder")
-    existing = [name for name in SELECTION_FILES if (out / name).exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to overwrite."
-        )
-    negated = bool(meta.get("negated", False))
-    sel = select(values, method, budget=budget, seed=seed, negated=negated, **(options or {}))
-    ids = id_column.take(sel.indices).to_pylist()
-    with staged_folder(out) as stage:
-        summary = _write_selection(
-            stage,
-            out,
-            scores,
-            values,
-            id_column,
-            meta,
-            sel,
-            ids,
-            sequences,
-            progress,
-            allow_changed_corpus,
-        )
-    if "note" in summary and (out / "coreset.fasta").exists():
-        (out / "coreset.fasta").unlink()  # stale: from an earlier selection
-    return summary
-
-
-def _write_selection(
-    stage: Path,
-    out: Path,
-    scores: str | os.PathLike[str],
-    values: np.ndarray,
-    id_column: Any,
-    meta: dict[str, Any],
-    sel: Any,
-    ids: list[str],
-    sequences: SequenceSource | str | os.PathLike[str] | None,
-    progress: bool | None,
-    allow_changed_corpus: bool,
-) -> dict[str, Any]:
-    from biocoreset.plots import plot_selection
-
-    with atomic_path(stage / "coreset_ids.txt", force=True) as tmp:
-        tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
-    source: SequenceSource | None
-    if sequences is None:
-        source = _corpus_from_metadata(meta)
-    elif isinstance(sequences, SequenceSource):
-        source = sequences
-    else:
-        source = open_sequences(sequences)
-    fasta_note = None
-    if source is not None:
-        validation = meta.get("validation") or {}
-        check = None
-        hashes = None if allow_changed_corpus else read_sequence_hashes(scores)
-        if hashes is not None:
-            skipped = int(validation.get("skipped_invalid", 0)) + int(
-                validation.get("skipped_empty", 0)
-            )
-            check = CorpusCheck(id_column, hashes, skipped=skipped, where=source.describe())
-        _write_fasta(
-            source,
-            ids,
-            stage / "coreset.fasta",
-            progress,
-            total=validation.get("records"),
-            check=check,
-        )
-    else:
-        fasta_note = "coreset.fasta not written: the scores name no corpus file; pass the corpus (--sequences)."
-    plan = sel.plan
-    summary: dict[str, Any] = {
-        "method": sel.method,
-        "budget": sel.budget,
-        "num_scores": int(values.size),
-        "seed": sel.seed,
-        "options": sel.options,
-        "scores_file": str(Path(scores)),
-        "score_negated": bool(meta.get("negated", False)),
-        "selected_score_range": [
-            float(values[sel.indices].min()),
-            float(values[sel.indices].max()),
-        ],
-        "files": {name: str(out / name) for name in SELECTION_FILES},
-    }
-    if fasta_note:
-        summary["files"].pop("coreset.fasta")
-        summary["note"] = fasta_note
-    if plan is not None and hasattr(plan, "edges"):
-        summary["cci"] = {
-            "cut": int(plan.cut.size),
-            "cut_at_score": (
-                float(
-                    values[plan.cut].max()
-                    if sel.options.get("cut") == "lowest"
-                    else values[plan.cut].min()
-                )
-                if plan.cut.size
-                else None
-            ),
-            "edges": [float(e) for e in plan.edges],
-            "stratum_sizes": [int(v) for v in plan.sizes],
-            "taken": [int(v) for v in plan.taken],
-        }
-    title = f"{sel.method}: {sel.budget} of {values.size} selected"
-    plot_selection(values, sel, stage / "selection.png", title=title)
-    with atomic_path(stage / "selection.json", force=True) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    return summary
-
-
-def _write_fasta(
-    source: SequenceSource,
-    ids: list[str],
-    path: Path,
-    progress: bool | None,
-    *,
-    total: int | None = None,
-    width: int = 80,
-    check: CorpusCheck | None = None,
-) -> None:
-    wanted = set(ids)
-    found = 0
-    with atomic_path(path, force=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for rid, seq, header in progress_bar(
-            source.iter_with_headers(),
-            enabled=progress,
-            total=total,
-            desc="write FASTA",
-            unit="seq",
-        ):
-            if check is not None:
-                check(rid, seq)
-            if rid in wanted:
-                fh.write(f">{header}\n")
-                for i in range(0, len(seq), width):
-                    fh.write(seq[i : i + width] + "\n")
-                found += 1
-                if found == len(wanted) and check is None:
-                    break
-        if check is not None:
-            check.finish()
-        if found != len(wanted):
-            raise InputError(
-                f"{source.describe()} lacks {len(wanted) - found} of the selected ids; is it the corpus "
-                "the scores were computed on?"
-            )
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -13,13 +13,17 @@ import attrs
 import numpy as np
 
 from biocoreset.config import SelectConfig
-from biocoreset.errors import InputError
+from biocoreset.errors import ConfigError, InputError
 from biocoreset.plugins import get_registry
 from biocoreset.protocols import OrientedSelector, PlanningSelector
 from biocoreset.selectors.budget import resolve_budget
+from biocoreset.selectors.debias import check_debias, debias_values
 from biocoreset.store.result import ScoreResult
 
-__all__ = ["Selection", "run_selector", "select"]
+__all__ = ["DEBIAS_METHODS", "Selection", "run_selector", "select"]
+
+DEBIAS_METHODS = ("topk", "cci")
+"""Selectors that take ``debias="length"``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -36,6 +40,10 @@ class Selection:
         options: Selector options as resolved (every option of an attrs selector, with ``"auto"``
             directions resolved for the scores' sign convention).
         plan: The selector's plan where it has one (CCI: cut, strata, counts), else ``None``.
+            With ``debias`` its values (edges, cut) are on the length-conditional scale.
+        debias: The length control's fit (:meth:`biocoreset.stats.LengthControl.summary` plus
+            ``"debias": "length"``) when the selection was made with ``debias="length"``, else
+            ``None``.
     """
 
     indices: np.ndarray
@@ -45,6 +53,7 @@ class Selection:
     seed: int
     options: dict[str, Any]
     plan: Any = None
+    debias: dict[str, Any] | None = None
 
 
 def select(
@@ -54,6 +63,8 @@ def select(
     budget: int | float,
     seed: int = 0,
     negated: bool | None = None,
+    debias: str | None = None,
+    lengths: Sequence[int] | np.ndarray | None = None,
     **options: Any,
 ) -> Selection:
     """Select a coreset from scores.
@@ -68,22 +79,35 @@ def select(
             ``paper-compat`` convention). ``None``: read from the :class:`ScoreResult`'s metadata,
             ``False`` for plain arrays. Selectors with a direction (``topk``'s ``largest``,
             ``cci``'s ``cut``) default to the most influential end either way.
+        debias: ``None`` (default, the paper's selection) or ``"length"``: ``topk`` ranks and
+            ``cci`` stratifies the length-conditional score instead (each log score compared with
+            those of similar length, :mod:`biocoreset.selectors.debias`); the fit is recorded in
+            :attr:`Selection.debias`.
+        lengths: Sequence lengths for ``debias`` with plain scores (a :class:`ScoreResult` has
+            them).
         **options: Selector options (CCI: ``beta=0.05``, ``strata=50``...).
 
     Raises:
         BudgetError: The budget is not positive or exceeds the number of scores.
+        ConfigError: An unknown ``debias``, or ``debias`` with a selector other than ``topk`` and
+            ``cci``, or without lengths.
 
     >>> select([0.3, 0.1, 0.9, 0.5], "topk", budget=2).indices.tolist()
     [2, 3]
     >>> select([0.3, 0.1, 0.9, 0.5], "topk", budget=2, negated=True).indices.tolist()
     [0, 1]
+    >>> L = np.repeat([10, 100], 40); s = 1e3 / L * np.tile(np.linspace(1, 2, 40), 2)
+    >>> np.unique(L[select(s, "topk", budget=10, debias="length", lengths=L).indices]).tolist()
+    [10, 100]
     """
     cfg = SelectConfig(method=method, budget=budget, seed=seed, options=options)
     ids = scores.ids if isinstance(scores, ScoreResult) else None
     if negated is None:
         negated = bool(scores.metadata.get("negated")) if isinstance(scores, ScoreResult) else False
     values = scores.scores if isinstance(scores, ScoreResult) else np.asarray(scores)
-    return run_selector(values, cfg, negated=bool(negated), ids=ids)
+    if lengths is None and isinstance(scores, ScoreResult):
+        lengths = scores.length
+    return run_selector(values, cfg, negated=bool(negated), ids=ids, debias=debias, lengths=lengths)
 
 
 def run_selector(
@@ -92,6 +116,8 @@ def run_selector(
     *,
     negated: bool = False,
     ids: Sequence[str] | None = None,
+    debias: str | None = None,
+    lengths: Sequence[int] | np.ndarray | None = None,
 ) -> Selection:
     """Select ``cfg.budget`` of ``values`` with the selector ``cfg.method`` (options checked by the
     selector; directions oriented by ``negated``).
@@ -101,6 +127,8 @@ def run_selector(
         cfg: Method, budget, seed and options.
         negated: Whether the scores are ``-I(z)``.
         ids: The sequences' ids (``None``: the selection has no ids).
+        debias: ``None`` or ``"length"`` (see :func:`select`).
+        lengths: One length per score (needed with ``debias``).
 
     Raises:
         BudgetError: The budget is not positive or exceeds the number of scores.
@@ -115,6 +143,20 @@ def run_selector(
     if values.ndim != 1:
         raise InputError(f"scores must be one-dimensional, got shape {values.shape}.")
     k = resolve_budget(cfg.budget, values.size)
+    fit = None
+    if check_debias(debias) is not None:
+        if cfg.method not in DEBIAS_METHODS:
+            raise ConfigError(
+                f"debias={debias!r} applies to the selectors {', '.join(DEBIAS_METHODS)}, not "
+                f"{cfg.method!r}; drop debias or choose one of them."
+            )
+        if lengths is None:
+            raise ConfigError(
+                f"debias={debias!r} needs the sequence lengths: pass a ScoreResult or lengths=."
+            )
+        values, fit = debias_values(values, np.asarray(lengths), negated=bool(negated))
+        fit = {"debias": debias, **fit}
+        negated = False  # the length-conditional score is oriented: higher = more influential
     selector = get_registry().get("selector", cfg.method).factory(**cfg.options)
     if isinstance(selector, OrientedSelector):
         selector = selector.oriented(bool(negated))
@@ -132,4 +174,5 @@ def run_selector(
         seed=cfg.seed,
         options=resolved,
         plan=plan,
+        debias=fit,
     )

@@ -66,12 +66,16 @@ def test_cover_draws_are_disjoint_and_cover_the_sequence():
     assert all(len(d) == 15 for d in draws)
     first_round = draws[:6]  # ⌊100 / 15⌋ = 6 disjoint chunks of one permutation
     assert len(set().union(*first_round)) == 90
-    assert _positions(_mask(draw=0, draws=8)[1]) == draws[0]  # auto is cover for K >= 2
+    assert _positions(_mask(draw=0, draws=8)[1]) != draws[0]  # auto is independent (trust.md)
+    assert _mask(draw=3, draws=8) == _mask(draw=3, draws=8, schedule="independent")
     assert draws[6] != draws[0]  # a new permutation for the next round
 
 
 def test_schedule_resolution_and_errors():
-    assert resolve_schedule("auto", 1) == "independent" and resolve_schedule("auto", 2) == "cover"
+    assert (
+        resolve_schedule("auto", 1) == "independent"
+        and resolve_schedule("auto", 2) == "independent"
+    )
     with pytest.raises(ConfigError, match="Did you mean 'cover'"):
         MaskingConfig(schedule="covre")
     with pytest.raises(ConfigError, match=r"outside 0\.\.1"):

@@ -43,6 +43,17 @@ def main(corpus: str, out: str) -> None:
         shard_size=4,
         progress=False,
     )
+    # several masks per sequence: means and the split-half stability over ranks and shards
+    meta_k2 = score_to_file(
+        adapter,
+        corpus,
+        Path(out) / "scores_k2.parquet",
+        subset=9,
+        batch_size=2,
+        shard_size=4,
+        mask_draws=2,
+        progress=False,
+    )
     if ctx.is_main:
         weights = {k: v.tolist() for k, v in model.state_dict().items() if v.dtype == torch.float64}
         report = {
@@ -53,6 +64,7 @@ def main(corpus: str, out: str) -> None:
             "weights": weights,
             "damping": meta["damping"],
             "meta_world_size": meta["world_size"],
+            "stability_k2": meta_k2["stability"],
         }
         (Path(out) / "report.json").write_text(json.dumps(report))
     current().barrier()

@@ -76,3 +76,9 @@ def test_torchrun_two_ranks_equals_one_process(tmp_path):
     assert _rel(sa.scores, sb.scores[back]) < 1e-6
     assert _rel(sa.loss, sb.loss[back]) < 1e-10
     assert not (two / "scores.parquet.parts").exists()
+    # mask_draws=2: the means and the stability (rows in another order, two ranks) agree
+    ka, kb = load_scores(one / "scores_k2.parquet"), load_scores(two / "scores_k2.parquet")
+    assert _rel(ka.scores, kb.scores[back]) < 1e-6 and _rel(ka.loss, kb.loss[back]) < 1e-10
+    assert not np.allclose(ka.scores, sa.scores)
+    for key in ("split_half", "projected", "split_half_length_regressed"):
+        assert a["stability_k2"][key] == pytest.approx(b["stability_k2"][key], abs=1e-9), key

@@ -32,6 +32,7 @@ _OPTIONS = (
     "shard_size",
     "invalid",
     "replacement",
+    "mask_draws",
 )
 
 
@@ -75,6 +76,12 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--negate", action="store_true", help="store -I(z) (the released code's convention)"
     )
     g.add_argument("--shard-size", type=int, help="rows per shard (a multiple of the batch size)")
+    g.add_argument(
+        "--mask-draws",
+        type=int,
+        help="masks per sequence K: score and loss are means over K masks (default 1, the "
+        "paper's single mask); K >= 2 also reports split-half stability",
+    )
     add_common(p)
     p.set_defaults(func=_cmd_score)
     return p
@@ -113,7 +120,54 @@ def _cmd_score(args: argparse.Namespace) -> int:
         lam = f"λ = {damping:.4g}" if isinstance(damping, float) else f"λ = {damping}"
         print(f"scored {meta['num_sequences']} sequences -> {args.output} ({lam}{resumed})")
         print(f"validation: {_report_line(meta.get('validation', {}))}")
+        print(_length_line(args.output, bool(meta.get("negated"))))
+        if meta.get("stability"):
+            for line in stability_lines(meta["stability"]):
+                print(line)
     return 0
+
+
+def _length_line(path: str, negated: bool) -> str:
+    """One line: Spearman ρ of I(z) with sequence length (read from the score file)."""
+    import pyarrow.parquet as pq
+
+    from biocoreset.stats import spearman
+
+    table = pq.read_table(path, columns=["score", "length"])
+    s = table.column("score").to_numpy()
+    rho = spearman(-s if negated else s, table.column("length").to_numpy())
+    hint = "  (strong: consider select --debias length)" if abs(rho) >= 0.5 else ""
+    return f"length: Spearman(I(z), length) = {rho:+.3f}{hint}"
+
+
+def stability_lines(stab: dict[str, Any]) -> list[str]:
+    """The stability line (and a warning line when the projected reliability is below 0.9).
+
+    >>> stability_lines({"draws": 8, "split_half": 0.9, "projected": 0.947,
+    ...     "split_half_length_regressed": 0.5, "projected_length_regressed": 0.667,
+    ...     "draws_for_target": 4.0})[0]
+    'stability (K=8): split-half ρ 0.900, projected to K 0.947; length regressed out: 0.500, projected 0.667'
+    """
+    from biocoreset.scoring.draws import RELIABILITY_WARNING
+
+    def f(key: str) -> str:
+        v = stab.get(key)
+        return "n/a" if v is None else f"{float(v):.3f}"
+
+    lines = [
+        f"stability (K={stab.get('draws')}): split-half ρ {f('split_half')}, projected to K "
+        f"{f('projected')}; length regressed out: {f('split_half_length_regressed')}, projected "
+        f"{f('projected_length_regressed')}"
+    ]
+    projected = stab.get("projected")
+    if projected is None or not float(projected) >= RELIABILITY_WARNING:
+        lines.append(
+            f"warning: projected reliability {f('projected')} < {RELIABILITY_WARNING}: two runs "
+            f"with different seeds would choose differently; about "
+            f"{f('draws_for_target')} mask draws would reach {RELIABILITY_WARNING} "
+            "(--mask-draws), or select with --debias length"
+        )
+    return lines
 
 
 def _report_line(rep: dict[str, Any]) -> str:

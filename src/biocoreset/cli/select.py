@@ -40,6 +40,12 @@ def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--strata", type=int, help="CCI number of strata (default 50)")
     p.add_argument("--options", type=json_object, help="JSON object of selector options")
     p.add_argument(
+        "--debias",
+        choices=["length"],
+        help="topk/cci: select on the length-conditional score (each score compared with those of "
+        "similar length); default: the paper's selection on the raw score",
+    )
+    p.add_argument(
         "--sequences", help="the corpus, for coreset.fasta (default: the file named in the scores)"
     )
     p.add_argument(
@@ -55,8 +61,8 @@ def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from biocoreset.pipeline import select_to_folder
     from biocoreset.presets import get_preset
+    from biocoreset.selection_files import select_to_folder
 
     preset = get_preset(args.preset)
     options = {**preset.options_for(args.method), **(args.options or {})}
@@ -77,6 +83,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         force=args.force,
         progress=progress(args),
         allow_changed_corpus=args.allow_changed_corpus,
+        debias=args.debias,
     )
     print(
         f"selected {summary['budget']} of {summary['num_scores']} sequences with {summary['method']!r} "
@@ -87,6 +94,14 @@ def _cmd_select(args: argparse.Namespace) -> int:
         print(
             f"CCI: removed the {c['cut']} most influential; {len(c['taken'])} strata, "
             f"{sum(1 for t in c['taken'] if t)} contributing"
+        )
+    for line in summary.get("composition", []):
+        print(line)
+    if "debias" in summary:
+        d = summary["debias"]
+        print(
+            f"debias=length: Spearman with length {d['spearman_length']:+.2f} before, "
+            f"{d['spearman_length_after']:+.2f} after ({d['bins']} length bins)"
         )
     if "note" in summary:
         print(summary["note"])

@@ -18,6 +18,7 @@ import torch
 
 from biocoreset._version import __version__
 from biocoreset.config import ScoreConfig
+from biocoreset.data.masking import resolve_schedule
 from biocoreset.data.validation import SourceIndex
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
 from biocoreset.scoring.streaming import grouping_window
@@ -57,7 +58,14 @@ def run_fingerprint(
 ) -> dict[str, Any]:
     """Every setting that changes a score, the model's hash, the data digest and the version."""
     masking = getattr(adp, "masking", cfg.masking)
+    draws: dict[str, Any] = {}
+    if cfg.mask_draws > 1:  # absent for one draw, so earlier single-mask runs still resume
+        draws = {
+            "mask_draws": cfg.mask_draws,
+            "mask_schedule": resolve_schedule(masking.schedule, cfg.mask_draws),
+        }
     return {
+        **draws,
         "scorer": scorer.name,
         "curvature": curvature.name if curvature is not None else None,
         "curvature_options": cfg.curvature_options,

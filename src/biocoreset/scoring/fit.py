@@ -4,6 +4,11 @@ Batches are length-grouped (:func:`~biocoreset.scoring.streaming.rank_batches`);
 batch ``j`` goes to rank ``j mod R`` and the statistics are summed over ranks in ``fit_end``. Per-
 sample gradients do not depend on batch companions, so the curvature equals a single-process,
 file-order fit up to the order of floating-point sums.
+
+With ``mask_draws = K`` every batch is accumulated under the same ``K`` masks as it is scored
+with, and ``fit_end`` divides by ``K·m`` gradient samples: the curvature is the mean over the draws
+of each draw's empirical Fisher (for K-FAC, the mean over draws of the factor statistics), so
+``K = 1`` is unchanged. The curvature's own ``fit_samples`` then counts ``K·m`` gradient samples.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ def fit_curvature(
     if subset is None and num_rows is None:
         raise ConfigError("fit_curvature needs num_rows when subset is None (fit on every row).")
     m = len(subset) if subset is not None else int(num_rows)  # type: ignore[arg-type]
+    draws = int(getattr(config, "mask_draws", 1))
+    m *= draws  # gradient samples: the Fisher is the mean over draws of each draw's Fisher
     curvature.fit_begin(engine.blocks)
     reduce = ctx.all_reduce_ if ctx.is_distributed else None
     if not curvature.needs_fit:
@@ -86,6 +93,10 @@ def fit_curvature(
         with progress_bar(enabled=show, total=m, desc=desc, unit="seq") as bar:
             for batch in batches:
                 recs = [(rid, seq) for _, rid, seq in batch]
-                engine.run(adapter.collate(recs, seed=config.seed), curvature.fit_accumulate)
-                bar.update(len(batch) * ctx.world_size)
+                if draws == 1:
+                    engine.run(adapter.collate(recs, seed=config.seed), curvature.fit_accumulate)
+                for k in range(draws if draws > 1 else 0):
+                    batch_k = adapter.collate(recs, seed=config.seed, draw=k, draws=draws)
+                    engine.run(batch_k, curvature.fit_accumulate)
+                bar.update(len(batch) * ctx.world_size * draws)
         curvature.fit_end(m, reduce)

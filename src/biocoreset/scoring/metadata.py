@@ -49,6 +49,11 @@ class ScoreMetadata:
         length_window: Batches per length-grouping window.
         shard_size: Rows per shard (as resolved; the default is sized from the rows and ranks).
         masking: Masking probability and replacement fractions.
+        mask_draws: Masks per sequence ``K`` (scores, losses and the curvature are means over them).
+        mask_schedule: How the draws' positions relate: ``"independent"`` (always for ``K = 1``,
+            the paper's single random mask) or ``"cover"``.
+        stability: Split-half stability of the mask draws (``K >= 2``; see
+            :func:`biocoreset.scoring.draws.stability_figures`), else ``None``.
         loss_mode: The adapter's loss.
         fit_on: ``"subset"`` or ``"all"``.
         fit_samples: Sequences the curvature was fitted on.
@@ -87,6 +92,9 @@ class ScoreMetadata:
     length_window: int | None = None
     shard_size: int | None = None
     masking: dict[str, Any] | None = None
+    mask_draws: int = 1
+    mask_schedule: str | None = None
+    stability: dict[str, Any] | None = None
     loss_mode: str | None = None
     fit_on: str | None = None
     fit_samples: int | None = None

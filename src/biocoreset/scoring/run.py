@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -30,12 +31,15 @@ import torch
 from biocoreset._version import __version__
 from biocoreset.config import ScoreConfig
 from biocoreset.data.batching import length_batches
+from biocoreset.data.masking import resolve_schedule
 from biocoreset.data.sources import SequenceSource
 from biocoreset.data.validation import SourceIndex, Validator, sequence_hash
+from biocoreset.errors import BioCoresetWarning, ConfigError
 from biocoreset.grads import make_engine
 from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
 from biocoreset.runtime.distributed import current
+from biocoreset.scoring.draws import RELIABILITY_WARNING, score_draws, stability_figures
 from biocoreset.scoring.fingerprint import run_fingerprint
 from biocoreset.scoring.fit import fit_curvature
 from biocoreset.scoring.index import index_source
@@ -83,6 +87,11 @@ class ScoringRun:
         self.show = progress_enabled(config.progress) and self.ctx.is_main
         self.timing: dict[str, float] = {}
         self.window = grouping_window(adapter, config.batch_size, config.length_window)
+        if config.mask_draws > 1 and getattr(adapter, "loss_mode", "masked") == "paper-compat":
+            raise ConfigError(
+                f"mask_draws={config.mask_draws} needs a masked loss, but the adapter's loss_mode is "
+                "'paper-compat' (no masking: every draw would be the same); use mask_draws=1."
+            )
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -176,9 +185,11 @@ class ScoringRun:
         finally:
             self.adp.model.train(was_training)
         self.ctx.barrier()
+        stability = self._stability(store, sink)
         meta = self._metadata(
             index, fingerprint, params, subset, subset_ids, size, done, restored, score_stats
         )
+        meta = attrs.evolve(meta, stability=stability)
         return self._finish(store, sink, meta, n, force, t_start)
 
     @property
@@ -261,15 +272,23 @@ class ScoringRun:
         total = pending_rows(n, size, done, ctx)
         with progress_bar(enabled=self.show, total=total, desc="score", unit="seq") as bar:
             for chunk in batches:
-                batch = self.adp.collate([(rid, seq) for _, rid, seq in chunk], seed=cfg.seed)
-                s, loss = self.scorer.score_batch(self.adp, batch, engine, self.curvature)
-                values = s.detach().to("cpu", torch.float64).numpy()
+                res = score_draws(
+                    self.scorer,
+                    self.adp,
+                    [(rid, seq) for _, rid, seq in chunk],
+                    engine,
+                    self.curvature,
+                    seed=cfg.seed,
+                    draws=cfg.mask_draws,
+                )
+                values = res.scores
                 for k, shard in shards.put(
                     chunk,
                     -values if cfg.negate else values,
-                    loss.detach().to("cpu", torch.float64).numpy(),
-                    batch.lengths.to("cpu").numpy(),
+                    res.loss,
+                    res.length,
                     hashes,
+                    res.halves,
                 ):
                     sink.write_shard(
                         k,
@@ -278,11 +297,41 @@ class ScoringRun:
                         shard.scores,
                         shard.loss,
                         shard.length,
-                        shard.sequence_hash,
+                        sequence_hash=shard.sequence_hash,
+                        halves=shard.halves,
                     )
                 bar.update(len(chunk))
         shards.check_closed()
         return [subset_ids[i] for i in subset_order(subset_ids, cfg.subset, self.subset_seed)]
+
+    def _stability(self, store: ScoreStore | None, sink: Sink) -> dict[str, Any] | None:
+        """Split-half stability of the mask draws (``mask_draws >= 2``; on every rank), with a
+        :class:`~biocoreset.errors.BioCoresetWarning` when the projected reliability is low."""
+        draws = self.cfg.mask_draws
+        if draws < 2:
+            return None
+        if store is not None:  # rank 0 reads the shards' half-means; every rank gets the figures
+            figs = self.ctx.main_only(lambda: stability_figures(*store.read_halves(), draws))
+        else:
+            rows, part = sink.local_halves()  # type: ignore[union-attr]
+            lengths_local = sink.local_parts()[4]  # type: ignore[union-attr]
+            local = (rows, part, lengths_local)
+            parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
+            rows = np.concatenate([p[0] for p in parts])
+            order = np.argsort(rows, kind="stable")
+            halves = np.concatenate([p[1] for p in parts], axis=1)[:, order]
+            lengths = np.concatenate([p[2] for p in parts])[order]
+            figs = stability_figures(halves, lengths, draws)
+        if self.ctx.is_main and not figs["projected"] >= RELIABILITY_WARNING:
+            warnings.warn(
+                f"the scores are not stable across mask draws: two runs with different seeds are "
+                f"expected to agree to Spearman {figs['projected']:.3f} (< {RELIABILITY_WARNING}) "
+                f"at mask_draws={draws}; about {figs['draws_for_target']:.0f} draws would reach "
+                f"{RELIABILITY_WARNING}. Raise mask_draws, or select with debias='length'.",
+                BioCoresetWarning,
+                stacklevel=2,
+            )
+        return figs
 
     def _metadata(
         self,
@@ -311,6 +360,10 @@ class ScoringRun:
             length_window=self.window // cfg.batch_size,
             shard_size=size,
             masking=fingerprint["masking"],
+            mask_draws=cfg.mask_draws,
+            mask_schedule=resolve_schedule(
+                getattr(self.adp, "masking", cfg.masking).schedule, cfg.mask_draws
+            ),
             loss_mode=fingerprint["loss_mode"],
             fit_on=cfg.fit_on,
             fit_samples=n if cfg.fit_on == "all" else len(subset),

@@ -192,7 +192,7 @@ class ShardBuffer:
         size: Its number of rows.
     """
 
-    def __init__(self, k: int, start: int, size: int) -> None:
+    def __init__(self, k: int, start: int, size: int, halves: bool = False) -> None:
         self.k, self.start, self.filled = k, start, 0
         self.rows = np.arange(start, start + size, dtype=np.int64)
         self.ids: list[str] = [""] * size
@@ -200,6 +200,7 @@ class ShardBuffer:
         self.loss = np.empty(size, dtype=np.float64)
         self.length = np.empty(size, dtype=np.int64)
         self.sequence_hash = np.zeros(size, dtype=np.int64)
+        self.halves = np.empty((2, size), dtype=np.float64) if halves else None
 
     @property
     def full(self) -> bool:
@@ -207,13 +208,23 @@ class ShardBuffer:
         return self.filled == self.rows.size
 
     def put(
-        self, row: int, rid: str, score: float, loss: float, length: int, seq_hash: int = 0
+        self,
+        row: int,
+        rid: str,
+        score: float,
+        loss: float,
+        length: int,
+        seq_hash: int = 0,
+        halves: Any = None,
     ) -> None:
-        """Record one row's result (and the hash of its sequence as read)."""
+        """Record one row's result, the hash of its sequence as read, and its two half-means of
+        the mask draws (when kept)."""
         i = row - self.start
         self.ids[i] = rid
         self.scores[i], self.loss[i], self.length[i] = score, loss, length
         self.sequence_hash[i] = seq_hash
+        if self.halves is not None:
+            self.halves[:, i] = halves
         self.filled += 1
 
 
@@ -238,18 +249,31 @@ class OpenShards:
         loss: Any,
         length: Any,
         hashes: dict[int, int] | None = None,
+        halves: Any = None,
     ) -> list[tuple[int, ShardBuffer]]:
         """Record a batch's results; return the shards it completed. ``hashes`` maps rows to the
-        hash of their sequence as read (each entry is removed when used)."""
+        hash of their sequence as read (each entry is removed when used); ``halves``:
+        ``(2, len(batch))`` half-means of the mask draws, or ``None``."""
         finished = []
-        for (row, rid, _), s, l_, n_ in zip(batch, scores, loss, length, strict=True):
+        for j, ((row, rid, _), s, l_, n_) in enumerate(
+            zip(batch, scores, loss, length, strict=True)
+        ):
             k = row // self.size
             shard = self.open.get(k)
             if shard is None:
                 start = k * self.size
-                shard = self.open[k] = ShardBuffer(k, start, min(self.size, self.n - start))
+                size = min(self.size, self.n - start)
+                shard = self.open[k] = ShardBuffer(k, start, size, halves=halves is not None)
             h = hashes.pop(row, 0) if hashes is not None else 0
-            shard.put(row, rid, float(s), float(l_), int(n_), h)
+            shard.put(
+                row,
+                rid,
+                float(s),
+                float(l_),
+                int(n_),
+                h,
+                None if halves is None else halves[:, j],
+            )
             if shard.full:
                 finished.append((k, self.open.pop(k)))
         return finished

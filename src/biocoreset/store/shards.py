@@ -41,7 +41,6 @@ process gets a one-line error naming the pid and host holding it; a lock whose p
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -57,8 +56,17 @@ from biocoreset.store.atomic import atomic_path, check_writable
 from biocoreset.store.curvature_state import restore_curvature, snapshot_curvature
 from biocoreset.store.lock import FolderLock
 from biocoreset.store.result import METADATA_KEY
+from biocoreset.store.shard_parts import (
+    HALF_COLUMNS,
+    MemorySink,
+    _diff,
+    file_sha256,
+    fingerprint_hash,
+    shard_table,
+)
 
 __all__ = [
+    "HALF_COLUMNS",
     "MANIFEST_NAME",
     "MemorySink",
     "ScoreStore",
@@ -73,65 +81,6 @@ LOCK_NAME = "lock"
 CHECKSUM_SUFFIX = ".sha256"
 _SHARD_RE = re.compile(r"^shard-(\d{8})\.parquet$")
 _FORMAT = 1
-
-
-def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
-    """A stable hex hash of a JSON-serialisable fingerprint.
-
-    >>> fingerprint_hash({"a": 1}) == fingerprint_hash({"a": 1}) != fingerprint_hash({"a": 2})
-    True
-    """
-    text = json.dumps(fingerprint, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_diff(a, b, f"{prefix}{key}."))
-        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(
-            b, sort_keys=True, default=str
-        ):
-            sa, sb = json.dumps(a, default=str), json.dumps(b, default=str)
-            if len(sa) > 40:
-                sa = sa[:37] + "..."
-            if len(sb) > 40:
-                sb = sb[:37] + "..."
-            out.append(f"{prefix}{key}: {sa} -> {sb}")
-    return out
-
-
-def _shard_table(
-    rows: np.ndarray,
-    ids: list[str],
-    scores: np.ndarray,
-    loss: np.ndarray,
-    length: np.ndarray,
-    sequence_hash: Any = None,
-) -> Any:
-    import pyarrow as pa
-
-    columns = {
-        "row": pa.array(np.asarray(rows, dtype=np.int64)),
-        "id": pa.array(ids, pa.string()),
-        "score": pa.array(np.asarray(scores, dtype=np.float64)),
-        "loss": pa.array(np.asarray(loss, dtype=np.float64)),
-        "length": pa.array(np.asarray(length, dtype=np.int64)),
-    }
-    if sequence_hash is not None:
-        columns["sequence_hash"] = pa.array(np.asarray(sequence_hash, dtype=np.int64))
-    return pa.table(columns)
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class ScoreStore:
@@ -372,21 +321,25 @@ class ScoreStore:
         loss: Any,
         length: Any,
         sequence_hash: Any = None,
+        halves: Any = None,
     ) -> None:
         """Write shard ``k`` atomically (temporary file, fsync, rename), then its checksum.
 
         ``sequence_hash`` (optional): :func:`~biocoreset.data.validation.sequence_hash` of each
         row's sequence as read, kept in the final file so ``select`` can check the corpus.
+        ``halves`` (optional, ``(2, m)``): half-means of the mask draws, kept in the shard as the
+        :data:`HALF_COLUMNS` (for the stability figures; not in the final file).
         """
         import pyarrow.parquet as pq
 
-        table = _shard_table(
+        table = shard_table(
             np.asarray(rows),
             ids,
             np.asarray(scores),
             np.asarray(loss),
             np.asarray(length),
             sequence_hash,
+            halves,
         )
         with contextlib.suppress(FileNotFoundError):  # rewritten: the old checksum is void
             self.checksum_path(k).unlink()
@@ -428,6 +381,22 @@ class ScoreStore:
                     f"{expected[0]}..{expected[-1]}; delete it and rerun."
                 )
             yield table
+
+    def read_halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """The half-means of the mask draws (``(2, n)``) and the lengths of every row, in row order.
+
+        Raises:
+            InputError: A shard lacks the :data:`HALF_COLUMNS` (written without mask draws).
+        """
+        halves, lengths = [], []
+        for table in self.iter_shards():
+            if not set(HALF_COLUMNS) <= set(table.column_names):
+                raise InputError(
+                    "a score shard has no half-mean columns; rerun with --force to rescore."
+                )
+            halves.append(np.stack([table.column(c).to_numpy() for c in HALF_COLUMNS]))
+            lengths.append(table.column("length").to_numpy())
+        return np.concatenate(halves, axis=1), np.concatenate(lengths)
 
     # -- curvature -----------------------------------------------------------------------------
 
@@ -515,55 +484,3 @@ class ScoreStore:
             return all(column in pq.read_schema(p).names for p in paths)
         except Exception:  # a missing or unreadable shard: iter_shards names it
             return False
-
-
-class MemorySink:
-    """Collects shards in memory (scoring without an output file); same interface as a store.
-
-    Args:
-        num_rows: Rows to score.
-    """
-
-    def __init__(self, num_rows: int) -> None:
-        self.rows: list[np.ndarray] = []
-        self.ids: list[list[str]] = []
-        self.scores: list[np.ndarray] = []
-        self.loss: list[np.ndarray] = []
-        self.length: list[np.ndarray] = []
-        self.num_rows = num_rows
-
-    def completed_shards(self) -> set[int]:
-        """Nothing is ever completed before the run."""
-        return set()
-
-    def write_shard(
-        self,
-        k: int,
-        rows: Any,
-        ids: list[str],
-        scores: Any,
-        loss: Any,
-        length: Any,
-        sequence_hash: Any = None,
-    ) -> None:
-        """Keep one shard (``sequence_hash`` is not needed in memory)."""
-        self.rows.append(np.asarray(rows, dtype=np.int64))
-        self.ids.append(list(ids))
-        self.scores.append(np.asarray(scores, dtype=np.float64))
-        self.loss.append(np.asarray(loss, dtype=np.float64))
-        self.length.append(np.asarray(length, dtype=np.int64))
-
-    def local_parts(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """This process's rows, ids, scores, losses and lengths."""
-
-        def cat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:
-            return np.concatenate(xs) if xs else np.empty(0, dtype=dtype)
-
-        ids = [i for part in self.ids for i in part]
-        return (
-            cat(self.rows, np.int64),
-            ids,
-            cat(self.scores, np.float64),
-            cat(self.loss, np.float64),
-            cat(self.length, np.int64),
-        )
