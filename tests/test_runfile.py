@@ -126,3 +126,13 @@ def test_the_documented_run_file_loads(tmp_path):
     assert cfg.score.damping == "0.1*mean" and cfg.score.length_window == 64
     assert cfg.select.options_for("cci") == {"beta": 0.05, "strata": 50}
     assert set(selector_options(cfg)) == {"cci", "topk"}
+
+
+def test_select_debias_is_a_run_file_key():
+    cfg = _cfg(select={"methods": ["cci", "topk"], "debias": "length"})
+    assert cfg.select.debias == "length"
+    assert _cfg(select={"methods": ["cci"]}).select.debias is None
+    with pytest.raises(ConfigError, match=r"lenght.*Did you mean 'length'"):
+        _cfg(select={"methods": ["cci"], "debias": "lenght"})
+    with pytest.raises(ConfigError, match="not to random"):
+        _cfg(select={"methods": ["cci", "random"], "debias": "length"})

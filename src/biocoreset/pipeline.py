@@ -214,6 +214,7 @@ def run_pipeline(
             sequences=source,
             force=True,
             progress=progress,
+            debias=sel.debias,
         )
         state["steps"][key] = {"done": True, "budget": summary["budget"], "folder": str(out / key)}
         save_state()

@@ -106,6 +106,19 @@ def _check_options(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
             )
 
 
+def _check_debias(instance: Any, attribute: Any, value: str | None) -> None:
+    from biocoreset.selection import DEBIAS_METHODS
+    from biocoreset.selectors.debias import check_debias
+
+    check_debias(value)
+    other = [m for m in instance.methods if m not in DEBIAS_METHODS]
+    if value is not None and other:
+        raise ConfigError(
+            f"[select] debias = {value!r} applies to {', '.join(DEBIAS_METHODS)}, not to "
+            f"{', '.join(other)}; drop debias or those methods."
+        )
+
+
 @attrs.frozen(kw_only=True)
 class RunSelectConfig:
     """The ``[select]`` table: one or more selections from the same scores.
@@ -116,12 +129,15 @@ class RunSelectConfig:
         seed: Seed of random choices.
         options: Per selector, options over the preset's (``[select.options.cci]``
             ``beta = 0.05``); the selector checks them.
+        debias: ``"length"``: select on the length-conditional score (``topk`` and ``cci`` only;
+            see :func:`biocoreset.select`); default: the paper's selection.
     """
 
     methods: tuple[str, ...] = attrs.field(default=("cci",), converter=tuple)
     budget: int | float = 0.1
     seed: int = attrs.field(default=0, validator=nonneg_int("select.seed"))
     options: dict[str, dict[str, Any]] = attrs.field(factory=dict, validator=_check_options)
+    debias: str | None = attrs.field(default=None, converter=opt_str, validator=_check_debias)
 
     def options_for(self, method: str) -> dict[str, Any]:
         """This table's options for ``method`` (a copy; empty when none are given)."""
