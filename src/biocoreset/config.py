@@ -32,6 +32,7 @@ from biocoreset.validators import (
     opt_float,
     opt_int,
     opt_str,
+    optional,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
 SubsetSpec = int | float | Sequence[str] | None
 
 FIT_ON = ("subset", "all")
+AUTOCAST = ("bf16", "fp16")
 SCHEDULES = ("linear", "constant")
 
 DEFAULT_DAMPING = "0.1*mean"
@@ -130,6 +132,9 @@ class ScoreConfig:
         seed: Seed of ``D_sub`` sampling and masking.
         parameters: Glob patterns of scored parameter names or groups (``None``: all trainable).
         engine: Per-sample gradient engine: ``"auto"``, ``"hooks"`` or ``"loop"``.
+        autocast: Mixed precision of the forward pass (hook engine only): ``"bf16"`` (what a GPU
+            wants), ``"fp16"``, or ``None`` (the model's dtype). Per-sample quantities stay
+            float32; scores move by bf16 round-off (about 1e-2 relative).
         masking: Masking configuration.
         curvature_options: Extra options for the curvature factory.
         progress: Show progress bars (``None``: when stderr is a terminal).
@@ -169,6 +174,9 @@ class ScoreConfig:
     seed: int = attrs.field(default=0, validator=nonneg_int("seed"))
     parameters: tuple[str, ...] | None = attrs.field(default=None, converter=as_patterns)
     engine: str = "auto"
+    autocast: str | None = attrs.field(
+        default=None, converter=opt_str, validator=optional(one_of("autocast", AUTOCAST))
+    )
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=as_masking)
     curvature_options: dict[str, Any] = attrs.field(factory=dict)
     progress: bool | None = None

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from biocoreset import load_scores, score
 from biocoreset.adapters.hf import HFAdapter
@@ -41,11 +42,11 @@ def test_a_resumed_run_keeps_its_shard_size(tmp_path, adapter, monkeypatch):
     calls = []
     original = ScoreStore.write_shard
 
-    def crash_after_two(self, k, *args):
+    def crash_after_two(self, k, *args, **kwargs):
         calls.append(k)
         if len(calls) > 2:
             raise KeyboardInterrupt("simulated crash")
-        return original(self, k, *args)
+        return original(self, k, *args, **kwargs)
 
     monkeypatch.setattr(run_module, "auto_shard_size", lambda n, r, b: 4)
     monkeypatch.setattr(ScoreStore, "write_shard", crash_after_two)
@@ -119,3 +120,22 @@ def test_one_damping_form_and_the_absolute_lambda_is_recorded(adapter):
     absolute = score(adapter, records, subset=4, damping=rel.metadata["damping"])
     np.testing.assert_allclose(absolute.scores, rel.scores, rtol=1e-12)
     assert absolute.metadata["damping_mode"] == "absolute"
+
+
+def test_autocast_scores_track_float32_and_are_recorded():
+    """``autocast="bf16"`` (the GPU setting) runs the forward pass in bf16 with float32
+    per-sample sums: the scores follow the float32 ones at bf16 round-off, and the engine's
+    metadata records it."""
+    records = random_rna(12, seed=3)
+    model, tok = tiny_esm(seed=6, dtype=torch.float32)  # autocast leaves float64 models alone
+    adapter = HFAdapter(model, tok)
+    plain = score(adapter, records, subset=6, batch_size=4)
+    mixed = score(adapter, records, subset=6, batch_size=4, autocast="bf16")
+    assert mixed.metadata["autocast"] == "bf16" and plain.metadata["autocast"] is None
+    rel = np.abs(mixed.scores - plain.scores) / np.abs(plain.scores)
+    assert 0 < rel.max() < 0.1  # bf16 moved them, but only by round-off
+    assert np.corrcoef(mixed.scores, plain.scores)[0, 1] > 0.99
+    with pytest.raises(ConfigError, match="needs the hook engine"):
+        score(adapter, records, subset=6, engine="loop", autocast="bf16")
+    with pytest.raises(ConfigError, match="autocast must be one of"):
+        score(adapter, records, subset=6, autocast="bf8")

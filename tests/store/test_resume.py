@@ -108,11 +108,11 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = ScoreStore.write_shard
 
-    def crash_after_two(self, k, *args):
+    def crash_after_two(self, k, *args, **kwargs):
         if calls["n"] == 2:
             raise _Crash("simulated crash")
         calls["n"] += 1
-        return original(self, k, *args)
+        return original(self, k, *args, **kwargs)
 
     monkeypatch.setattr(ScoreStore, "write_shard", crash_after_two)
     output = tmp_path / "s.parquet"
@@ -141,7 +141,7 @@ def test_changed_config_refuses_to_resume(tmp_path, monkeypatch):
     adapter, records = _setup()
     output = tmp_path / "s.parquet"
 
-    def crash(self, k, *args):
+    def crash(self, k, *args, **kwargs):
         raise _Crash("simulated crash")
 
     monkeypatch.setattr(ScoreStore, "write_shard", crash)
@@ -167,7 +167,7 @@ def test_changed_data_refuses_to_resume(tmp_path, monkeypatch):
     adapter, records = _setup()
     output = tmp_path / "s.parquet"
     monkeypatch.setattr(
-        ScoreStore, "write_shard", lambda self, k, *a: (_ for _ in ()).throw(_Crash())
+        ScoreStore, "write_shard", lambda self, k, *a, **kw: (_ for _ in ()).throw(_Crash())
     )
     with pytest.raises(_Crash):
         score(adapter, records, output=output, subset=5, batch_size=2, shard_size=4)

@@ -28,6 +28,7 @@ _OPTIONS = (
     "max_tokens",
     "seed",
     "engine",
+    "autocast",
     "fit_on",
     "shard_size",
     "invalid",
@@ -72,6 +73,11 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"
     )
     g.add_argument("--engine", choices=["auto", "hooks", "loop"], help="per-sample gradient engine")
+    g.add_argument(
+        "--autocast",
+        choices=["bf16", "fp16"],
+        help="mixed-precision forward pass (on a GPU: bf16); per-sample sums stay float32",
+    )
     g.add_argument(
         "--negate", action="store_true", help="store -I(z) (the released code's convention)"
     )

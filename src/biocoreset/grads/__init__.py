@@ -63,4 +63,9 @@ def make_engine(
             warnings.warn(
                 f"{exc} Falling back to the per-sample loop engine.", RuntimeWarning, stacklevel=2
             )
+    if options.get("autocast") is not None:
+        raise ConfigError(
+            "autocast needs the hook engine, which cannot handle this model; drop autocast to "
+            "score with the per-sample loop engine."
+        )
     return LoopEngine(adapter, params, **{k: v for k, v in options.items() if k == "dtype"})

@@ -61,6 +61,7 @@ class ScoreMetadata:
         num_scored_parameters: Number of scored parameter entries.
         scored_parameter_patterns: The ``parameters`` patterns (``None``: all trainable).
         engine: Per-sample gradient engine.
+        autocast: Mixed precision of the forward pass (``None``: the model's dtype).
         source: The input, described.
         reader: How to re-open the input (``{}`` for in-memory records).
         num_sequences: Rows scored.
@@ -102,6 +103,7 @@ class ScoreMetadata:
     num_scored_parameters: int | None = None
     scored_parameter_patterns: list[str] | None = None
     engine: str | None = None
+    autocast: str | None = None
     source: str | None = None
     reader: dict[str, Any] = attrs.field(factory=dict)
     num_sequences: int | None = None

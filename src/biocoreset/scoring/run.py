@@ -147,7 +147,7 @@ class ScoringRun:
             subset = draw_subset(index, self.cfg.subset, self.subset_seed)
             index = attrs.evolve(index, id_hashes=np.empty(0, dtype=np.uint64))  # 8 B/row freed
         params = self.adp.scored_parameters(self.cfg.parameters)
-        engine = make_engine(self.adp, params, engine=self.cfg.engine)
+        engine = make_engine(self.adp, params, engine=self.cfg.engine, **engine_options(self.cfg))
         fingerprint = run_fingerprint(
             self.cfg, self.adp, self.scorer, self.curvature, params, engine, index
         )
@@ -371,6 +371,7 @@ class ScoringRun:
             num_scored_parameters=int(sum(p.numel() for p in params.values())),
             scored_parameter_patterns=list(cfg.parameters) if cfg.parameters else None,
             engine=fingerprint["engine"],
+            autocast=cfg.autocast,
             source=self.source.describe(),
             reader=self.source.reader_options(),
             num_sequences=n,
@@ -413,3 +414,22 @@ class ScoringRun:
             local = sink.local_parts()  # type: ignore[union-attr]
             parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
         return stamped(), assemble(parts, n)
+
+
+def engine_options(cfg: ScoreConfig) -> dict[str, Any]:
+    """The engine options a score configuration asks for (``autocast`` needs the hook engine).
+
+    Raises:
+        ConfigError: ``autocast`` with ``engine="loop"``.
+
+    >>> engine_options(ScoreConfig(autocast="bf16"))
+    {'autocast': 'bf16'}
+    """
+    if cfg.autocast is None:
+        return {}
+    if cfg.engine == "loop":
+        raise ConfigError(
+            f"autocast={cfg.autocast!r} needs the hook engine; use engine='auto' or 'hooks', or "
+            "drop autocast."
+        )
+    return {"autocast": cfg.autocast}
