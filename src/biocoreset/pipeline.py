@@ -36,7 +36,7 @@ from biocoreset.runfile import RunConfig
 from biocoreset.runtime.distributed import current
 from biocoreset.selection_files import SELECTION_FILES, read_score_columns, select_to_folder
 from biocoreset.store.atomic import atomic_path
-from biocoreset.store.shards import fingerprint_hash
+from biocoreset.store.shards import ScoreStore, fingerprint_hash
 
 __all__ = [
     "SELECTION_FILES",
@@ -117,6 +117,8 @@ def run_pipeline(
 
     def check_folder() -> None:
         if force:
+            # never delete the work folder of a scoring process that is still running
+            ScoreStore(out / "scores.parquet").check_lock()
             for name in _RUN_PATHS:
                 p = out / name
                 if p.is_dir():

@@ -279,3 +279,26 @@ def test_run_that_failed_before_any_step_does_not_claim_the_folder(workspace, tm
     assert code == 0, capsys.readouterr().err
     state = json.loads((out / "run.json").read_text())
     assert state["config"]["model"]["weights"] is None and "select-topk" in state["steps"]
+
+
+def test_run_force_does_not_delete_a_folder_another_process_is_scoring_into(
+    workspace, tmp_path, capsys
+):
+    import socket
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "run.toml"
+    out = tmp_path / "run"
+    cfg.write_text(_run_toml(workspace, out))
+    parts = out / "scores.parquet.parts"
+    parts.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (parts / "lock").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        line = _fails(capsys, "run", cfg, "--force")
+        assert "another process" in line and str(other.pid) in line
+        assert (parts / "lock").exists()  # nothing was deleted
+    finally:
+        other.kill()
+        other.wait()
