@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
 def per_sample_grads(
-    adapter, records: Sequence[tuple[str, str]], names: Sequence[str], *, seed: int = 0
-) -> torch.Tensor:
-    """``[N, P]`` flattened per-sample gradients over ``names``, each from its own forward pass."""
+    adapter,
+    records: Sequence[tuple[str, str]],
+    names: Sequence[str],
+    *,
+    seed: int = 0,
+    draw: int = 0,
+    draws: int = 1,
+    with_losses: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, np.ndarray]:
+    """``[N, P]`` flattened per-sample gradients over ``names``, each from its own forward pass,
+    under mask draw ``draw`` of ``draws`` (and, ``with_losses``, the ``[N]`` losses too)."""
     params = dict(adapter.model.named_parameters())
     tensors = [params[n] for n in names]
-    rows = []
+    rows, losses = [], []
     for rec in records:
-        batch = adapter.collate([rec], seed=seed)
+        batch = adapter.collate([rec], seed=seed, draw=draw, draws=draws)
         loss = adapter.per_sample_loss(batch)[0]
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         rows.append(
@@ -26,6 +35,9 @@ def per_sample_grads(
                 ]
             )
         )
+        losses.append(float(loss.detach()))
+    if with_losses:
+        return torch.stack(rows), np.array(losses)
     return torch.stack(rows)
 
 
