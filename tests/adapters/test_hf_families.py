@@ -112,6 +112,16 @@ def test_residue_limits_follow_the_position_scheme():
     assert HFAdapter(*esm, max_length=10).max_length == 10  # an explicit limit wins
 
 
+def test_max_length_beyond_the_positions_is_refused_up_front():
+    # it used to pass here and fail later with an IndexError deep in the embedding
+    with pytest.raises(ConfigError, match=r"max_length=1024 .* at most 1022 residues"):
+        HFAdapter(build_rnafm("tiny"), max_length=1024)
+    esm = tiny_esm(max_positions=66)
+    with pytest.raises(ConfigError, match="at most 62"):
+        HFAdapter(*esm, max_length=63)
+    assert HFAdapter(*esm, max_length=62).max_length == 62
+
+
 def test_multimolecule_limit_is_conservative():
     model = torch.nn.Module()
     model.config = _MMConfig(max_position_embeddings=1026)

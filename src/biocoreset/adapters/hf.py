@@ -167,9 +167,16 @@ class HFAdapter(MaskedLMAdapter):
         self.tokenizer = tokenizer
         self.unknown = unknown
         n_special = len(tokenizer("", add_special_tokens=True)["input_ids"])
+        # The family knows the position scheme (ESM/RoBERTa offset positions by pad + 1).
+        limit = family.max_length(model, n_special)
         if max_length is None:
-            # The family knows the position scheme (ESM/RoBERTa offset positions by pad + 1).
-            max_length = family.max_length(model, n_special) or 1022
+            max_length = limit or 1022
+        elif limit is not None and int(max_length) > limit:
+            raise ConfigError(
+                f"max_length={max_length} is more than this model has positions for: its "
+                f"max_position_embeddings allows at most {limit} residues. Give max_length <= "
+                f"{limit} (longer sequences are then truncated, or use long_policy)."
+            )
         self.family = family.name
         self._family = family
         super().__init__(
