@@ -17,14 +17,15 @@ two runs differ only in the masking seed.
    ``debias="length"``: classes covered (of 13), entropy, largest class share, median length.
 3. **Cost against K**: seconds of each run's score and fit phases relative to ``K = 1``.
 
-Run (the model first: ~5–15 min on a busy 2-core machine; then the benchmark)::
+Run (the model first: ~15 min alone on 2 cores; then the benchmark)::
 
     biocoreset pretrain ../shared/data/rna/corpus/rfam14.2_seed_sequences.fasta.gz \\
-        --adapter rna-fm --adapter-options '{"size": "small", "max_length": 128, "invalid": "replace"}' \\
-        --max-steps 200 --batch-size 16 --lr 2e-3 --warmup-steps 20 --seed 0 -o /tmp/bench_trust/pretrain
-    python benchmarks/bench_trust.py --model /tmp/bench_trust/pretrain --per-class 31 \\
-        --out /tmp/bench_trust/trust.json                            # ~25 min, 1 thread
-    python benchmarks/bench_trust.py --report /tmp/bench_trust/trust.json   # the tables again
+        --adapter rna-fm --adapter-options '{"size": "small", "max_length": 1022, "invalid": "replace"}' \\
+        --max-steps 4000 --batch-size 16 --lr 2e-3 --warmup-steps 200 --schedule cosine --seed 0 \\
+        -o /tmp/trust2/pretrain4k
+    python benchmarks/bench_trust.py --model /tmp/trust2/pretrain4k --per-class 31 --threads 2 \\
+        --out /tmp/trust2/trust.json                                 # ~30 min
+    python benchmarks/bench_trust.py --report /tmp/trust2/trust.json    # the tables again
 
 Results are recorded in ``docs/trust.md``.
 """
@@ -128,10 +129,10 @@ def main() -> None:
     ap.add_argument("--model", help="pretrained model folder (see the docstring)")
     ap.add_argument("--data", default=str(DATA / "ncrna-deep_dataset_nRC_test.fasta"))
     ap.add_argument("--per-class", type=int, default=40)
-    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--max-length", type=int, default=1022)
     ap.add_argument("--subset", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--ks", default="1,2,4,8")
+    ap.add_argument("--ks", default="1,2,4,8,16")
     ap.add_argument("--schedules", default="independent,cover")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="trust.json")
