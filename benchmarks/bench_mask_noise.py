@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trust import DATA, read_nrc  # noqa: E402
+from bench_trust import DATA, read_nrc
 
 STATS = ("random letter", "kept letter", "<mask>", "A", "C", "G", "U", "adjacent pairs")
 
@@ -132,9 +132,7 @@ def main() -> None:
     _, beta = r2(groups["all of them"])
     adjusted = log_i - (stats - expect[None])[..., groups["all of them"]] @ beta
     pairs = [
-        spearman(scores[i], scores[j])
-        for i in range(args.draws)
-        for j in range(i + 1, args.draws)
+        spearman(scores[i], scores[j]) for i in range(args.draws) for j in range(i + 1, args.draws)
     ]
     rows = []
     k = 1
