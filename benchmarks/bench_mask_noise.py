@@ -41,24 +41,10 @@ STATS = ("random letter", "kept letter", "<mask>", "A", "C", "G", "U", "adjacent
 
 
 def mask_stats(adp, record_id: str, sequence: str, seed: int, draw: int = 0) -> np.ndarray:
-    """Statistics of one mask (the library's own masking of ``record_id``), as fractions of the
-    chosen positions."""
-    from biocoreset.data.masking import mask_positions
-
-    ids, maskable = adp.encode(record_id, sequence)
-    corrupted, labels = mask_positions(
-        record_id,
-        ids,
-        maskable,
-        seed=seed,
-        config=adp.masking,
-        mask_token_id=adp.mask_token_id,
-        random_token_ids=adp.random_token_ids,
-        draw=draw,
-        draws=1 if draw == 0 else draw + 1,
-    )
-    labels = np.asarray(labels)
-    corrupted = np.asarray(corrupted)
+    """Statistics of one mask (the adapter's own collation of ``record_id``), as fractions of
+    the chosen positions."""
+    batch = adp.collate([(record_id, sequence)], seed=seed, draw=draw, draws=draw + 1)
+    labels, corrupted = batch.labels[0].numpy(), batch.input_ids[0].numpy()
     chosen = np.flatnonzero(labels != -100)
     n = max(chosen.size, 1)
     masked = corrupted[chosen] == adp.mask_token_id
