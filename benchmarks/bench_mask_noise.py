@@ -11,9 +11,11 @@ Scores the nRC sample of ``bench_trust.py`` ``--draws`` times with one mask each
    draw's mask alone — how many chosen positions got a random letter, kept their letter or got
    ``<mask>``; the letter composition of the chosen positions; adjacent chosen pairs. R² says
    how much of the mask noise a control variate on these statistics could remove.
-3. **The control variate applied**: ρ between two groups of ``K`` draws after subtracting the
-   fitted effect of the statistics (centred on their exact expectation under the mask design,
-   estimated by ``--simulate`` extra masks per sequence).
+3. **The control variate applied**: ρ between two groups of ``K`` draws of ``log I`` after
+   subtracting the fitted effect of the statistics (centred on their exact expectation under the
+   mask design, estimated by ``--simulate`` extra masks per sequence), beside the plain mean of
+   ``I`` and the mean of ``log I`` without the adjustment (``log_mean``), which separates the
+   control variate's gain from that of averaging logarithms.
 
 Run (model as in ``bench_trust.py``, at full length)::
 
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trust import DATA, read_nrc
+from bench_trust import read_source
 
 STATS = ("random letter", "kept letter", "<mask>", "A", "C", "G", "U", "adjacent pairs")
 
@@ -59,7 +61,8 @@ def mask_stats(adp, record_id: str, sequence: str, seed: int, draw: int = 0) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--data", default=str(DATA / "ncrna-deep_dataset_nRC_test.fasta"))
+    ap.add_argument("--source", choices=("nrc", "rfam"), default="nrc", help="as bench_trust.py")
+    ap.add_argument("--data", help="the source's file (default: its file in ../shared/data)")
     ap.add_argument("--per-class", type=int, default=31)
     ap.add_argument("--max-length", type=int, default=1022)
     ap.add_argument("--subset", type=int, default=64)
@@ -77,7 +80,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    records, _ = read_nrc(Path(args.data), args.per_class, seed=0)
+    records, _ = read_source(args.source, args.data, args.per_class)
     adp = load_model(
         args.model, options={"max_length": args.max_length, "invalid": "replace"}, device="cpu"
     )
@@ -128,6 +131,7 @@ def main() -> None:
             {
                 "K": k,
                 "mean": spearman(scores[a].mean(0), scores[b].mean(0)),
+                "log_mean": spearman(log_i[a].mean(0), log_i[b].mean(0)),
                 "control_variate": spearman(adjusted[a].mean(0), adjusted[b].mean(0)),
             }
         )
@@ -141,6 +145,7 @@ def main() -> None:
         "reliability": rows,
     }
     Path(args.out).write_text(json.dumps(out, indent=1))
+    np.savez(Path(args.out).with_suffix(".npz"), scores=scores, stats=stats, expect=expect)
     print(json.dumps(out, indent=1))
 
 

@@ -27,6 +27,13 @@ Run (the model first: ~15 min alone on 2 cores; then the benchmark)::
         --out /tmp/trust2/trust.json                                 # ~30 min
     python benchmarks/bench_trust.py --report /tmp/trust2/trust.json    # the tables again
 
+With ``--source rfam`` the sample is ``--per-class`` distinct sequences of each RNA type of the
+Rfam seed corpus itself (the family table's ``type``; 24 types), which is what a user selects
+from; lengths are then those of the corpus (28–4,002 nt in the sample, truncated at 1,022)::
+
+    python benchmarks/bench_trust.py --source rfam --model /tmp/trust2/pretrain4k --per-class 18 \\
+        --threads 2 --ks 1,8,16 --schedules independent --out /tmp/trust2/trust_rfam.json
+
 Results are recorded in ``docs/trust.md``.
 """
 
@@ -43,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rna" / "type_nrc"
+RFAM = DATA.parent / "corpus"
 
 
 def read_nrc(path: Path, per_class: int, seed: int) -> tuple[list[tuple[str, str]], list[str]]:
@@ -64,6 +72,48 @@ def read_nrc(path: Path, per_class: int, seed: int) -> tuple[list[tuple[str, str
             records.append((f"{name}|{j}", seqs[j]))
             labels.append(name)
     return records, labels
+
+
+def read_rfam(path: Path, per_class: int, seed: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """``per_class`` distinct sequences of each Rfam RNA type (the ``type`` column of
+    ``rfam_family_types.tsv`` joined to the corpus header's family; seeded sample, all of a type
+    with fewer), ids as in the corpus; and their types."""
+    import gzip
+
+    types = {}
+    for line in (path.parent / "rfam_family_types.tsv").read_text().splitlines()[1:]:
+        cols = line.split("\t")
+        types[cols[0]] = cols[3].strip().rstrip(";").strip()
+    by_type: dict[str, dict[str, str]] = defaultdict(dict)
+    seen: set[str] = set()
+    rid, parts = None, []
+    with gzip.open(path, "rt") as fh:
+        for line in [*fh, ">"]:
+            if line.startswith(">"):
+                seq = "".join(parts).upper().replace("T", "U")
+                if rid is not None and seq and seq not in seen:
+                    seen.add(seq)
+                    by_type[types.get(rid.split("|")[0], "unknown")][rid] = seq
+                rid, parts = line[1:].strip(), []
+            else:
+                parts.append(line.strip())
+    rng = np.random.default_rng(seed)
+    records, labels = [], []
+    for name in sorted(by_type):
+        ids = sorted(by_type[name])
+        for j in sorted(rng.choice(len(ids), size=min(per_class, len(ids)), replace=False)):
+            records.append((ids[j], by_type[name][ids[j]]))
+            labels.append(name)
+    return records, labels
+
+
+def read_source(
+    source: str, data: str | None, per_class: int
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The sample of ``--source`` (``nrc`` or ``rfam``) from ``data`` or its default file."""
+    if source == "rfam":
+        return read_rfam(Path(data or RFAM / "rfam14.2_seed_sequences.fasta.gz"), per_class, 0)
+    return read_nrc(Path(data or DATA / "ncrna-deep_dataset_nRC_test.fasta"), per_class, 0)
 
 
 def _f(v: object, fmt: str = ".2f") -> str:
@@ -127,7 +177,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--report", help="print the tables of an earlier results file and stop")
     ap.add_argument("--model", help="pretrained model folder (see the docstring)")
-    ap.add_argument("--data", default=str(DATA / "ncrna-deep_dataset_nRC_test.fasta"))
+    ap.add_argument(
+        "--source",
+        choices=("nrc", "rfam"),
+        default="nrc",
+        help="nRC test split by class, or the Rfam seed corpus by RNA type",
+    )
+    ap.add_argument("--data", help="the source's file (default: its file in ../shared/data)")
     ap.add_argument("--per-class", type=int, default=40)
     ap.add_argument("--max-length", type=int, default=1022)
     ap.add_argument("--subset", type=int, default=64)
@@ -155,7 +211,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # the low-stability warning is what is measured here
-    records, labels = read_nrc(Path(args.data), args.per_class, seed=0)
+    records, labels = read_source(args.source, args.data, args.per_class)
     labels_arr = np.array(labels, dtype=object)
     ks = [int(k) for k in args.ks.split(",")]
     schedules = args.schedules.split(",")
