@@ -24,9 +24,9 @@ leaves partial results.
 
 Run::
 
-    python benchmarks/gpu_check.py                          # CUDA, <= 8 min; writes docs/benchmarks-gpu.md
-    python benchmarks/gpu_check.py --models rna-fm --seconds 30 --max-tokens 16384
-    python benchmarks/gpu_check.py --dry-run --output /tmp/gpu-check.md   # CPU, tiny models, seconds
+    python -m benchmarks.gpu_check                          # CUDA, <= 8 min; writes docs/benchmarks-gpu.md
+    python -m benchmarks.gpu_check --models rna-fm --seconds 30 --max-tokens 16384
+    python -m benchmarks.gpu_check --dry-run --output /tmp/gpu-check.md   # CPU, tiny models, seconds
 
 ``--dry-run`` runs the same code on the CPU with tiny models and a few small batches (a test runs it);
 its figures are not performance figures, and it never writes over ``docs/``.
@@ -35,13 +35,6 @@ its figures are not performance figures, and it never writes over ``docs/``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
-import gzip
-import json
-import math
-import os
-import platform
 import random
 import sys
 import time
@@ -50,32 +43,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-RFAM = Path("data") / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
-LENGTH_CANDIDATES = (ROOT / "shared" / RFAM, ROOT.parent / "shared" / RFAM)
-DOCS_OUTPUT = ROOT / "docs" / "benchmarks-gpu.md"
-CORPUS_SIZE = 23_000_000
-#: Log-normal stand-in for the Rfam 14.2 seed lengths (median 94 nt, mean 136 nt).
-SYNTHETIC_LENGTHS = {"median": 94.0, "sigma": 0.86, "min": 10}
-
-#: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity), matched against the device name in order.
-PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
-    ("H200", 989.0),
-    ("GH200", 989.0),
-    ("H100 PCIE", 756.0),
-    ("H100 NVL", 835.0),
-    ("H100", 989.0),
-    ("H800", 989.0),
-    ("A100", 312.0),
-    ("A800", 312.0),
-    ("L40S", 362.0),
-    ("L4", 121.0),
+from benchmarks._common import (
+    ROOT,
+    Timer,
+    build_adapter,
+    device_info,
+    fmt,
+    free_memory,
+    is_oom,
+    length_sorted_batches,
+    length_source,
+    markdown_rows,
+    offline,
+    peak_memory_each,
+    sample_lengths,
+    side_by_side,
+    write_report,
 )
 
+offline()
+DOCS_OUTPUT = ROOT / "docs" / "benchmarks-gpu.md"
+CORPUS_SIZE = 23_000_000
 MODELS: dict[str, dict[str, Any]] = {
     "rna-fm": {"label": "RNA-FM", "letters": "ACGU", "max_residues": 1022},
     "esmc-300m": {
@@ -94,180 +82,16 @@ def log(msg: str) -> None:
     print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-# -- device --------------------------------------------------------------------------------------
-
-
-def device_info(device: Any, peak_override: float | None) -> dict[str, Any]:
-    """Name, memory and bf16 peak of ``device`` (every CUDA query guarded)."""
-    import torch
-
-    info: dict[str, Any] = {
-        "device": str(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
-    if device.type == "cuda":
-        with contextlib.suppress(Exception):
-            info["name"] = torch.cuda.get_device_name(device)
-        with contextlib.suppress(Exception):
-            free, total = torch.cuda.mem_get_info(device)
-            info["memory_gib"] = round(total / 2**30, 1)
-            info["free_gib_at_start"] = round(free / 2**30, 1)
-        with contextlib.suppress(Exception):
-            info["cuda"] = torch.version.cuda
-        with contextlib.suppress(Exception):
-            info["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
-    else:
-        info["name"] = f"CPU ({platform.processor() or platform.machine()})"
-    peak, source = peak_for(str(info.get("name", "")), peak_override)
-    info["peak_tflops"] = peak
-    info["peak_source"] = source
-    return info
-
-
-def peak_for(name: str, override: float | None = None) -> tuple[float | None, str]:
-    """The dense bf16 peak (TFLOP/s) of the device called ``name``, and where it comes from.
-
-    >>> peak_for("NVIDIA H200")
-    (989.0, 'table (H200, dense bf16)')
-    >>> peak_for("NVIDIA H100 PCIe")[0], peak_for("Unknown GPU")[0], peak_for("x", 100.0)[0]
-    (756.0, None, 100.0)
-    """
-    if override:
-        return float(override), "--peak-tflops"
-    upper = name.upper()
-    for key, value in PEAK_BF16_TFLOPS:
-        if key in upper:
-            return value, f"table ({key}, dense bf16)"
-    return None, "unknown device: pass --peak-tflops"
-
-
-def sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def is_oom(exc: BaseException) -> bool:
-    import torch
-
-    oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
-
-
-def free_memory(device: Any) -> None:
-    import torch
-
-    gc.collect()
-    if device.type == "cuda":
-        with contextlib.suppress(Exception):
-            torch.cuda.empty_cache()
-
-
-def reset_peak(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        with contextlib.suppress(Exception):
-            torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gib(device: Any) -> float | None:
-    import torch
-
-    if device.type != "cuda":
-        return None
-    try:
-        return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    except Exception:
-        return None
-
-
-# -- lengths and batches -------------------------------------------------------------------------
-
-
-def fasta_lengths(path: Path) -> list[int]:
-    """Sequence lengths of a plain or gzipped FASTA file."""
-    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
-    lengths, n, seen = [], 0, False
-    with opener(path, "rt") as fh:
-        for line in fh:
-            if line.startswith(">"):
-                if seen:
-                    lengths.append(n)
-                n, seen = 0, True
-            else:
-                n += len(line.strip())
-    if seen:
-        lengths.append(n)
-    return [x for x in lengths if x > 0]
-
-
-def length_source(path: Path | None) -> tuple[list[int] | None, str]:
-    """The corpus lengths and a sentence saying where they come from."""
-    candidates = [path] if path is not None else list(LENGTH_CANDIDATES)
-    for p in candidates:
-        if p is not None and p.is_file():
-            lengths = fasta_lengths(p)
-            if lengths:
-                return lengths, f"{len(lengths):,} sequence lengths of `{p.name}`"
-    shown = ", ".join(f"`{p}`" for p in candidates if p is not None)
-    s = SYNTHETIC_LENGTHS
-    return None, (
-        f"**synthetic** log-normal lengths (median {s['median']:.0f}, sigma {s['sigma']}, at least "
-        f"{s['min']}; a fit of the Rfam 14.2 seed lengths) — no FASTA found at {shown}"
-    )
-
-
-def sample_lengths(lengths: list[int] | None, n: int, rng: random.Random) -> list[int]:
-    if lengths:
-        return [rng.choice(lengths) for _ in range(n)]
-    s = SYNTHETIC_LENGTHS
-    mu = math.log(s["median"])
-    return [max(int(s["min"]), round(rng.lognormvariate(mu, s["sigma"]))) for _ in range(n)]
-
-
-def length_sorted_batches(
-    lengths: list[int], letters: str, max_residues: int, max_tokens: int, max_batch: int, seed: int
-) -> list[list[tuple[str, str]]]:
-    """Random sequences of the given lengths, sorted by length and cut into batches of at most
-    ``max_tokens`` padded tokens (``<cls>``/``<eos>`` included) and ``max_batch`` rows; the batch
-    order is shuffled so a time-boxed run sees short and long batches alike."""
-    rng = random.Random(seed)
-    capped = sorted(min(n, max_residues) for n in lengths)
-    batches: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
-    for i, n in enumerate(capped):
-        width = n + 2
-        if current and (width * (len(current) + 1) > max_tokens or len(current) >= max_batch):
-            batches.append(current)
-            current = []
-        current.append((f"s{i}", "".join(rng.choice(letters) for _ in range(n))))
-    if current:
-        batches.append(current)
-    rng.shuffle(batches)
-    return batches
-
-
 # -- models --------------------------------------------------------------------------------------
 
 
 def make_adapter(name: str, dry: bool) -> Any:
     """The model, random weights, in the library's adapter (tiny in a dry run)."""
-    import torch
-
-    torch.manual_seed(0)
     if name == "rna-fm":
-        from biocoreset.adapters.rnafm import make_rnafm_adapter
-
-        return make_rnafm_adapter(size="tiny" if dry else "rna-fm")
+        return build_adapter("rna-fm", seed=0, size="tiny" if dry else "rna-fm")
     if name == "esmc-300m":
-        from biocoreset.adapters.esmc import make_esmc_adapter
-
-        return make_esmc_adapter(name="tiny" if dry else "esmc_300m", random_init=True)
+        name = "tiny" if dry else "esmc_300m"
+        return build_adapter("esmc", seed=0, name=name, random_init=True)
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
 
 
@@ -277,20 +101,6 @@ def attention_of(model: Any) -> str:
 
 
 # -- measurement ---------------------------------------------------------------------------------
-
-
-class Timer:
-    """Wall time of device work: synchronise before and after."""
-
-    def __init__(self, device: Any) -> None:
-        self.device = device
-
-    def __call__(self, fn: Callable[[], Any]) -> float:
-        sync(self.device)
-        t = time.perf_counter()
-        fn()
-        sync(self.device)
-        return time.perf_counter() - t
 
 
 def measure_model(
@@ -371,32 +181,18 @@ def measure_model(
     out["mixed_products"] = bool(mixed_products(device, torch.bfloat16))
 
     fns = {"plain": plain, "score": score, "engine": engine_only}
-    times: dict[str, float] = dict.fromkeys(fns, 0.0)
-    done_real = done_padded = done_seqs = count = 0
-    start = time.perf_counter()
-    order = list(fns)
-    i = 0
-    while True:
-        elapsed = time.perf_counter() - start
-        if count and (
-            elapsed >= args.seconds or (args.max_rounds and count >= args.max_rounds * len(batches))
-        ):
-            break
-        k = i % len(batches)
-        batch = batches[k]
-        for key in order:
-            times[key] += timer(lambda key=key, batch=batch: fns[key](batch))
-        order = order[1:] + order[:1]  # rotate: no phase always runs first
-        done_real += real[k]
-        done_padded += padded[k]
-        done_seqs += len(batch)
-        count += 1
-        i += 1
-        if count % max(1, len(batches)) == 0:
-            log(f"{name}: {count} batches, {time.perf_counter() - start:.0f}s")
+    times, visited = side_by_side(
+        fns,
+        batches,
+        timer,
+        seconds=args.seconds,
+        max_rounds=args.max_rounds,
+        progress=lambda count, s: log(f"{name}: {count} batches, {s:.0f}s"),
+    )
+    done_real, done_padded = sum(real[k] for k in visited), sum(padded[k] for k in visited)
     out["measured"] = {
-        "batches": count,
-        "sequences": done_seqs,
+        "batches": len(visited),
+        "sequences": sum(len(batches[k]) for k in visited),
         "real_tokens": done_real,
         "padded_tokens": done_padded,
         "real_fraction": round(done_real / max(done_padded, 1), 4),
@@ -407,20 +203,8 @@ def measure_model(
     big = max(range(len(batches)), key=lambda j: padded[j])
     out["peak_memory_gib"] = {}
     out["peak_memory_batch_tokens"] = padded[big]
-    for key, fn in fns.items():
-        free_memory(device)
-        reset_peak(device)
-        try:
-            fn(batches[big])
-            sync(device)
-            out["peak_memory_gib"][key] = peak_gib(device)
-        except Exception as exc:
-            out["peak_memory_gib"][key] = None
-            out.setdefault("notes", []).append(
-                f"peak memory of {key} not measured: {type(exc).__name__}: {str(exc)[:120]}"
-            )
-            if not is_oom(exc):
-                raise
+    note = lambda msg: out.setdefault("notes", []).append(msg)  # noqa: E731
+    peak_memory_each(fns, batches[big], device, out["peak_memory_gib"], note)
     out["total_seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -483,8 +267,53 @@ def summarise(r: dict[str, Any], info: dict[str, Any], mean_tokens: float, corpu
 # -- report --------------------------------------------------------------------------------------
 
 
-def _fmt(value: Any, pattern: str = "{}") -> str:
-    return "n/a" if value is None else pattern.format(value)
+def _workspace(r: dict[str, Any]) -> str:
+    w = r["workspace_bytes"]
+    return w if isinstance(w, str) else f"{w / 2**30:.1f} GiB"
+
+
+PCT = "{:.1%}"
+#: The results table: a title (``{}``: the corpus size) and the cell of one model's result.
+ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
+    ("parameters", lambda r: f"{r['parameters'] / 1e6:.1f}M"),
+    ("attention", lambda r: r["attention"]),
+    ("tokens per batch (at most)", lambda r: f"{r['max_tokens']:,}"),
+    (
+        "batches / sequences measured",
+        lambda r: f"{r['measured']['batches']} / {r['measured']['sequences']:,}",
+    ),
+    ("real-token fraction", lambda r: f"{r['measured']['real_fraction']:.3f}"),
+    ("plain fwd+bwd, real tokens/s", lambda r: f"{r['real_tokens_per_s']['plain']:,.0f}"),
+    ("score, real tokens/s", lambda r: f"{r['real_tokens_per_s']['score']:,.0f}"),
+    (
+        "**score / plain throughput** (≥ 0.85)",
+        lambda r: f"**{r['score_over_plain_throughput']:.2f}**",
+    ),
+    ("engine w/o products / plain", lambda r: f"{r['engine_over_plain_throughput']:.2f}"),
+    ("MFU plain", lambda r: PCT.format(r["mfu"]["plain"])),
+    ("**MFU score** (≥ 40%)", lambda r: f"**{PCT.format(r['mfu']['score'])}**"),
+    (
+        "peak memory plain / score, GiB",
+        lambda r: " / ".join(fmt(r["peak_memory_gib"][k]) for k in ("plain", "score")),
+    ),
+    ("per-sample product workspace", _workspace),
+    (
+        "bf16 products with float32 output",
+        lambda r: "yes" if r["mixed_products"] else "no (upcast, float32 matmul)",
+    ),
+    (
+        "bf16-matmul vs upcast products, max rel. diff",
+        lambda r: fmt(r["checks"].get("mixed_vs_upcast_max_rel"), "{:.1e}"),
+    ),
+    (
+        "bf16 vs fp32 scores, max / median rel. diff",
+        lambda r: "{bf16_vs_fp32_max_rel:.1e} / {bf16_vs_fp32_median_rel:.1e}".format(
+            **r["checks"]
+        ),
+    ),
+    ("**hours to score {} sequences**", lambda r: f"**{r['projected_hours']['score']:,.1f}**"),
+    ("hours of plain fwd+bwd (floor)", lambda r: f"{r['projected_hours']['plain']:,.1f}"),
+)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -524,9 +353,9 @@ def render(report: dict[str, Any]) -> str:
         "| | |",
         "|---|---|",
         f"| device | {info.get('name', info['device'])} |",
-        f"| memory | {_fmt(info.get('memory_gib'), '{} GiB')} |",
+        f"| memory | {fmt(info.get('memory_gib'), '{} GiB')} |",
         f"| torch / CUDA | {info['torch']} / {info.get('cuda') or 'n/a'} |",
-        f"| bf16 peak | {_fmt(info.get('peak_tflops'), '{:.0f} TFLOP/s')} ({info['peak_source']}) |",
+        f"| bf16 peak | {fmt(info.get('peak_tflops'), '{:.0f} TFLOP/s')} ({info['peak_source']}) |",
         f"| date | {report['date']} |",
         "",
         f"Lengths: {report['lengths']}; mean tokens per sequence (residues capped at the model "
@@ -543,67 +372,8 @@ def render(report: dict[str, Any]) -> str:
         head = f"| {corner} | " + " | ".join(r["label"] for r in ok) + " |"
         lines += [head, "|---|" + "---|" * len(ok)]
 
-        def row(title: str, get: Callable[[dict[str, Any]], Any]) -> None:
-            cells = []
-            for r in ok:
-                try:
-                    cells.append(str(get(r)))
-                except (KeyError, TypeError, ZeroDivisionError):
-                    cells.append("n/a")
-            lines.append(f"| {title} | " + " | ".join(cells) + " |")
-
-        pct = "{:.1%}"
-        row("parameters", lambda r: f"{r['parameters'] / 1e6:.1f}M")
-        row("attention", lambda r: r["attention"])
-        row("tokens per batch (at most)", lambda r: f"{r['max_tokens']:,}")
-        row(
-            "batches / sequences measured",
-            lambda r: f"{r['measured']['batches']} / {r['measured']['sequences']:,}",
-        )
-        row("real-token fraction", lambda r: f"{r['measured']['real_fraction']:.3f}")
-        row("plain fwd+bwd, real tokens/s", lambda r: f"{r['real_tokens_per_s']['plain']:,.0f}")
-        row("score, real tokens/s", lambda r: f"{r['real_tokens_per_s']['score']:,.0f}")
-        row(
-            "**score / plain throughput** (≥ 0.85)",
-            lambda r: f"**{r['score_over_plain_throughput']:.2f}**",
-        )
-        row("engine w/o products / plain", lambda r: f"{r['engine_over_plain_throughput']:.2f}")
-        row("MFU plain", lambda r: pct.format(r["mfu"]["plain"]))
-        row("**MFU score** (≥ 40%)", lambda r: f"**{pct.format(r['mfu']['score'])}**")
-        row(
-            "peak memory plain / score, GiB",
-            lambda r: (
-                f"{_fmt(r['peak_memory_gib']['plain'])} / {_fmt(r['peak_memory_gib']['score'])}"
-            ),
-        )
-        row(
-            "per-sample product workspace",
-            lambda r: (
-                r["workspace_bytes"]
-                if isinstance(r["workspace_bytes"], str)
-                else f"{r['workspace_bytes'] / 2**30:.1f} GiB"
-            ),
-        )
-        row(
-            "bf16 products with float32 output",
-            lambda r: "yes" if r["mixed_products"] else "no (upcast, float32 matmul)",
-        )
-        row(
-            "bf16-matmul vs upcast products, max rel. diff",
-            lambda r: _fmt(r["checks"].get("mixed_vs_upcast_max_rel"), "{:.1e}"),
-        )
-        row(
-            "bf16 vs fp32 scores, max / median rel. diff",
-            lambda r: (
-                f"{r['checks']['bf16_vs_fp32_max_rel']:.1e} / "
-                f"{r['checks']['bf16_vs_fp32_median_rel']:.1e}"
-            ),
-        )
-        row(
-            f"**hours to score {report['corpus_size'] / 1e6:.0f}M sequences**",
-            lambda r: f"**{r['projected_hours']['score']:,.1f}**",
-        )
-        row("hours of plain fwd+bwd (floor)", lambda r: f"{r['projected_hours']['plain']:,.1f}")
+        millions = f"{report['corpus_size'] / 1e6:.0f}M"
+        lines += markdown_rows(ok, [(title.format(millions), get) for title, get in ROWS])
         lines.append("")
         lines.append(
             "Projected hours: one GPU, scores only (the fit on `D_sub` adds its share of sequences "
@@ -620,14 +390,6 @@ def render(report: dict[str, Any]) -> str:
     if not ok and not failed:
         lines += ["No model was measured.", ""]
     return "\n".join(lines)
-
-
-def write_report(report: dict[str, Any], output: Path, json_path: Path | None) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(report) + "\n", encoding="utf-8")
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -760,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         if "score_over_plain_throughput" in r:
             log(
                 f"{r['model']}: score/plain {r['score_over_plain_throughput']:.2f}, "
-                f"MFU score {_fmt((r.get('mfu') or {}).get('score'), '{:.1%}')}, "
+                f"MFU score {fmt((r.get('mfu') or {}).get('score'), '{:.1%}')}, "
                 f"{r['projected_hours']['score']:.1f} h for {args.corpus_size / 1e6:.0f}M"
             )
     log(f"finished in {time.perf_counter() - started:.0f}s")
