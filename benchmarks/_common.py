@@ -1,12 +1,17 @@
 """Helpers shared by the benchmark scripts (run each as ``python -m benchmarks.NAME``).
 
-* the machine: :func:`device_info`, :func:`peak_for`, :func:`cpu_name`, :func:`offline`;
-* time: :class:`Timer` (synchronises a CUDA device before and after), :func:`sync`;
+* the machine: :func:`device_info`, :func:`device_rows`, :func:`peak_for`, :func:`cpu_name`,
+  :func:`offline`;
+* time: :class:`Timer` (synchronises a CUDA device before and after), :func:`sync`,
+  :func:`side_by_side` (several steps timed in turn on the same batches), :func:`fwd_bwd` (the
+  plain training step, the floor);
 * memory: :func:`rss_mib` / :func:`peak_rss_mib` (the process), :func:`reset_peak` /
   :func:`peak_gib` / :func:`free_memory` (a CUDA device), :func:`is_oom`;
 * inputs: :func:`fasta_lengths`, :func:`esm_mlm` (a small random ``EsmForMaskedLM`` and its
   tokenizer), :func:`build_adapter` (over :func:`biocoreset.modelio.load_model`);
-* reports: :func:`fmt`, :func:`markdown_rows`, :func:`write_report` (markdown, and JSON beside it);
+* reports: :func:`fmt`, :func:`markdown_rows`, :func:`markdown_page`, :func:`write_report`
+  (markdown, and JSON beside it);
+* robustness: :func:`oom_halving` retries a step with half the size after an out-of-memory error;
 * imports: :func:`import_file` and :func:`importable_from` load code outside the package (the
   examples, a released code folder) without editing ``sys.path``.
 
@@ -29,6 +34,7 @@ import resource
 import sys
 import tempfile
 import time
+import traceback
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -118,6 +124,42 @@ def peak_for(name: str, override: float | None = None) -> tuple[float | None, st
         if key in upper:
             return value, f"table ({key}, dense bf16)"
     return None, "unknown device: pass --peak-tflops"
+
+
+def device_rows(info: Mapping[str, Any], date: str) -> list[tuple[str, str]]:
+    """The device table of a report, from :func:`device_info`."""
+    peak = f"{fmt(info.get('peak_tflops'), '{:.0f} TFLOP/s')} ({info['peak_source']})"
+    return [
+        ("device", info.get("name", info["device"])),
+        ("memory", fmt(info.get("memory_gib"), "{} GiB")),
+        ("torch / CUDA", f"{info['torch']} / {info.get('cuda') or 'n/a'}"),
+        ("bf16 peak", peak),
+        ("date", date),
+    ]
+
+
+def attention_of(model: Any) -> str:
+    """The attention implementation of a transformers model (``esm``'s models use sdpa)."""
+    impl = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return str(impl) if impl else "F.scaled_dot_product_attention (esm)"
+
+
+def fwd_bwd(adapter: Any, device: Any, dtype: Any = None) -> Callable[[Any], None]:
+    """A plain training step without the optimiser: forward (under autocast to ``dtype``, if
+    given), backward of the summed per-sample loss, gradients dropped. The floor of any scoring."""
+    import torch
+
+    trainable = [p for p in adapter.model.parameters() if p.requires_grad]
+
+    def step(batch: Any) -> None:
+        autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with autocast:
+            loss = adapter.per_sample_loss(batch)
+        loss.sum().backward()
+        for p in trainable:
+            p.grad = None
+
+    return step
 
 
 def sync(device: Any) -> None:
@@ -405,23 +447,104 @@ def fmt(value: Any, pattern: str = "{}") -> str:
 
 def markdown_rows(
     items: Sequence[Mapping[str, Any]],
-    rows: Sequence[tuple[str, Callable[[Any], Any]]],
+    rows: Sequence[tuple[str, str | Callable[[Any], Any]]],
 ) -> list[str]:
     """Markdown table lines, one per ``(title, get)`` in ``rows``, one column per item.
 
-    A cell whose ``get`` raises ``KeyError``, ``TypeError`` or ``ZeroDivisionError`` (a figure
-    that a partial run did not reach) reads ``n/a``.
+    ``get`` is a function of the item, or a format string filled with the item's keys
+    (``"{measured[batches]:,}"``). A cell that raises ``KeyError``, ``TypeError`` or
+    ``ZeroDivisionError`` (a figure that a partial run did not reach) reads ``n/a``.
     """
     lines = []
     for title, get in rows:
         cells = []
         for item in items:
             try:
-                cells.append(str(get(item)))
+                cells.append(get.format(**item) if isinstance(get, str) else str(get(item)))
             except (KeyError, TypeError, ZeroDivisionError):
                 cells.append("n/a")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return lines
+
+
+def markdown_page(
+    title: str,
+    *,
+    banner: Sequence[str] = (),
+    intro: Sequence[str],
+    command: str,
+    device: Sequence[tuple[str, Any]],
+    after_device: Sequence[str] = (),
+    corner: str = "",
+    results: Sequence[Mapping[str, Any]],
+    rows: Sequence[tuple[str, str | Callable[[Any], Any]]],
+    after_table: Sequence[str] = (),
+    nothing: str = "Nothing was measured.",
+) -> str:
+    """A benchmark's report page: title, intro, ``### Command``, ``### Device``, ``### Results``
+    (one column per result that has ``measured``, one line per row) and ``### Notes``.
+
+    The notes list the results with an ``error`` (as failed, by ``label``) and every result's
+    ``notes``; ``nothing`` is said when no result was measured and none failed.
+    """
+    lines = [title, ""]
+    if banner:
+        lines += [*banner, ""]
+    lines += [*intro, "", "### Command", "", "```bash", command, "```", ""]
+    lines += ["### Device", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in device), ""]
+    lines += [*after_device, "", "### Results", ""]
+    ok = [r for r in results if "measured" in r]
+    if ok:
+        lines += [f"| {corner} | " + " | ".join(r["label"] for r in ok) + " |"]
+        lines += ["|---|" + "---|" * len(ok), *markdown_rows(ok, rows), "", *after_table, ""]
+    failed = [r for r in results if "error" in r]
+    notes = [n for r in results for n in r.get("notes", [])]
+    if failed or notes:
+        lines += ["### Notes", ""]
+        lines += [f"- {r['label']}: **failed** — `{r['error']}`" for r in failed]
+        lines += [f"- {n}" for n in notes]
+        lines.append("")
+    if not ok and not failed:
+        lines += [nothing, ""]
+    return "\n".join(lines)
+
+
+def oom_halving(
+    attempt: Callable[[int], Any],
+    size: int,
+    device: Any,
+    *,
+    tries: int = 4,
+    floor: int = 512,
+    failed: Callable[[str], None] = print,
+    halved: Callable[[int], None] = print,
+) -> str | None:
+    """Call ``attempt(size)``; after an out-of-memory error halve ``size`` and call it again.
+
+    At most ``tries`` calls, and no halving at or below ``floor``. Device memory is freed after
+    every call. ``failed(text)`` is called (inside the ``except``, so ``traceback.format_exc()``
+    works) for every error, ``halved(size)`` with the size that failed before each halving.
+
+    Returns:
+        ``None`` once a call succeeds, else the last error, one line.
+    """
+    for i in range(tries):
+        failure, oom = None, False
+        try:
+            attempt(size)
+        except Exception as exc:  # keep going: a partial report beats none
+            oom = is_oom(exc)
+            failure = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            failed(failure)
+        # the exception and its frames are gone here, so their tensors can be freed
+        free_memory(device)
+        if failure is None:
+            return None
+        if not (oom and i < tries - 1 and size > floor):
+            return failure
+        halved(size)
+        size //= 2
+    return None  # unreachable: the last try returns
 
 
 def write_report(

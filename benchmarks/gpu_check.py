@@ -12,24 +12,17 @@ log-normal fit of it when the file is absent), it measures side by side, batch b
 * ``engine``  the hook engine's forward + backward alone (no per-sample products): what the
               products and their reductions cost is ``score`` minus this;
 
-and reports: scoring throughput over plain fwd+bwd throughput (target >= 0.85); model FLOP
-utilisation, ``6 · parameters · tokens / time / peak bf16 FLOP/s`` (target >= 40%; the peak from
-a small table of devices, or ``--peak-tflops``); peak memory (``torch.cuda.max_memory_allocated``)
-of each; and the hours that scoring 23M RNAcentral-like sequences would take at the measured rate.
+and reports throughput ratios, model FLOP utilisation, peak memory and the hours that scoring 23M
+RNAcentral-like sequences would take; what each figure means and how the run is guarded (time
+boxes, halving the batch after an out-of-memory error, a report after every model) is in
+``docs/benchmarks-gpu.md``. Run from the repository root::
 
-Robust on a first run: every CUDA call is guarded, each model is time-boxed (``--seconds`` of
-measurement), an out-of-memory error halves the token budget per batch and retries, a failing
-model is recorded and the next one runs, and the report is rewritten after every model, so a crash
-leaves partial results.
-
-Run::
-
-    python -m benchmarks.gpu_check                          # CUDA, <= 8 min; writes docs/benchmarks-gpu.md
+    python -m benchmarks.gpu_check                  # CUDA, <= 8 min; writes docs/benchmarks-gpu.md
     python -m benchmarks.gpu_check --models rna-fm --seconds 30 --max-tokens 16384
-    python -m benchmarks.gpu_check --dry-run --output /tmp/gpu-check.md   # CPU, tiny models, seconds
+    python -m benchmarks.gpu_check --dry-run --output /tmp/gpu-check.md   # CPU, tiny models
 
-``--dry-run`` runs the same code on the CPU with tiny models and a few small batches (a test runs it);
-its figures are not performance figures, and it never writes over ``docs/``.
+``--dry-run`` runs the same code on the CPU with tiny models and a few small batches (a test runs
+it); its figures are not performance figures, and it never writes over ``docs/``.
 """
 
 from __future__ import annotations
@@ -39,38 +32,41 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
     ROOT,
     Timer,
+    attention_of,
     build_adapter,
     device_info,
     fmt,
     free_memory,
-    is_oom,
+    fwd_bwd,
     length_sorted_batches,
     length_source,
-    markdown_rows,
     offline,
+    oom_halving,
     peak_memory_each,
     sample_lengths,
     side_by_side,
     write_report,
 )
+from benchmarks.gpu_check_report import render, summarise
 
 offline()
 DOCS_OUTPUT = ROOT / "docs" / "benchmarks-gpu.md"
 CORPUS_SIZE = 23_000_000
 MODELS: dict[str, dict[str, Any]] = {
-    "rna-fm": {"label": "RNA-FM", "letters": "ACGU", "max_residues": 1022},
+    "rna-fm": {
+        **{"label": "RNA-FM", "letters": "ACGU", "max_residues": 1022, "adapter": "rna-fm"},
+        **{"options": {"size": "rna-fm"}, "tiny": {"size": "tiny"}},
+    },
     "esmc-300m": {
-        "label": "ESM-C 300M",
-        "dry_label": "ESM-C",
-        "letters": "ACDEFGHIKLMNPQRSTVWY",
-        "max_residues": 2046,
+        **{"label": "ESM-C 300M", "dry_label": "ESM-C", "letters": "ACDEFGHIKLMNPQRSTVWY"},
+        **{"max_residues": 2046, "adapter": "esmc", "options": {"name": "esmc_300m"}},
+        **{"tiny": {"name": "tiny"}, "random_init": True},
     },
 }
 
@@ -87,17 +83,13 @@ def log(msg: str) -> None:
 
 def make_adapter(name: str, dry: bool) -> Any:
     """The model, random weights, in the library's adapter (tiny in a dry run)."""
-    if name == "rna-fm":
-        return build_adapter("rna-fm", seed=0, size="tiny" if dry else "rna-fm")
-    if name == "esmc-300m":
-        name = "tiny" if dry else "esmc_300m"
-        return build_adapter("esmc", seed=0, name=name, random_init=True)
-    raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-
-
-def attention_of(model: Any) -> str:
-    impl = getattr(getattr(model, "config", None), "_attn_implementation", None)
-    return str(impl) if impl else "F.scaled_dot_product_attention (esm)"
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    spec = MODELS[name]
+    options = {**spec["options"], **(spec["tiny"] if dry else {})}
+    if spec.get("random_init"):
+        options["random_init"] = True
+    return build_adapter(spec["adapter"], seed=0, **options)
 
 
 # -- measurement ---------------------------------------------------------------------------------
@@ -145,15 +137,7 @@ def measure_model(
     autocast = "bf16"
     engine = HookEngine(adapter, adapter.scored_parameters(), autocast=autocast)
     out["engine"] = engine.describe()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-
-    def plain(batch: Any) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = adapter.per_sample_loss(batch)
-        loss.sum().backward()
-        for p in trainable:
-            p.grad = None
-
+    plain = fwd_bwd(adapter, device, torch.bfloat16)
     curvature = DiagonalFisher(damping_relative=0.1)
     scorer = SelfInfluenceScorer()
 
@@ -245,153 +229,6 @@ def agreement_checks(
     return out
 
 
-def summarise(r: dict[str, Any], info: dict[str, Any], mean_tokens: float, corpus: int) -> None:
-    """Derived figures: throughputs, ratios, MFU, projected hours (added to ``r`` in place)."""
-    m = r.get("measured")
-    if not m or not m["batches"]:
-        return
-    sec = m["seconds"]
-    rate = {k: m["real_tokens"] / v for k, v in sec.items() if v > 0}
-    r["real_tokens_per_s"] = {k: round(v, 1) for k, v in rate.items()}
-    if sec["score"] > 0:
-        r["score_over_plain_throughput"] = round(sec["plain"] / sec["score"], 3)
-        r["engine_over_plain_throughput"] = round(sec["plain"] / sec["engine"], 3)
-    peak = info.get("peak_tflops")
-    if peak:
-        flops = 6.0 * r["parameters"] * m["padded_tokens"]
-        r["mfu"] = {k: round(flops / v / (peak * 1e12), 4) for k, v in sec.items() if v > 0}
-    hours = {k: corpus * mean_tokens / v / 3600 for k, v in rate.items()}
-    r["projected_hours"] = {k: round(v, 2) for k, v in hours.items()}
-
-
-# -- report --------------------------------------------------------------------------------------
-
-
-def _workspace(r: dict[str, Any]) -> str:
-    w = r["workspace_bytes"]
-    return w if isinstance(w, str) else f"{w / 2**30:.1f} GiB"
-
-
-PCT = "{:.1%}"
-#: The results table: a title (``{}``: the corpus size) and the cell of one model's result.
-ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
-    ("parameters", lambda r: f"{r['parameters'] / 1e6:.1f}M"),
-    ("attention", lambda r: r["attention"]),
-    ("tokens per batch (at most)", lambda r: f"{r['max_tokens']:,}"),
-    (
-        "batches / sequences measured",
-        lambda r: f"{r['measured']['batches']} / {r['measured']['sequences']:,}",
-    ),
-    ("real-token fraction", lambda r: f"{r['measured']['real_fraction']:.3f}"),
-    ("plain fwd+bwd, real tokens/s", lambda r: f"{r['real_tokens_per_s']['plain']:,.0f}"),
-    ("score, real tokens/s", lambda r: f"{r['real_tokens_per_s']['score']:,.0f}"),
-    (
-        "**score / plain throughput** (≥ 0.85)",
-        lambda r: f"**{r['score_over_plain_throughput']:.2f}**",
-    ),
-    ("engine w/o products / plain", lambda r: f"{r['engine_over_plain_throughput']:.2f}"),
-    ("MFU plain", lambda r: PCT.format(r["mfu"]["plain"])),
-    ("**MFU score** (≥ 40%)", lambda r: f"**{PCT.format(r['mfu']['score'])}**"),
-    (
-        "peak memory plain / score, GiB",
-        lambda r: " / ".join(fmt(r["peak_memory_gib"][k]) for k in ("plain", "score")),
-    ),
-    ("per-sample product workspace", _workspace),
-    (
-        "bf16 products with float32 output",
-        lambda r: "yes" if r["mixed_products"] else "no (upcast, float32 matmul)",
-    ),
-    (
-        "bf16-matmul vs upcast products, max rel. diff",
-        lambda r: fmt(r["checks"].get("mixed_vs_upcast_max_rel"), "{:.1e}"),
-    ),
-    (
-        "bf16 vs fp32 scores, max / median rel. diff",
-        lambda r: "{bf16_vs_fp32_max_rel:.1e} / {bf16_vs_fp32_median_rel:.1e}".format(
-            **r["checks"]
-        ),
-    ),
-    ("**hours to score {} sequences**", lambda r: f"**{r['projected_hours']['score']:,.1f}**"),
-    ("hours of plain fwd+bwd (floor)", lambda r: f"{r['projected_hours']['plain']:,.1f}"),
-)
-
-
-def render(report: dict[str, Any]) -> str:
-    info, results = report["device"], report["results"]
-    dry = report["dry_run"]
-    lines = ["## GPU check: scoring throughput at real size (`benchmarks/gpu_check.py`)", ""]
-    if dry:
-        lines += [
-            "> **DRY RUN** on the CPU with *tiny* models and a few small batches: this checks that the "
-            "script runs end to end. Its figures are **not performance figures**.",
-            "",
-        ]
-    lines += [
-        "What it measures, per model (random weights at the real size: RNA-FM 99.5M as an "
-        "`EsmForMaskedLM`, ESM-C 300M from `esm`), on the same length-sorted batches of random "
-        "sequences whose lengths follow a real corpus, side by side batch by batch under bf16 "
-        "autocast:",
-        "",
-        "- **plain**: forward + backward of the summed loss — the floor;",
-        '- **score**: self-influence with the diagonal Fisher (hook engine, `autocast="bf16"`);',
-        "- **engine**: the hook engine's forward + backward without the per-sample products, so "
-        "*score − engine* is what the products and their reductions cost.",
-        "",
-        "Reported: scoring throughput / plain throughput (target ≥ 0.85); model FLOP utilisation "
-        "`6 · parameters · padded tokens / time / peak bf16` (target ≥ 40%); peak memory "
-        "(`torch.cuda.max_memory_allocated`, on the largest batch); hours to score "
-        f"{report['corpus_size'] / 1e6:.0f}M sequences with this length distribution at the measured rate.",
-        "",
-        "### Command",
-        "",
-        "```bash",
-        report["command"],
-        "```",
-        "",
-        "### Device",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| device | {info.get('name', info['device'])} |",
-        f"| memory | {fmt(info.get('memory_gib'), '{} GiB')} |",
-        f"| torch / CUDA | {info['torch']} / {info.get('cuda') or 'n/a'} |",
-        f"| bf16 peak | {fmt(info.get('peak_tflops'), '{:.0f} TFLOP/s')} ({info['peak_source']}) |",
-        f"| date | {report['date']} |",
-        "",
-        f"Lengths: {report['lengths']}; mean tokens per sequence (residues capped at the model "
-        "limit, plus `<cls>`/`<eos>`): "
-        + ", ".join(f"{r['label']} {r['mean_tokens']:.1f}" for r in results if "mean_tokens" in r)
-        + ".",
-        "",
-        "### Results",
-        "",
-    ]
-    ok = [r for r in results if "measured" in r]
-    if ok:
-        corner = "DRY RUN (CPU, tiny models)" if dry else ""
-        head = f"| {corner} | " + " | ".join(r["label"] for r in ok) + " |"
-        lines += [head, "|---|" + "---|" * len(ok)]
-
-        millions = f"{report['corpus_size'] / 1e6:.0f}M"
-        lines += markdown_rows(ok, [(title.format(millions), get) for title, get in ROWS])
-        lines.append("")
-        lines.append(
-            "Projected hours: one GPU, scores only (the fit on `D_sub` adds its share of sequences "
-            "at the same rate), batches as length-sorted as here."
-        )
-        lines.append("")
-    failed = [r for r in results if "error" in r]
-    notes = [n for r in results for n in r.get("notes", [])]
-    if failed or notes:
-        lines += ["### Notes", ""]
-        lines += [f"- {r['label']}: **failed** — `{r['error']}`" for r in failed]
-        lines += [f"- {n}" for n in notes]
-        lines.append("")
-    if not ok and not failed:
-        lines += ["No model was measured.", ""]
-    return "\n".join(lines)
-
-
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -434,6 +271,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_model(
+    name: str,
+    args: argparse.Namespace,
+    device: Any,
+    lengths: list[int],
+    population: list[int],
+    started: float,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """One model's result: measured within what is left of ``--budget``, halving the tokens per
+    batch after an out-of-memory error; a failure is recorded, not raised."""
+    spec = MODELS[name]
+    mean_tokens = sum(min(n, spec["max_residues"]) + 2 for n in population) / len(population)
+    label = spec.get("dry_label", spec["label"]) + " (tiny)" if args.dry_run else spec["label"]
+    remaining = args.budget - (time.perf_counter() - started)
+    if remaining < 30 and not args.dry_run:
+        return {
+            "model": name,
+            "label": label,
+            "error": f"skipped: {remaining:.0f}s left of --budget",
+        }
+    notes: list[str] = []
+    result: dict[str, Any] = {}
+
+    def attempt(max_tokens: int) -> None:
+        remaining = args.budget - (time.perf_counter() - started)
+        seconds = args.seconds if args.dry_run else min(args.seconds, max(10.0, remaining / 2 - 30))
+        run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
+        result.clear()
+        result.update(model=name, label=label)
+        measure_model(name, run_args, device, lengths, max_tokens, result)
+
+    def halved(max_tokens: int) -> None:
+        notes.append(f"{label}: out of memory at {max_tokens:,} tokens per batch; halved")
+        log(notes[-1])
+
+    failure = oom_halving(
+        attempt,
+        args.max_tokens,
+        device,
+        failed=lambda text: log(f"{name} failed: {text}\n{traceback.format_exc()}"),
+        halved=halved,
+    )
+    if failure is not None:
+        result["error"] = failure[:300]
+    result["notes"] = notes + result.get("notes", [])
+    result["mean_tokens"] = round(mean_tokens, 2)
+    summarise(result, info, mean_tokens, args.corpus_size)
+    free_memory(device)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -458,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     population = lengths_all or sample_lengths(None, 100_000, random.Random(args.seed + 1))
     report: dict[str, Any] = {
         "dry_run": bool(args.dry_run),
-        "command": "python benchmarks/gpu_check.py "
+        "command": "python -m benchmarks.gpu_check "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "device": info,
@@ -467,57 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     for name in args.models:
-        cap = MODELS[name]["max_residues"]
-        mean_tokens = sum(min(n, cap) + 2 for n in population) / len(population)
-        spec = MODELS[name]
-        label = spec.get("dry_label", spec["label"]) + " (tiny)" if args.dry_run else spec["label"]
-        remaining = args.budget - (time.perf_counter() - started)
-        if remaining < 30 and not args.dry_run:
-            report["results"].append(
-                {
-                    "model": name,
-                    "label": label,
-                    "error": f"skipped: {remaining:.0f}s left of --budget",
-                }
-            )
-            continue
-        max_tokens = args.max_tokens
-        notes: list[str] = []
-        result: dict[str, Any] = {"model": name, "label": label}
-        for attempt in range(4):
-            remaining = args.budget - (time.perf_counter() - started)
-            seconds = (
-                args.seconds if args.dry_run else min(args.seconds, max(10.0, remaining / 2 - 30))
-            )
-            run_args = argparse.Namespace(**{**vars(args), "seconds": seconds})
-            result = {"model": name, "label": label}
-            failure, oom = None, False
-            try:
-                measure_model(name, run_args, device, lengths, max_tokens, result)
-            except Exception as exc:  # keep going: a partial report beats none
-                oom = is_oom(exc)
-                failure = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                log(f"{name} failed: {failure}\n{traceback.format_exc()}")
-            # the exception and its frames are gone here, so their tensors can be freed
-            free_memory(device)
-            if failure is None:
-                break
-            if oom and attempt < 3 and max_tokens > 512:
-                notes.append(f"{label}: out of memory at {max_tokens:,} tokens per batch; halved")
-                log(notes[-1])
-                max_tokens //= 2
-                continue
-            result["error"] = failure[:300]
-            break
-        result["notes"] = notes + result.get("notes", [])
-        result["mean_tokens"] = round(mean_tokens, 2)
-        summarise(result, info, mean_tokens, args.corpus_size)
-        report["results"].append(result)
-        free_memory(device)
-        write_report(report, args.output, args.json)  # partial results survive a later crash
+        report["results"].append(run_model(name, args, device, lengths, population, started, info))
+        write_report(render(report), args.output, report, args.json)  # partial results survive
         log(f"{name}: done; report written to {args.output}")
     if not args.models:
-        write_report(report, args.output, args.json)
+        write_report(render(report), args.output, report, args.json)
     for r in report["results"]:
         if "score_over_plain_throughput" in r:
             log(
