@@ -7,11 +7,12 @@
   plain training step, the floor);
 * memory: :func:`rss_mib` / :func:`peak_rss_mib` (the process), :func:`reset_peak` /
   :func:`peak_gib` / :func:`free_memory` (a CUDA device), :func:`is_oom`;
-* inputs: :func:`fasta_lengths`, :func:`esm_mlm` (a small random ``EsmForMaskedLM`` and its
+* inputs: :func:`fasta_records`, :func:`fasta_lengths`, :func:`length_sorted_batches`, :func:`esm_mlm` (a small random ``EsmForMaskedLM`` and its
   tokenizer), :func:`build_adapter` (over :func:`biocoreset.modelio.load_model`);
 * reports: :func:`fmt`, :func:`markdown_rows`, :func:`markdown_page`, :func:`write_report`
   (markdown, and JSON beside it);
 * robustness: :func:`oom_halving` retries a step with half the size after an out-of-memory error;
+* child processes: :func:`module_command`, :func:`child_env`;
 * imports: :func:`import_file` and :func:`importable_from` load code outside the package (the
   examples, a released code folder) without editing ``sys.path``.
 
@@ -320,6 +321,23 @@ def fasta_lengths(path: Path) -> list[int]:
     return [x for x in lengths if x > 0]
 
 
+def fasta_records(path: Path) -> Iterator[tuple[str, str]]:
+    """``(id, sequence)`` records of a plain or gzipped FASTA file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        rid, parts = None, []
+        for line in fh:
+            line = line.strip()
+            if line.startswith(">"):
+                if rid is not None:
+                    yield rid, "".join(parts)
+                rid, parts = line[1:].split()[0], []
+            elif line:
+                parts.append(line)
+        if rid is not None:
+            yield rid, "".join(parts)
+
+
 def length_source(
     path: Path | None, candidates: Sequence[Path] = LENGTH_CANDIDATES
 ) -> tuple[list[int] | None, str]:
@@ -559,6 +577,21 @@ def write_report(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+# -- child processes ----------------------------------------------------------------------------
+
+
+def module_command(module: str) -> list[str]:
+    """The command that runs ``module`` (``benchmarks.NAME``) as a script: ``python -m module``."""
+    return [sys.executable, "-m", module]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment and ``extra``, with the repository root first on
+    ``PYTHONPATH``, so that a child runs ``python -m benchmarks.NAME`` from any folder."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **extra, "PYTHONPATH": path}
 
 
 # -- code outside the package --------------------------------------------------------------------

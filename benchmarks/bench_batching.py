@@ -39,18 +39,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from benchmarks._common import SHARED_DATA as SHARED
+from benchmarks._common import esm_mlm, offline
+
+offline()
 CORPORA = {
     "Rfam 14.2 seed": SHARED / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz",
     "S. cerevisiae proteome": SHARED / "protein" / "corpus" / "UP000002311-S.cerevisiae.fasta.gz",
@@ -102,32 +101,12 @@ def sample_blocks(records: list[tuple[str, str]], n: int, blocks: int) -> list[t
 
 
 def small_adapter(tokens: list[str], seed: int = 0) -> Any:
-    import torch
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
-
     from biocoreset.adapters.hf import HFAdapter
 
-    folder = tempfile.mkdtemp(prefix="bench-vocab-")
-    vocab = os.path.join(folder, "vocab.txt")
-    Path(vocab).write_text("\n".join(tokens) + "\n")
-    tokenizer = EsmTokenizer(vocab_file=vocab)
-    config = EsmConfig(
-        vocab_size=len(tokens),
-        hidden_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=1026,
-        position_embedding_type="absolute",
-        pad_token_id=tokenizer.pad_token_id,
-        mask_token_id=tokenizer.mask_token_id,
-        emb_layer_norm_before=True,
-        token_dropout=False,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+    model, tokenizer = esm_mlm(
+        tokens, seed=seed, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
     )
-    torch.manual_seed(seed)
-    return HFAdapter(EsmForMaskedLM(config).eval(), tokenizer)
+    return HFAdapter(model, tokenizer)
 
 
 def timing(corpus: str, records: list[tuple[str, str]], n: int, args: argparse.Namespace) -> None:

@@ -49,6 +49,7 @@ from biocoreset.curvature.kfac import EKFAC, KFAC
 from biocoreset.data.sources import as_source
 from biocoreset.protocols import Batch, LayerFactors, ParamBlock
 from biocoreset.scorers.self_influence import SelfInfluenceScorer
+from biocoreset.stats import spearman
 from biocoreset.testing import random_rna, tiny_esm
 
 CURVATURES: dict[str, Callable[..., Any]] = {
@@ -323,12 +324,6 @@ def _has_kronfluence() -> bool:
     except ImportError:
         return False
     return True
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
 
 
 def kronfluence_scores(

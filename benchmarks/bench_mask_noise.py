@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trust import read_source
+from benchmarks.bench_trust import read_source
 
 STATS = ("random letter", "kept letter", "<mask>", "A", "C", "G", "U", "adjacent pairs")
 

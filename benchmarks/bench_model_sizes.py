@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
+from benchmarks._common import build_adapter
 from biocoreset.modelio import model_sizes
-from biocoreset.plugins import create
 
 SIZE_OPTION = {"rna-fm": "size", "esmc": "model_name"}
 LETTERS = {"rna-fm": "ACGU", "esmc": "ACDEFGHIKLMNPQRSTVWY"}
@@ -28,7 +28,7 @@ def step_seconds(adapter_name: str, size: str, length: int, batch: int, steps: i
     options = {SIZE_OPTION[adapter_name]: size}
     if adapter_name == "esmc":
         options["random_init"] = True
-    adapter = create("adapter", adapter_name, **options)
+    adapter = build_adapter(adapter_name, **options)
     adapter.model.train()
     rng = np.random.default_rng(0)
     records = [

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -40,41 +39,23 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-RFAM = SHARED / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
+from benchmarks._common import SHARED_DATA, build_adapter, child_env, esm_mlm, module_command
+
+RFAM = SHARED_DATA / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
 RNA_TOKENS = ["<cls>", "<pad>", "<eos>", "<unk>", *"ACGURYKMSWBDHVN", "<mask>"]
 
 
 def make_inputs(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
     """A corpus of ``n`` random Rfam records and a saved 4 × 128 model folder."""
-    import torch
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
-
     from biocoreset.data.sources import open_sequences
     from biocoreset.data.synthetic import write_fasta
 
     records = list(open_sequences(RFAM))
     pick = np.sort(np.random.default_rng(seed).choice(len(records), size=n, replace=False))
     corpus = write_fasta([records[i] for i in pick.tolist()], folder / "corpus.fa")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(RNA_TOKENS) + "\n")
-    tokenizer = EsmTokenizer(vocab_file=str(vocab))
-    config = EsmConfig(
-        vocab_size=len(RNA_TOKENS),
-        hidden_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=1026,
-        position_embedding_type="absolute",
-        pad_token_id=tokenizer.pad_token_id,
-        mask_token_id=tokenizer.mask_token_id,
-        emb_layer_norm_before=True,
-        token_dropout=False,
-    )
-    torch.manual_seed(seed)
+    model, tokenizer = esm_mlm(RNA_TOKENS, seed=seed)
     model_dir = folder / "model"
-    EsmForMaskedLM(config).eval().save_pretrained(model_dir)
+    model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     return corpus, model_dir
 
@@ -82,11 +63,10 @@ def make_inputs(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
 def worker(corpus: str, model_dir: str, output: str, shard_size: int | None) -> None:
     """Run under torchrun: score, time every rank, rank 0 writes ``output + .json``."""
     from biocoreset.api import score_to_file
-    from biocoreset.pipeline import load_adapter
     from biocoreset.runtime.distributed import init_distributed
 
     ctx = init_distributed()
-    adapter = load_adapter("hf", model_dir)
+    adapter = build_adapter("hf", model_dir, device="auto")
     ctx.barrier()
     t0, c0 = time.perf_counter(), time.process_time()
     options = {} if shard_size is None else {"shard_size": shard_size}
@@ -109,14 +89,13 @@ def worker(corpus: str, model_dir: str, output: str, shard_size: int | None) -> 
 
 
 def launch(nproc: int, corpus: Path, model_dir: Path, output: Path, shard: int | None) -> dict:
-    env = dict(
-        os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+    env = child_env(
+        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore",
     )  # fmt: skip
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", __file__, "--worker", str(corpus), str(model_dir),
-        str(output),
+        *module_command("torch.distributed.run"), "--standalone", f"--nproc_per_node={nproc}",
+        "-m", "benchmarks.bench_ranks", "--worker", str(corpus), str(model_dir), str(output),
     ]  # fmt: skip
     if shard is not None:
         cmd += ["--shard-size", str(shard)]

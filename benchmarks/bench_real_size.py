@@ -27,45 +27,34 @@ Run::
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from benchmarks._common import (
+    SHARED_DATA,
+    build_adapter,
+    child_env,
+    cpu_name,
+    fasta_records,
+    module_command,
+    offline,
+    peak_rss_mib,
+)
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+offline()
+DATA = SHARED_DATA
 RNA_FASTA = DATA / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
 PROTEIN_DIR = DATA / "protein" / "corpus"
 
 
-def read_fasta(path: Path) -> Iterator[tuple[str, str]]:
-    """``(id, sequence)`` records of a plain or gzipped FASTA file."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
-        rid, parts = None, []
-        for line in fh:
-            line = line.strip()
-            if line.startswith(">"):
-                if rid is not None:
-                    yield rid, "".join(parts)
-                rid, parts = line[1:].split()[0], []
-            elif line:
-                parts.append(line)
-        if rid is not None:
-            yield rid, "".join(parts)
-
-
 def rna_records(n: int, residues: int) -> list[tuple[str, str]]:
     """``n`` Rfam seed sequences spread evenly over the file, cut to ``residues``."""
-    records = list(read_fasta(RNA_FASTA))
+    records = list(fasta_records(RNA_FASTA))
     step = max(1, len(records) // n)
     return [(rid, seq[:residues]) for rid, seq in records[::step][:n]]
 
@@ -73,7 +62,7 @@ def rna_records(n: int, residues: int) -> list[tuple[str, str]]:
 def protein_records(n: int, residues: int) -> list[tuple[str, str]]:
     """``n`` proteins taken round-robin from the reference proteomes, cut to ``residues``."""
     files = sorted(PROTEIN_DIR.glob("UP*.fasta.gz"))
-    streams = [read_fasta(f) for f in files]
+    streams = [fasta_records(f) for f in files]
     out: list[tuple[str, str]] = []
     while len(out) < n:
         for stream in streams:
@@ -85,11 +74,9 @@ def protein_records(n: int, residues: int) -> list[tuple[str, str]]:
 
 
 def build(model: str):
-    from biocoreset.plugins import create
-
     if model == "rna-fm":
-        return create("adapter", "rna-fm", size="rna-fm")
-    return create("adapter", "esmc", model_name="esmc_300m", random_init=True)
+        return build_adapter("rna-fm", size="rna-fm")
+    return build_adapter("esmc", model_name="esmc_300m", random_init=True)
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -128,7 +115,7 @@ def run_one(args: argparse.Namespace) -> dict:
         adapter, records, subset=args.subset, batch_size=args.batch_size, seed=0, progress=False
     )
     score_s, score_cpu = time.perf_counter() - t, time.process_time() - c
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    peak_gib = peak_rss_mib() / 1024
     timing = result.metadata["timing"]
     return {
         "model": args.model,
@@ -177,13 +164,10 @@ def main() -> None:
         print(json.dumps(run_one(args)), flush=True)
         return
     rows = []
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
-    )
+    print(f"# {cpu_name()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     for model in ("rna-fm", "esmc"):
         cmd = [
-            sys.executable,
-            __file__,
+            *module_command("benchmarks.bench_real_size"),
             "--model",
             model,
             "--n",
@@ -197,7 +181,7 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
         if proc.returncode != 0:
             print(proc.stdout + proc.stderr, file=sys.stderr)
             raise SystemExit(f"{model} failed")

@@ -25,28 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = (
-    ROOT.parent / "shared" / "data" / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
-)
+from benchmarks._common import SHARED_DATA, child_env, module_command, peak_rss_mib, rss_mib
 
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+DEFAULT_CORPUS = SHARED_DATA / "rna" / "corpus" / "rfam14.2_seed_sequences.fasta.gz"
 
 
 def selector_child(method: str, n: int, budget: int) -> None:
@@ -55,7 +43,7 @@ def selector_child(method: str, n: int, budget: int) -> None:
 
     scores = np.random.default_rng(0).random(n)
     select(np.random.default_rng(1).random(1000), method, budget=10)  # warm imports and registry
-    base = max(_rss_mb(), _peak_mb())
+    base = max(rss_mib(), peak_rss_mib())
     t0 = time.perf_counter()
     c0 = time.process_time()
     sel = select(scores, method, budget=budget, seed=0)
@@ -69,7 +57,7 @@ def selector_child(method: str, n: int, budget: int) -> None:
                 "budget": int(sel.budget),
                 "seconds": wall,
                 "cpu_seconds": cpu,
-                "extra_peak_mb": _peak_mb() - base,
+                "extra_peak_mb": peak_rss_mib() - base,
             }
         )
     )
@@ -80,8 +68,7 @@ def run_selectors(n: int, budget: int) -> list[dict]:
     for method in ("topk", "cci"):
         proc = subprocess.run(
             [
-                sys.executable,
-                __file__,
+                *module_command("benchmarks.bench_scale"),
                 "--_child",
                 method,
                 "--selector-n",
@@ -92,6 +79,7 @@ def run_selectors(n: int, budget: int) -> list[dict]:
             capture_output=True,
             text=True,
             check=True,
+            env=child_env(),
         )
         out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return out
@@ -142,7 +130,7 @@ def run_scoring(
                     progress=False,
                 )
                 total = time.perf_counter() - t0
-                results[s].append({"total": total, **meta["timing"], "peak_rss_mb": _peak_mb()})
+                results[s].append({"total": total, **meta["timing"], "peak_rss_mb": peak_rss_mib()})
                 print(
                     f"  N={s:>5} run {rep + 1}: score pass {meta['timing']['score']:.2f} s "
                     f"({1e3 * meta['timing']['score'] / s:.2f} ms/seq), total {total:.2f} s",

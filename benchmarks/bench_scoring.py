@@ -26,9 +26,9 @@ batch size 16, float32.
 
 Run::
 
-    python benchmarks/bench_scoring.py                 # both models (~35 min on 2 CPU threads)
-    python benchmarks/bench_scoring.py --quick         # a few minutes
-    python benchmarks/bench_scoring.py --models small --n 512 --subset 128
+    python -m benchmarks.bench_scoring                 # both models (~35 min on 2 CPU threads)
+    python -m benchmarks.bench_scoring --quick         # a few minutes
+    python -m benchmarks.bench_scoring --models small --n 512 --subset 128
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import math
 import multiprocessing as mp
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -53,6 +52,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
+
+from benchmarks._common import cpu_name, esm_mlm, rss_mib
+from benchmarks._common import peak_rss_mib as peak_mib
+from biocoreset.stats import spearman
 
 DATA = (
     Path(__file__).resolve().parents[2]
@@ -126,34 +129,19 @@ def read_records(
 
 def build_adapter(model_name: str, seed: int = 0) -> Any:
     """The benchmark model (float32, eval mode) wrapped in the ``hf`` adapter."""
-    import torch
-    from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
-
     from biocoreset.adapters.hf import HFAdapter
 
-    folder = tempfile.mkdtemp(prefix="bench-vocab-")
-    vocab = os.path.join(folder, "vocab.txt")
-    Path(vocab).write_text("\n".join(RNAFM_TOKENS) + "\n")
-    tokenizer = EsmTokenizer(vocab_file=vocab)
     spec = MODELS[model_name]
-    config = EsmConfig(
-        vocab_size=len(RNAFM_TOKENS),
-        hidden_size=spec["hidden"],
-        num_hidden_layers=spec["layers"],
-        num_attention_heads=spec["heads"],
-        intermediate_size=spec["ffn"],
-        max_position_embeddings=1026,
-        position_embedding_type="absolute",
+    model, tokenizer = esm_mlm(
+        RNAFM_TOKENS,
+        **{k: spec[k] for k in ("hidden", "layers", "heads", "ffn")},
+        seed=seed,
         pad_token_id=1,
         mask_token_id=24,
-        emb_layer_norm_before=True,
-        token_dropout=False,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
-    model = EsmForMaskedLM(config).eval()
     return HFAdapter(model, tokenizer, unknown="unk")
 
 
@@ -175,15 +163,6 @@ def linear_patterns(model: Any) -> list[str]:
 
 def batches(adapter: Any, records: Sequence[tuple[str, str]], size: int) -> list[Any]:
     return [adapter.collate(records[i : i + size], seed=0) for i in range(0, len(records), size)]
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- methods (each runs in a fresh process) ----------------------------------------------------------
@@ -482,12 +461,6 @@ def run_method(method: str, cfg: dict[str, Any]) -> dict[str, Any]:
 # -- report -----------------------------------------------------------------------------------------
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
-
-
 def summarise(
     model: str, cfg: dict[str, Any], res: dict[str, dict[str, Any]]
 ) -> tuple[str, dict[str, Any]]:
@@ -642,8 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     print(
-        f"# bench_scoring: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{args.threads} threads, python {platform.python_version()}\n$ python benchmarks/bench_scoring.py "
+        f"# bench_scoring: torch {torch.__version__}, {cpu_name()}, "
+        f"{args.threads} threads, python {platform.python_version()}\n$ python -m benchmarks.bench_scoring "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         flush=True,
     )

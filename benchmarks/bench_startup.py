@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from benchmarks._common import ROOT
+
+SRC = ROOT / "src"
 
 CASES: dict[str, str] = {
     "python (interpreter only)": "pass",
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "Command:",
         "",
         "```",
-        "python benchmarks/bench_startup.py "
+        "python -m benchmarks.bench_startup "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "```",
         "",

@@ -43,6 +43,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
+from benchmarks._common import importable_from
+
 DATA = (
     Path(__file__).resolve().parents[2]
     / "shared"
@@ -84,25 +86,28 @@ def load_released(folder: Path) -> tuple[types.ModuleType, types.ModuleType, dic
 
     if not hasattr(transformers, "AdamW"):
         transformers.AdamW = torch.optim.AdamW  # imported, never used, by get_inf.py
-    sys.path.insert(0, str(folder))
     argv, env = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
     sys.argv = ["get_inf.py"]
-    try:
-        import get_inf
-        import model_override
-    finally:
-        sys.argv = argv
-        if env is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = env
-    # get_coreset_index.py: its functions, unchanged; not its driver (hard-wired to 200k of 20M)
-    tree = ast.parse((folder / "get_coreset_index.py").read_text(encoding="utf-8"))
-    tree.body = [
-        n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef))
-    ]
-    selectors: dict = {}
-    exec(compile(tree, str(folder / "get_coreset_index.py"), "exec"), selectors)
+    # the released modules import each other by name: all of them are imported here, while their
+    # folder is importable, so that a later import by name finds them in sys.modules
+    with importable_from(folder):
+        try:
+            import get_inf
+            import influence  # noqa: F401
+            import model_override
+        finally:
+            sys.argv = argv
+            if env is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = env
+        # get_coreset_index.py: its functions, unchanged; not its driver (hard-wired to 200k of 20M)
+        tree = ast.parse((folder / "get_coreset_index.py").read_text(encoding="utf-8"))
+        tree.body = [
+            n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef))
+        ]
+        selectors: dict = {}
+        exec(compile(tree, str(folder / "get_coreset_index.py"), "exec"), selectors)
     return get_inf, model_override, selectors
 
 

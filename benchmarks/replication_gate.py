@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks._common import ROOT as REPO
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from replication_pilots import heldout_losses, letter_frequencies
-
+    from benchmarks.replication_pilots import heldout_losses, letter_frequencies
     from biocoreset.bench.backbone import Backbone
     from biocoreset.bench.loaders.rna import load_nrc
     from biocoreset.bench.runner import run_bench

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples"))
+from benchmarks._common import ROOT as REPO
+from benchmarks._common import import_file
 
 
 def prepare(out: Path, data: Path) -> tuple[Path, Path]:
     """The filtered corpus and the held-out records (cached under ``<out>/base``)."""
-    import replicate_cpu as rc
+    rc = import_file(REPO / "examples" / "replicate_cpu.py")
 
     base = out / "base"
     base.mkdir(parents=True, exist_ok=True)
