@@ -28,8 +28,8 @@
 
 Run::
 
-    python benchmarks/bench_batching.py                       # both parts (~15 min, 1 thread)
-    python benchmarks/bench_batching.py --skip-timing         # fractions only (~20 s)
+    python -m benchmarks.bench_batching                       # both parts (~15 min, 1 thread)
+    python -m benchmarks.bench_batching --skip-timing         # fractions only (~20 s)
 
 Results are recorded in ``docs/benchmarks-scoring.md``.
 """

@@ -18,8 +18,8 @@ produces the ``"linear"`` :class:`~biocoreset.protocols.LayerFactors` the hook e
 
 Run::
 
-    python benchmarks/bench_kfac.py --repeats 5   # both parts, ~3 min on one CPU thread
-    python benchmarks/bench_kfac.py --skip-time
+    python -m benchmarks.bench_kfac --repeats 5   # both parts, ~3 min on one CPU thread
+    python -m benchmarks.bench_kfac --skip-time
 """
 
 from __future__ import annotations

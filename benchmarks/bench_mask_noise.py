@@ -19,7 +19,7 @@ Scores the nRC sample of ``bench_trust.py`` ``--draws`` times with one mask each
 
 Run (model as in ``bench_trust.py``, at full length)::
 
-    python benchmarks/bench_mask_noise.py --model /tmp/trust2/pretrain4k --draws 16 \\
+    python -m benchmarks.bench_mask_noise --model /tmp/trust2/pretrain4k --draws 16 \\
         --out /tmp/trust2/noise.json
 
 Results are recorded in ``docs/trust.md``.

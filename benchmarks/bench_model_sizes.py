@@ -5,7 +5,7 @@ fine-tuning do per step. Sequences are random RNA (rna-fm) or protein (esmc) of 
 The median over ``--steps`` timed steps after one warm-up step is printed as a Markdown table with
 the parameter counts of :func:`biocoreset.modelio.model_sizes`.
 
-    python benchmarks/bench_model_sizes.py --threads 1 --batch-size 16 --lengths 128 256
+    python -m benchmarks.bench_model_sizes --threads 1 --batch-size 16 --lengths 128 256
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ Scores of the runs must agree (printed: max relative difference). Runs are inter
 
 Run::
 
-    python benchmarks/bench_ranks.py                  # ~5 min per repeat on 2 idle cores
-    python benchmarks/bench_ranks.py --n 600 --repeats 1
+    python -m benchmarks.bench_ranks                  # ~5 min per repeat on 2 idle cores
+    python -m benchmarks.bench_ranks --n 600 --repeats 1
 
 Results are recorded in ``docs/benchmarks-scale.md``. The machines are shared: the script prints
 the load average before and after; a fair figure needs an idle machine (load < 1).

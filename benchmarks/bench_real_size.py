@@ -20,8 +20,8 @@ its own.
 
 Run::
 
-    python benchmarks/bench_real_size.py                     # both models, 32 sequences each
-    python benchmarks/bench_real_size.py --model rna-fm --n 16 --residues 256
+    python -m benchmarks.bench_real_size                     # both models, 32 sequences each
+    python -m benchmarks.bench_real_size --model rna-fm --n 16 --residues 256
 """
 
 from __future__ import annotations

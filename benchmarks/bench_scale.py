@@ -13,9 +13,9 @@
 
 Usage::
 
-    python benchmarks/bench_scale.py                    # both parts
-    python benchmarks/bench_scale.py --n 128 --repeats 3 --threads 2
-    python benchmarks/bench_scale.py --skip-scoring     # selectors only
+    python -m benchmarks.bench_scale                    # both parts
+    python -m benchmarks.bench_scale --n 128 --repeats 3 --threads 2
+    python -m benchmarks.bench_scale --skip-scoring     # selectors only
 
 Results are recorded in ``docs/benchmarks-scale.md``.
 """

@@ -10,8 +10,8 @@ main branch before lazy plugin loading), side by side in the same run.
 
 Run::
 
-    python benchmarks/bench_startup.py --repeats 7
-    python benchmarks/bench_startup.py --repeats 7 --compare /path/to/other/checkout/src \
+    python -m benchmarks.bench_startup --repeats 7
+    python -m benchmarks.bench_startup --repeats 7 --compare /path/to/other/checkout/src \
         --write docs/benchmarks-startup.md
 """
 

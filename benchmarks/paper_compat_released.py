@@ -18,7 +18,7 @@ The released code is not part of biocoreset; pass the folder that holds its ``co
 (e.g. a checkout of the repository, or files extracted from a snapshot)::
 
     git -C /path/to/bio-coreset-snapshot show HEAD:coreset/get_inf.py > /tmp/released/get_inf.py  # etc.
-    python benchmarks/paper_compat_released.py --released /tmp/released --n 200 \\
+    python -m benchmarks.paper_compat_released --released /tmp/released --n 200 \\
         --output docs/paper-compat-released.md
 
 It needs the ``rna-fm`` package (module ``fm``), which the released code imports.
@@ -222,7 +222,7 @@ def main() -> None:
                     lines.append(line)
     lines += [
         "",
-        "Command: `python benchmarks/paper_compat_released.py --released <coreset folder> "
+        "Command: `python -m benchmarks.paper_compat_released --released <coreset folder> "
         + " ".join(
             f"{k} {v}"
             for k, v in (("--n", args.n), ("--layers", args.layers), ("--hidden", args.hidden))

@@ -8,7 +8,7 @@ local statistics ends near these numbers.
 
 Usage::
 
-    python benchmarks/replication_context_baseline.py --base /tmp/replication-pilots/base
+    python -m benchmarks.replication_context_baseline --base /tmp/replication-pilots/base
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ architecture untrained (seeded re-initialisation) on:
 
 Usage::
 
-    python benchmarks/replication_gate.py --pilot /tmp/replication-pilots/NAME --out gate.json
+    python -m benchmarks.replication_gate --pilot /tmp/replication-pilots/NAME --out gate.json
 
 Writes one JSON file with every seed's value.
 """

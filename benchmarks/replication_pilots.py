@@ -8,7 +8,7 @@ the corpus letter frequencies. The gap (baseline - model) is what a recipe has t
 
 Usage::
 
-    python benchmarks/replication_pilots.py --name A --hidden 64 --layers 4 --max-length 100 \\
+    python -m benchmarks.replication_pilots --name A --hidden 64 --layers 4 --max-length 100 \\
         --lr 1e-3 --schedule inverse-sqrt --warmup 100 --steps 1200 --batch 32 --out /tmp/pilots
 
 Each pilot appends one JSON line to ``<out>/pilots.jsonl`` (settings, seconds, held-out curve,
