@@ -6,9 +6,13 @@
   :func:`side_by_side` (several steps timed in turn on the same batches), :func:`fwd_bwd` (the
   plain training step, the floor);
 * memory: :func:`rss_mib` / :func:`peak_rss_mib` (the process), :func:`reset_peak` /
-  :func:`peak_gib` / :func:`free_memory` (a CUDA device), :func:`is_oom`;
-* inputs: :func:`fasta_records`, :func:`fasta_lengths`, :func:`length_sorted_batches`, :func:`esm_mlm` (a small random ``EsmForMaskedLM`` and its
-  tokenizer), :func:`build_adapter` (over :func:`biocoreset.modelio.load_model`);
+  :func:`peak_gib` / :func:`peak_memory_each` / :func:`free_memory` (a CUDA device),
+  :func:`is_oom`;
+* inputs: :func:`fasta_records`, :func:`fasta_lengths`, :func:`length_source`,
+  :func:`sample_lengths`, :func:`length_sorted_batches`;
+* models: :func:`esm_mlm` (a small random ``EsmForMaskedLM`` and its tokenizer),
+  :func:`build_adapter` (by adapter name, over :func:`biocoreset.modelio.load_model`),
+  :func:`attention_of`;
 * reports: :func:`fmt`, :func:`markdown_rows`, :func:`markdown_page`, :func:`write_report`
   (markdown, and JSON beside it);
 * robustness: :func:`oom_halving` retries a step with half the size after an out-of-memory error;
