@@ -120,3 +120,23 @@ def test_a_script_runs_with_python_dash_m(name, tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stdout[-2000:] + proc.stderr
+
+
+def test_code_outside_the_package_imports_without_sys_path(tmp_path):
+    from benchmarks import _common as common
+
+    (tmp_path / "released_main_t.py").write_text(
+        "import released_helper_t\nVALUE = released_helper_t.V + 1\n", encoding="utf-8"
+    )
+    (tmp_path / "released_helper_t.py").write_text("V = 41\n", encoding="utf-8")
+    before = list(sys.path)
+    with common.importable_from(tmp_path):
+        import released_main_t  # type: ignore[import-not-found]
+    assert released_main_t.VALUE == 42 and sys.path == before
+    with pytest.raises(ImportError):
+        import released_other_t  # type: ignore[import-not-found]  # noqa: F401
+    (tmp_path / "released_other_t.py").write_text("W = 1\n", encoding="utf-8")
+    module = common.import_file(tmp_path / "released_other_t.py")
+    assert module.W == 1 and sys.modules["released_other_t"] is module and sys.path == before
+    for name in ("released_main_t", "released_helper_t", "released_other_t"):
+        sys.modules.pop(name, None)
