@@ -82,7 +82,7 @@ def make_inputs(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
 def worker(corpus: str, model_dir: str, output: str, shard_size: int | None) -> None:
     """Run under torchrun: score, time every rank, rank 0 writes ``output + .json``."""
     from biocoreset.api import score_to_file
-    from biocoreset.pipeline import load_adapter
+    from biocoreset.run.pipeline import load_adapter
     from biocoreset.runtime.distributed import init_distributed
 
     ctx = init_distributed()

@@ -1,4 +1,4 @@
-"""The quality warnings (biocoreset.advice): each fires on its condition, names its fix, stays quiet
+"""The quality warnings (biocoreset.diagnose.advice): each fires on its condition, names its fix, stays quiet
 otherwise, and the command line prints each one once."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from biocoreset import score
-from biocoreset.advice import (
+from biocoreset.diagnose.advice import (
     LENGTH_RHO,
     fit_advice,
     length_advice,

@@ -154,7 +154,7 @@ def _path(graph: dict[str, set[str]], comp: list[str]) -> str:
 def test_the_graph_sees_deferred_and_relative_imports():
     graph = import_graph()
     assert "biocoreset.store.atomic" in graph["biocoreset.store.shards"]  # module level
-    assert "biocoreset.api" in graph["biocoreset.pipeline"]  # inside a function
+    assert "biocoreset.api" in graph["biocoreset.run.pipeline"]  # inside a function
     assert len(graph) > 50
 
 

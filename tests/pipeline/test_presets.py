@@ -11,7 +11,7 @@ from biocoreset import score, select
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.config import ScoreConfig
 from biocoreset.errors import ConfigError
-from biocoreset.presets import PRESETS, get_preset
+from biocoreset.config.presets import PRESETS, get_preset
 from biocoreset.testing import random_rna, tiny_esm
 
 

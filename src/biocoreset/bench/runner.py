@@ -31,7 +31,7 @@ import numpy as np
 from biocoreset.bench.backbone import Backbone
 from biocoreset.bench.protocol import BenchmarkTask, MetricSpec
 from biocoreset.errors import ConfigError
-from biocoreset.progress import progress_enabled
+from biocoreset.runtime.progress import progress_enabled
 from biocoreset.store.atomic import atomic_path
 
 __all__ = ["BenchRow", "BenchTable", "run_bench"]
@@ -329,7 +329,7 @@ def run_bench(
         force: Overwrite existing result files.
         device: Override every backbone's device.
         progress: Print one line per finished run to stderr (``None``: unless the process-wide
-            progress mode is ``none``; see :mod:`biocoreset.progress`).
+            progress mode is ``none``; see :mod:`biocoreset.runtime.progress`).
 
     Returns:
         The :class:`BenchTable`.

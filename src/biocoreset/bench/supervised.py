@@ -33,7 +33,7 @@ from biocoreset.bench.heads import HEADS, PairwiseHead, SequencePairHead, make_h
 from biocoreset.bench.loaders import load_split
 from biocoreset.bench.protocol import MetricSpec
 from biocoreset.errors import ConfigError, InputError
-from biocoreset.validators import float_at_least, int_at_least, one_of, optional
+from biocoreset.config.fields import float_at_least, int_at_least, one_of, optional
 
 __all__ = ["OBJECTIVES", "SupervisedTask", "TrainConfig"]
 

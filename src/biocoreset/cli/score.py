@@ -98,7 +98,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     from biocoreset.api import score_to_file
     from biocoreset.errors import ConfigError
-    from biocoreset.presets import get_preset
+    from biocoreset.config.presets import get_preset
     from biocoreset.runtime.distributed import current
     from biocoreset.store.shards import ScoreStore
 

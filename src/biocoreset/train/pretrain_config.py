@@ -16,9 +16,9 @@ import attrs
 
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
-from biocoreset.tomlconfig import read_toml as _read_toml
+from biocoreset.config.toml import read_toml as _read_toml
 from biocoreset.train.schedules import SCHEDULES
-from biocoreset.validators import (
+from biocoreset.config.fields import (
     as_masking,
     float_at_least,
     int_at_least,
@@ -80,7 +80,7 @@ class PretrainConfig:
         ddp_find_unused_parameters: Passed to DistributedDataParallel (models with parameters the
             MLM loss never uses, such as ESM's contact head, need ``True``).
         progress: Progress reporting: ``None`` (the process-wide mode, see
-            :mod:`biocoreset.progress`), ``False``, or a mode name; the loss is shown with it.
+            :mod:`biocoreset.runtime.progress`), ``False``, or a mode name; the loss is shown with it.
     """
 
     lr: float = attrs.field(

@@ -3,7 +3,7 @@
 Its tables are attrs classes — :class:`DataConfig`, :class:`ModelConfig`, the API's
 :class:`~biocoreset.config.FinetuneConfig` and :class:`~biocoreset.config.ScoreConfig`, and
 :class:`RunSelectConfig` — and the accepted keys and types (:data:`SCHEMA`) are derived from their
-fields (:mod:`biocoreset.tomlconfig`), so the file format follows the configs. ``subset``,
+fields (:mod:`biocoreset.config.toml`), so the file format follows the configs. ``subset``,
 ``subset_seed``, ``invalid`` and ``replacement`` are set once, in ``[data]``, for fine-tuning and
 scoring. A preset (``preset = "paper-compat"``) gives the starting values the tables override;
 selector options are the preset's for that selector plus a per-method table
@@ -30,9 +30,9 @@ import attrs
 from biocoreset.config import FinetuneConfig, ScoreConfig, SubsetSpec
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
-from biocoreset.presets import get_preset
-from biocoreset.tomlconfig import build, check_table, read_toml, schema_of
-from biocoreset.validators import check_subset, nonneg_int, one_of, opt_int, opt_str
+from biocoreset.config.presets import get_preset
+from biocoreset.config.toml import build, check_table, read_toml, schema_of
+from biocoreset.config.fields import check_subset, nonneg_int, one_of, opt_int, opt_str
 
 __all__ = [
     "MOVED",

@@ -1,7 +1,7 @@
 """The whole job in one call: load the model, fine-tune on ``D_sub``, score, select — ``biocoreset run``.
 
-:func:`run_pipeline` takes a :class:`~biocoreset.runfile.RunConfig` (usually from a TOML file, see
-:func:`~biocoreset.runfile.load_run_config`) and writes into its run folder::
+:func:`run_pipeline` takes a :class:`~biocoreset.run.file.RunConfig` (usually from a TOML file, see
+:func:`~biocoreset.run.file.load_run_config`) and writes into its run folder::
 
     run/
       run.json                 the configuration, its hash and which steps are done
@@ -13,7 +13,7 @@
 Rerunning the same command resumes: finished steps are skipped and scoring continues from its last
 shard. A different configuration in an existing run folder is refused unless ``force``.
 
-:func:`~biocoreset.selection_files.select_to_folder` (re-exported here) is the ``biocoreset select``
+:func:`~biocoreset.selection.folder.select_to_folder` (re-exported here) is the ``biocoreset select``
 step on its own: it reads only the score and id columns, never the whole result.
 """
 
@@ -31,10 +31,10 @@ from biocoreset.data.sources import open_sequences
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
 from biocoreset.protocols import ModelAdapter
-from biocoreset.runcheck import check_run_config, selector_options
-from biocoreset.runfile import RunConfig
+from biocoreset.run.check import check_run_config, selector_options
+from biocoreset.run.file import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.selection_files import SELECTION_FILES, read_score_columns, select_to_folder
+from biocoreset.selection.folder import SELECTION_FILES, read_score_columns, select_to_folder
 from biocoreset.store.atomic import atomic_path
 from biocoreset.store.shards import ScoreStore, fingerprint_hash
 

@@ -1,5 +1,5 @@
 """Frozen configuration objects of the Python API (``attrs.frozen(kw_only=True)``; use
-:func:`attrs.evolve` for variants). The ``biocoreset run`` file is read by :mod:`biocoreset.runfile`,
+:func:`attrs.evolve` for variants). The ``biocoreset run`` file is read by :mod:`biocoreset.run.file`,
 whose tables are derived from these classes.
 
 Example:
@@ -22,7 +22,7 @@ import attrs
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
-from biocoreset.validators import (
+from biocoreset.config.fields import (
     as_masking,
     as_patterns,
     check_subset,
