@@ -15,13 +15,6 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "biocoreset"
 
-# Cycles owned by other branches (delete an entry when its branch is merged; the test then fails if
-# the cycle is still there). Each entry is the set of modules of one strongly connected component.
-KNOWN: list[frozenset[str]] = [
-    # train/pretrain.py <-> bench/backbone.py: removed by the model-I/O / training-core branches.
-    frozenset({"biocoreset.bench.backbone", "biocoreset.train.pretrain"}),
-]
-
 
 def _modules() -> dict[str, Path]:
     out = {}
@@ -166,5 +159,5 @@ def test_the_cycle_finder_finds_a_deferred_cycle():
 
 def test_no_import_cycle():
     graph = import_graph()
-    found = [c for c in cycles(graph) if frozenset(c) not in KNOWN]
+    found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(_path(graph, c) for c in found)
