@@ -82,11 +82,11 @@ def make_inputs(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
 def worker(corpus: str, model_dir: str, output: str, shard_size: int | None) -> None:
     """Run under torchrun: score, time every rank, rank 0 writes ``output + .json``."""
     from biocoreset.api import score_to_file
-    from biocoreset.run.pipeline import load_adapter
+    from biocoreset.modelio import load_model
     from biocoreset.runtime.distributed import init_distributed
 
     ctx = init_distributed()
-    adapter = load_adapter("hf", model_dir)
+    adapter = load_model(model_dir, adapter="hf")
     ctx.barrier()
     t0, c0 = time.perf_counter(), time.process_time()
     options = {} if shard_size is None else {"shard_size": shard_size}

@@ -16,7 +16,7 @@ from biocoreset.data.synthetic import write_fasta
 from biocoreset.errors import BudgetError, ConfigError, InputError, OutputExistsError
 from biocoreset.scoring import fit_curvature
 from biocoreset.testing import random_rna, tiny_esm
-from biocoreset.train.distributed import DistContext
+from biocoreset.runtime.distributed import DistContext
 
 
 @pytest.fixture(scope="module")
