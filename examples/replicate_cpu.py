@@ -328,8 +328,8 @@ def score_job(job: dict[str, Any]) -> dict[str, Any]:
     import attrs
 
     from biocoreset import api
-    from biocoreset.modelio import load_model
     from biocoreset.config.presets import get_preset
+    from biocoreset.modelio import load_model
     from biocoreset.store.result import ScoreResult
     from biocoreset.train.finetune import finetune
 
@@ -632,8 +632,8 @@ class Runner:
 
     def influence_selections(self) -> dict[str, Path]:
         from biocoreset import select
-        from biocoreset.diagnose.plots import plot_selection
         from biocoreset.config.presets import get_preset
+        from biocoreset.diagnose.plots import plot_selection
         from biocoreset.store.result import ScoreResult
 
         out: dict[str, Path] = {}

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from biocoreset import score
+from biocoreset.cli import main
+from biocoreset.data.synthetic import write_fasta
 from biocoreset.diagnose.advice import (
     LENGTH_RHO,
     fit_advice,
@@ -17,8 +19,6 @@ from biocoreset.diagnose.advice import (
     score_file_advice,
     subset_advice,
 )
-from biocoreset.cli import main
-from biocoreset.data.synthetic import write_fasta
 from biocoreset.errors import BioCoresetWarning, QualityWarning
 from biocoreset.store.result import ScoreResult
 from biocoreset.testing import random_rna, tiny_esm

@@ -7,10 +7,10 @@ import attrs
 import pytest
 
 from biocoreset.config import FinetuneConfig, ScoreConfig, parse_damping
-from biocoreset.errors import ConfigError, UnknownComponentError
-from biocoreset.run.pipeline import selector_options
-from biocoreset.run.file import SCHEMA, RunSelectConfig, load_run_config, run_config_from_dict
 from biocoreset.config.toml import schema_of
+from biocoreset.errors import ConfigError, UnknownComponentError
+from biocoreset.run.file import SCHEMA, RunSelectConfig, load_run_config, run_config_from_dict
+from biocoreset.run.pipeline import selector_options
 
 
 def _cfg(**tables):

@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from biocoreset.diagnose.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import as_source
+from biocoreset.diagnose.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.runtime.distributed import current
 from biocoreset.scoring import ScoringRun, build_components, resolve_config
 from biocoreset.scoring import fit_curvature as fit_curvature  # re-exported: lives in scoring/

@@ -32,8 +32,8 @@ from biocoreset.bench.data import Example, Split, subsample
 from biocoreset.bench.heads import HEADS, PairwiseHead, SequencePairHead, make_head
 from biocoreset.bench.loaders import load_split
 from biocoreset.bench.protocol import MetricSpec
-from biocoreset.errors import ConfigError, InputError
 from biocoreset.config.fields import float_at_least, int_at_least, one_of, optional
+from biocoreset.errors import ConfigError, InputError
 
 __all__ = ["OBJECTIVES", "SupervisedTask", "TrainConfig"]
 

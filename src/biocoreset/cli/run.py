@@ -35,8 +35,8 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from biocoreset.run.pipeline import run_pipeline
     from biocoreset.run.file import load_run_config
+    from biocoreset.run.pipeline import run_pipeline
     from biocoreset.runtime.distributed import current
 
     cfg = load_run_config(args.config)

@@ -19,9 +19,6 @@ from typing import Any
 
 import attrs
 
-from biocoreset.data.masking import MaskingConfig
-from biocoreset.data.validation import VALIDATION_POLICIES
-from biocoreset.errors import ConfigError
 from biocoreset.config.fields import (
     as_masking,
     as_patterns,
@@ -34,6 +31,9 @@ from biocoreset.config.fields import (
     opt_str,
     optional,
 )
+from biocoreset.data.masking import MaskingConfig
+from biocoreset.data.validation import VALIDATION_POLICIES
+from biocoreset.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DAMPING",

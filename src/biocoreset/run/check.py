@@ -88,8 +88,8 @@ def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     Raises:
         ConfigError: An option the selector rejects (or an unknown method).
     """
-    from biocoreset.plugins import get_registry
     from biocoreset.config.presets import get_preset
+    from biocoreset.plugins import get_registry
 
     preset = get_preset(cfg.preset)
     out = {}

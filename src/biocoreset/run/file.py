@@ -28,11 +28,11 @@ from typing import Any
 import attrs
 
 from biocoreset.config import FinetuneConfig, ScoreConfig, SubsetSpec
-from biocoreset.data.validation import VALIDATION_POLICIES
-from biocoreset.errors import ConfigError
+from biocoreset.config.fields import check_subset, nonneg_int, one_of, opt_int, opt_str
 from biocoreset.config.presets import get_preset
 from biocoreset.config.toml import build, check_table, read_toml, schema_of
-from biocoreset.config.fields import check_subset, nonneg_int, one_of, opt_int, opt_str
+from biocoreset.data.validation import VALIDATION_POLICIES
+from biocoreset.errors import ConfigError
 
 __all__ = [
     "MOVED",

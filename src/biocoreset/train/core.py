@@ -43,9 +43,9 @@ import attrs
 import numpy as np
 import torch
 
-from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runtime.distributed import DistContext, current
+from biocoreset.runtime.progress import progress_bar, progress_enabled
 
 __all__ = ["EpochPlan", "LossModule", "StepRecord", "Trainer", "local_share", "train_loop"]
 

@@ -14,10 +14,6 @@ from typing import Any
 
 import attrs
 
-from biocoreset.data.masking import MaskingConfig
-from biocoreset.errors import ConfigError
-from biocoreset.config.toml import read_toml as _read_toml
-from biocoreset.train.schedules import SCHEDULES
 from biocoreset.config.fields import (
     as_masking,
     float_at_least,
@@ -26,6 +22,10 @@ from biocoreset.config.fields import (
     optional,
     optional_float,
 )
+from biocoreset.config.toml import read_toml as _read_toml
+from biocoreset.data.masking import MaskingConfig
+from biocoreset.errors import ConfigError
+from biocoreset.train.schedules import SCHEDULES
 
 __all__ = ["LOSS_REDUCTIONS", "PRECISIONS", "PretrainConfig", "load_pretrain_config"]
 
