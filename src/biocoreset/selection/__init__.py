@@ -5,7 +5,7 @@ Importing this package imports neither torch nor any model code (the folder writ
 only from :mod:`biocoreset.selection.folder`).
 
 >>> from biocoreset.selection import select
->>> select([0.3, 0.9, 0.1], k=1).indices.tolist()
+>>> select([0.3, 0.9, 0.1], budget=1).indices.tolist()
 [1]
 """
 
