@@ -2,8 +2,9 @@
 
 Every module under ``src/biocoreset`` is parsed (not imported). ``import a.b`` depends on ``a.b``;
 ``from a.b import c`` depends on ``a.b.c`` when that is a module, else on ``a.b`` (a package's
-``__init__``); relative imports are resolved. Imports under ``if TYPE_CHECKING:`` never run and are
-left out; every other import counts wherever it is (module level, inside a function or a method).
+``__init__``); relative imports are resolved. Every import counts wherever it is (module level, inside a function
+or a method), type-only imports under ``if TYPE_CHECKING:`` included: a circle of type hints is
+still a circle of knowledge between two modules.
 Implicit imports of parent packages are not counted (every submodule has them).
 """
 
@@ -26,28 +27,8 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    found: list[ast.Import | ast.ImportFrom] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
 def _target(name: str, modules: dict[str, Path]) -> str | None:
