@@ -132,6 +132,13 @@ def test_the_graph_sees_deferred_and_relative_imports():
     assert len(graph) > 50
 
 
+def test_type_only_imports_count():
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import biocoreset.api\n"
+    )
+    assert "biocoreset.api" in [a.name for n in _imports(tree) for a in n.names]
+
+
 def test_the_cycle_finder_finds_a_deferred_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
