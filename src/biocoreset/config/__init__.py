@@ -13,24 +13,14 @@
 
 from __future__ import annotations
 
-from biocoreset.config.core import (
-    DEFAULT_DAMPING,
-    FinetuneConfig,
-    MaskingConfig,
-    ScoreConfig,
-    SelectConfig,
-    SubsetSpec,
-    damping_options,
-    parse_damping,
-)
+from biocoreset.config import core
+from biocoreset.config.core import DEFAULT_DAMPING as DEFAULT_DAMPING
+from biocoreset.config.core import FinetuneConfig as FinetuneConfig
+from biocoreset.config.core import MaskingConfig as MaskingConfig
+from biocoreset.config.core import ScoreConfig as ScoreConfig
+from biocoreset.config.core import SelectConfig as SelectConfig
+from biocoreset.config.core import SubsetSpec as SubsetSpec
+from biocoreset.config.core import damping_options as damping_options
+from biocoreset.config.core import parse_damping as parse_damping
 
-__all__ = [
-    "DEFAULT_DAMPING",
-    "FinetuneConfig",
-    "MaskingConfig",
-    "ScoreConfig",
-    "SelectConfig",
-    "SubsetSpec",
-    "damping_options",
-    "parse_damping",
-]
+__all__ = list(core.__all__)
