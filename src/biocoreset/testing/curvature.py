@@ -186,6 +186,7 @@ def curvature_checks(
         if reference is None:
             return
         lam = ctx().meta.get("damping")
+        assert isinstance(lam, (int, float)), f"metadata() records no numeric damping: {lam!r}"
         for name, k in ctx().mats.items():
             c = reference[name]
             explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
