@@ -132,7 +132,7 @@ def run_released(get_inf, model_override, checkpoint: Path, seqs: list[str], dty
 def run_ours(checkpoint: Path, records: list[tuple[str, str]], dtype: str):
     from biocoreset import score
     from biocoreset.adapters.rnafm import make_rnafm_adapter
-    from biocoreset.presets import get_preset
+    from biocoreset.config.presets import get_preset
 
     preset = get_preset("paper-compat")
     adapter = make_rnafm_adapter(checkpoint=checkpoint, dtype=dtype, **preset.adapter_options)
@@ -157,7 +157,7 @@ def main() -> None:
     from biocoreset import select
     from biocoreset.adapters.rnafm_checkpoint import save_rnafm_checkpoint
     from biocoreset.adapters.rnafm_model import build_rnafm
-    from biocoreset.presets import get_preset
+    from biocoreset.config.presets import get_preset
 
     get_inf, model_override, released_sel = load_released(args.released)
     records = read_sequences(args.corpus, args.n, seed=0)

@@ -328,8 +328,8 @@ def score_job(job: dict[str, Any]) -> dict[str, Any]:
     import attrs
 
     from biocoreset import api
+    from biocoreset.config.presets import get_preset
     from biocoreset.modelio import load_model
-    from biocoreset.presets import get_preset
     from biocoreset.store.result import ScoreResult
     from biocoreset.train.finetune import finetune
 
@@ -490,7 +490,7 @@ class Runner:
         With ``fn=None`` every job is a ``(function, job)`` pair (independent work packed together).
         Jobs start in the order given: put the longest first.
         """
-        from biocoreset.progress import progress_bar
+        from biocoreset.runtime.progress import progress_bar
 
         calls = list(jobs) if fn is None else [(fn, job) for job in jobs]
         results: list[Any] = [None] * len(calls)
@@ -632,8 +632,8 @@ class Runner:
 
     def influence_selections(self) -> dict[str, Path]:
         from biocoreset import select
-        from biocoreset.plots import plot_selection
-        from biocoreset.presets import get_preset
+        from biocoreset.config.presets import get_preset
+        from biocoreset.diagnose.plots import plot_selection
         from biocoreset.store.result import ScoreResult
 
         out: dict[str, Path] = {}

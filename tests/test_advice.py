@@ -1,4 +1,4 @@
-"""The quality warnings (biocoreset.advice): each fires on its condition, names its fix, stays quiet
+"""The quality warnings (biocoreset.diagnose.advice): each fires on its condition, names its fix, stays quiet
 otherwise, and the command line prints each one once."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from biocoreset import score
-from biocoreset.advice import (
+from biocoreset.cli import main
+from biocoreset.data.synthetic import write_fasta
+from biocoreset.diagnose.advice import (
     LENGTH_RHO,
     fit_advice,
     length_advice,
     score_file_advice,
     subset_advice,
 )
-from biocoreset.cli import main
-from biocoreset.data.synthetic import write_fasta
 from biocoreset.errors import BioCoresetWarning, QualityWarning
 from biocoreset.store.result import ScoreResult
 from biocoreset.testing import random_rna, tiny_esm

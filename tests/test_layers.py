@@ -15,13 +15,10 @@ LAYERS = {
     "errors": 0,
     "protocols": 0,
     "stats": 0,
-    "progress": 0,
     "runtime": 0,
-    "tomlconfig": 0,
     "_version": 0,
     # 1 data, storage, the registry (built-ins are named by string, not imported)
     "data": 1,
-    "validators": 1,
     "store": 1,
     "plugins": 1,
     # 2 numerics and model code
@@ -30,26 +27,19 @@ LAYERS = {
     "scorers": 2,
     "selectors": 2,
     "adapters": 2,
-    "plots": 2,
     # 3 configuration and model I/O
     "config": 3,
-    "presets": 3,
     "modelio": 3,
     # 4 phases
     "scoring": 4,
     "selection": 4,
-    "selection_files": 4,
     "train": 4,
     "diagnose": 4,
-    "advice": 4,
     "bench": 4,
     # 5 facades
     "api": 5,
-    "runfile": 5,
-    "runcheck": 5,
-    "pipeline": 5,
+    "run": 5,
     "testing": 5,
-    "demo": 5,
     "__init__": 5,
     # 6 the command line
     "cli": 6,

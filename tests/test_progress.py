@@ -8,7 +8,7 @@ import re
 import pytest
 
 from biocoreset.errors import ConfigError
-from biocoreset.progress import (
+from biocoreset.runtime.progress import (
     LogProgress,
     log_interval,
     progress_bar,
@@ -36,7 +36,7 @@ def test_modes_resolve(monkeypatch):
 
 def test_log_lines_give_done_total_rate_eta_and_fields(monkeypatch):
     clock = iter(float(t) for t in range(100))
-    monkeypatch.setattr("biocoreset.progress.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("biocoreset.runtime.progress.time.monotonic", lambda: next(clock))
     out = io.StringIO()
     bar = LogProgress(total=10, desc="score", unit="seq", interval=2, file=out)  # t = 0
     bar.update(1)  # t = 1: too early

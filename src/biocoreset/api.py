@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from biocoreset.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import as_source
+from biocoreset.diagnose.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.runtime.distributed import current
 from biocoreset.scoring import ScoringRun, build_components, resolve_config
 from biocoreset.scoring import fit_curvature as fit_curvature  # re-exported: lives in scoring/
@@ -79,7 +79,7 @@ def score(
 
     Warns:
         QualityWarning: A small ``D_sub``, many zero Fisher entries, or scores that follow length
-            (see :mod:`biocoreset.advice`; each message names its fix).
+            (see :mod:`biocoreset.diagnose.advice`; each message names its fix).
 
     Returns:
         A :class:`~biocoreset.store.result.ScoreResult` in input order (rows dropped by validation

@@ -68,7 +68,7 @@ class BioCoresetWarning(UserWarning):
 class QualityWarning(BioCoresetWarning):
     """A run finished but its result may not mean much (too small a ``D_sub``, a fine-tune shorter
     than its warm-up, many zero Fisher entries, scores that follow length); see
-    :mod:`biocoreset.advice`."""
+    :mod:`biocoreset.diagnose.advice`."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

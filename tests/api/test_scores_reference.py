@@ -1,4 +1,4 @@
-"""identity and diagonal scores equal a brute-force float64 reference (DESIGN §2)."""
+"""identity and diagonal scores equal a brute-force float64 reference (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -167,11 +167,22 @@ def test_config_file_and_cli(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("seed = [0]\n", encoding="utf-8")
     with pytest.raises(
-        ConfigError, match=r"unknown key\(s\) \['seed'\]; valid: batch_size, checkpoint, device"
+        ConfigError,
+        match=r"unknown key 'seed'.*Did you mean 'seeds'\? Valid keys: batch_size, checkpoint, device",
     ):
         load_bench_config(bad)
     bad.write_text('[[checkpoint]]\nname = "x"\npath = "m"\nweights = "w"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"checkpoint 1: unknown key\(s\) \['weights'\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'checkpoint\[1\]\.weights'.*Valid keys.*adapter_options"
+    ):
+        load_bench_config(bad)
+    bad.write_text("seeds = []\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"seeds must be a non-empty list of integers >= 0, got \[\]"
+    ):
+        load_bench_config(bad)
+    bad.write_text('batch_size = "8"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"batch_size must be an integer, got '8'"):
         load_bench_config(bad)
     json_cfg = tmp_path / "bench.json"
     json_cfg.write_text(

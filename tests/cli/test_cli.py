@@ -11,7 +11,7 @@ import torch
 from biocoreset.cli import main
 from biocoreset.data.synthetic import synthetic_rna_corpus, write_fasta
 from biocoreset.errors import ConfigError
-from biocoreset.runfile import load_run_config, run_config_from_dict
+from biocoreset.run.file import load_run_config, run_config_from_dict
 from biocoreset.store.result import load_scores
 from biocoreset.testing import tiny_esm
 
@@ -303,7 +303,7 @@ def test_run_config_not_toml(tmp_path, capsys):
 
 
 def test_small_demo(tmp_path, capsys):
-    from biocoreset.demo import run_demo
+    from biocoreset.run.demo import run_demo
 
     out = run_demo(tmp_path / "demo", n=60, pretrain_steps=3, progress=False)
     text = capsys.readouterr().out

@@ -1053,7 +1053,7 @@ import torch
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.api import score_to_file
 from biocoreset.testing import tiny_esm
-from biocoreset.train.distributed import current, init_distributed
+from biocoreset.runtime.distributed import current, init_distributed
 
 ctx = init_distributed()
 model, tok = tiny_esm(seed=0)

@@ -1,4 +1,4 @@
-"""Mask draws: draw 0 is the single DESIGN §2 mask; more draws are seeded by (seed, id, k)."""
+"""Mask draws: draw 0 is the single mask of docs/design.md; more draws are seeded by (seed, id, k)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _positions(labels):
 
 
 def _single_mask_reference(rid, seed):
-    """The single-mask algorithm of DESIGN §2, transcribed: 15% of positions, then 80/10/10."""
+    """The single-mask algorithm of docs/design.md, transcribed: 15% of positions, then 80/10/10."""
     rng = sequence_rng(seed, rid)
     candidates = np.arange(1, 101)
     chosen = np.sort(rng.choice(candidates, size=15, replace=False))

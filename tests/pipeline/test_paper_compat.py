@@ -33,7 +33,7 @@ from biocoreset import score, select
 from biocoreset.adapters.rnafm import make_rnafm_adapter
 from biocoreset.adapters.rnafm_checkpoint import save_rnafm_checkpoint
 from biocoreset.adapters.rnafm_model import build_rnafm
-from biocoreset.presets import get_preset
+from biocoreset.config.presets import get_preset
 
 fm = pytest.importorskip("fm", reason="the rna-fm package (module fm) runs the reference")
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from biocoreset import score, select
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.config import ScoreConfig
+from biocoreset.config.presets import PRESETS, get_preset
 from biocoreset.errors import ConfigError
-from biocoreset.presets import PRESETS, get_preset
 from biocoreset.testing import random_rna, tiny_esm
 
 

@@ -14,9 +14,9 @@ from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import open_sequences
 from biocoreset.data.synthetic import write_fasta
 from biocoreset.errors import BudgetError, ConfigError, InputError, OutputExistsError
+from biocoreset.runtime.distributed import DistContext
 from biocoreset.scoring import fit_curvature
 from biocoreset.testing import random_rna, tiny_esm
-from biocoreset.train.distributed import DistContext
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from biocoreset import score
 from biocoreset.adapters.hf import HFAdapter
-from biocoreset.selection_files import select_to_folder
+from biocoreset.selection.folder import select_to_folder
 from biocoreset.testing import random_rna, tiny_esm
 
 

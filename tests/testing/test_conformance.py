@@ -19,11 +19,15 @@ from biocoreset.scorers.self_influence import SelfInfluenceScorer
 from biocoreset.selectors.topk import TopKSelector
 from biocoreset.testing import (
     TinyAdapter,
+    adapter_checks,
     check_adapter,
     check_curvature,
     check_protocols,
     check_scorer,
     check_selector,
+    checks_for,
+    parametrize_with_checks,
+    selector_checks,
     tiny_adapter,
 )
 from biocoreset.testing.curvature import dense_diagonal, dense_kfac
@@ -38,14 +42,9 @@ BUILTIN = {
 # -- the built-ins pass ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("comp", BUILTIN["curvature"], ids=lambda c: c.name)
-def test_builtin_curvatures_pass(comp):
-    check_curvature(comp.load())
-
-
-@pytest.mark.parametrize("comp", BUILTIN["scorer"], ids=lambda c: c.name)
-def test_builtin_scorers_pass(comp):
-    check_scorer(comp.load())
+@parametrize_with_checks([c.load() for c in BUILTIN["curvature"] + BUILTIN["scorer"]])
+def test_builtin_curvatures_and_scorers_pass(check):
+    check()
 
 
 def test_self_influence_passes_with_every_builtin_curvature():
@@ -53,14 +52,24 @@ def test_self_influence_passes_with_every_builtin_curvature():
         check_scorer(SelfInfluenceScorer(), curvature=curvature)
 
 
-@pytest.mark.parametrize("comp", BUILTIN["selector"], ids=lambda c: c.name)
-def test_builtin_selectors_pass(comp):
-    check_selector(comp.create())
+@parametrize_with_checks([c.create() for c in BUILTIN["selector"]] + [tiny_adapter()])
+def test_builtin_selectors_and_the_tiny_adapter_pass(check):
+    check()
 
 
-def test_tiny_adapter_passes():
-    check_adapter(tiny_adapter())
+def test_tiny_adapter_passes_in_one_call():
     check_adapter(tiny_adapter(), engine="loop")
+
+
+def test_named_checks_have_one_id_each():
+    names = [c.name for c in adapter_checks(tiny_adapter())]
+    assert names[0] == "TinyAdapter-protocol" and len(set(names)) == len(names) == 8
+    assert [c.name.split("-", 1)[1] for c in checks_for(DiagonalFisher)][:2] == [
+        "protocol",
+        "metadata_json",
+    ]
+    with pytest.raises(TypeError, match="not an adapter, curvature, scorer or selector"):
+        checks_for(object())
 
 
 def test_hf_adapter_passes_on_tiny_bert():
@@ -136,6 +145,21 @@ def _broken_adapter(cls):
 def test_check_adapter_fails_a_loss_that_is_not_batch_separable():
     with pytest.raises(AssertionError, match="not batch-separable"):
         check_adapter(_broken_adapter(BatchMeanAdapter))
+
+
+def _failing(checks):
+    failed = []
+    for check in checks:
+        try:
+            check()
+        except AssertionError:
+            failed.append(check.name.split("-", 1)[1])
+    return failed
+
+
+def test_a_broken_component_fails_only_its_named_check():
+    assert _failing(adapter_checks(_broken_adapter(BatchMeanAdapter))) == ["loss_batch_separable"]
+    assert _failing(selector_checks(BadSelector())) == ["budget_indices"]
 
 
 def test_check_adapter_fails_masking_that_depends_on_the_batch():

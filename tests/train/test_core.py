@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from biocoreset.adapters.hf import HFAdapter
-from biocoreset.progress import progress_settings
 from biocoreset.runtime.distributed import DistContext
+from biocoreset.runtime.progress import progress_settings
 from biocoreset.testing import random_rna, tiny_esm
 from biocoreset.train.core import EpochPlan, Trainer, local_share, train_loop
 from biocoreset.train.pretrain import PretrainConfig, pretrain

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     dtype = torch.float64 if mode == "ddp" else torch.float32
     if mode == "ddp":
         import torch.distributed as dist
-        from biocoreset.train.distributed import init_distributed
+        from biocoreset.runtime.distributed import init_distributed
         init_distributed()  # what `biocoreset pretrain` does under torchrun
         assert dist.get_world_size() == 2
     model, tok = tiny_esm(dtype=dtype, seed=7)

@@ -4,10 +4,15 @@ from biocoreset_example_plugin import QuantileStrataSelector
 from biocoreset import select
 from biocoreset.errors import ConfigError
 from biocoreset.plugins import describe_options
-from biocoreset.testing import check_selector
+from biocoreset.testing import check_selector, parametrize_with_checks
 
 
-def test_conformance():
+@parametrize_with_checks([QuantileStrataSelector(strata=7)])
+def test_conformance(check):
+    check()  # one pytest id per check: QuantileStrataSelector-budget_indices, ...
+
+
+def test_conformance_in_one_call():
     check_selector(QuantileStrataSelector(strata=7))
 
 

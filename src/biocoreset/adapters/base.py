@@ -32,7 +32,7 @@ tokenised row, as the released bio-coreset code does: ``<cls>`` + 1,023 residues
 for RNA-FM)."""
 
 LOSS_MODES = ("masked", "paper-compat")
-"""Per-sample loss definitions: ``"masked"`` (DESIGN §2, the default) or ``"paper-compat"`` (the
+"""Per-sample loss definitions: ``"masked"`` (``docs/design.md``, the default) or ``"paper-compat"`` (the
 released bio-coreset code: unmasked reconstruction loss averaged over every position of the padded
 batch, special tokens and padding included)."""
 
@@ -123,7 +123,7 @@ class MaskedLMAdapter:
         max_length: Longest sequence (residues, special tokens excluded) the model accepts.
         long_policy: ``"truncate"`` (keep the first ``max_length`` residues; counted in
             :attr:`stats`) or ``"error"``.
-        loss_mode: ``"masked"`` (default): the masked-LM loss of DESIGN §2. ``"paper-compat"``: the
+        loss_mode: ``"masked"`` (default): the masked-LM loss of ``docs/design.md``. ``"paper-compat"``: the
             released bio-coreset code's loss — no masking, every position of the padded batch
             (special tokens and padding included) is a target, and the per-sample loss is the mean
             over the batch's padded width. Unless ``pad_to`` fixes the width, that loss depends on the

@@ -1,7 +1,7 @@
 """The ``hf`` adapter: any Hugging Face transformers masked LM with its tokenizer.
 
 Works with ``EsmForMaskedLM``, ``BertForMaskedLM`` and other ``*ForMaskedLM`` models whose forward
-takes ``input_ids`` and ``attention_mask`` and returns ``.logits``. Masking follows DESIGN §2:
+takes ``input_ids`` and ``attention_mask`` and returns ``.logits``. Masking follows ``docs/design.md``:
 15% of the residue (non-special) tokens, seeded by ``(seed, sequence id)``.
 
 Example:

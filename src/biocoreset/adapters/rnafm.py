@@ -15,7 +15,7 @@ hookable module. The adapter adds the official alphabet and the shared sequence 
   (non-overlapping 1,022-residue windows; the record's loss is the mean over all its masked
   residues, see :mod:`biocoreset.data.hygiene`) or ``"error"``.
 
-Masking is DESIGN §2's: 15% of the residues, chosen by ``(seed, record id)``, BERT 80/10/10 with
+Masking is ``docs/design.md``'s: 15% of the residues, chosen by ``(seed, record id)``, BERT 80/10/10 with
 random replacements drawn from ``A``, ``C``, ``G``, ``U``.
 
 Building it through the plugin registry (``biocoreset.plugins.create("adapter", "rna-fm", ...)``

@@ -26,7 +26,6 @@ Unknown keys are errors that list the valid ones.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,41 @@ from typing import Any
 import attrs
 
 from biocoreset.bench.backbone import Backbone, load_backbone
+from biocoreset.config.fields import integer_ge, member_of, none_or
+from biocoreset.config.toml import build, check_table, read_toml, schema_of
 from biocoreset.errors import ConfigError
 
-__all__ = ["BenchConfig", "load_bench_config", "make_backbone"]
+__all__ = ["BenchConfig", "CheckpointSpec", "load_bench_config", "make_backbone"]
 
-_TOP = {"seeds", "device", "batch_size", "checkpoint", "task"}
-_CHECKPOINT = {"name", "path", "data_size", "adapter", "adapter_options", "init"}
 _PATH_KEYS = ("train", "test", "valid")
+
+
+def _seeds(instance: object, attribute: Any, value: Any) -> None:
+    if not value or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+    ):
+        raise ConfigError(f"seeds must be a non-empty list of integers >= 0, got {list(value)!r}.")
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointSpec:
+    """One ``[[checkpoint]]`` table (its fields are the table's keys).
+
+    Attributes:
+        name: Row label.
+        path: Pretrain output, transformers folder or ``.pt`` state dict.
+        data_size: Pretraining data size shown in the table.
+        adapter: Adapter name (``None``: from the model manifest, else ``"hf"``).
+        adapter_options: Adapter options.
+        init: ``"random"`` re-initialises the architecture (the paper's "Raw 0M" row).
+    """
+
+    name: str
+    path: str
+    data_size: str = ""
+    adapter: str | None = None
+    adapter_options: dict[str, Any] | None = None
+    init: str | None = attrs.field(default=None, validator=none_or(member_of("init", ("random",))))
 
 
 @attrs.frozen(kw_only=True)
@@ -55,25 +82,19 @@ class BenchConfig:
         tasks: Task tables (paths resolved), each with a ``name``.
     """
 
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = attrs.field(default=(0, 1, 2), converter=tuple, validator=_seeds)
     device: str = "auto"
-    batch_size: int = 32
+    batch_size: int = attrs.field(default=32, validator=integer_ge("batch_size", 1))
     checkpoints: tuple[dict[str, Any], ...] = ()
     tasks: tuple[dict[str, Any], ...] = ()
 
 
-def _loads(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
-        return tomllib.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{str(path)!r} is not valid TOML/JSON: {exc}") from exc
+_TOP = {
+    **schema_of(BenchConfig, exclude=("checkpoints", "tasks")),
+    "checkpoint": schema_of(BenchConfig)["checkpoints"],
+    "task": schema_of(BenchConfig)["tasks"],
+}
+_CHECKPOINT = schema_of(CheckpointSpec)
 
 
 def _resolve(value: Any, base: Path) -> Any:
@@ -88,54 +109,38 @@ def _resolve(value: Any, base: Path) -> Any:
 def load_bench_config(path: str | os.PathLike[str]) -> BenchConfig:
     """Read a benchmark configuration (see the module docstring).
 
+    The keys and their types come from :class:`BenchConfig` and :class:`CheckpointSpec`
+    (:func:`~biocoreset.config.toml.check_table`); the file is read by
+    :func:`~biocoreset.config.toml.read_toml`.
+
     Raises:
-        ConfigError: Unknown keys, a checkpoint without ``name``/``path`` or a task without ``name``.
+        ConfigError: Unknown keys or wrong types, a checkpoint without ``name``/``path`` or a task
+            without ``name``.
     """
     p = Path(path)
-    data = _loads(p)
+    source = repr(str(p))
+    data = read_toml(p)
     base = p.resolve().parent
-    unknown = sorted(set(data) - _TOP)
-    if unknown:
-        raise ConfigError(
-            f"{str(p)!r}: unknown key(s) {unknown}; valid: {', '.join(sorted(_TOP))}."
-        )
+    check_table(data, _TOP, source=source)
     checkpoints = []
     for i, ck in enumerate(data.get("checkpoint", []), 1):
-        bad = sorted(set(ck) - _CHECKPOINT)
-        if bad:
-            raise ConfigError(
-                f"{str(p)!r} checkpoint {i}: unknown key(s) {bad}; valid: {', '.join(sorted(_CHECKPOINT))}."
-            )
+        check_table(ck, _CHECKPOINT, f"checkpoint[{i}].", source)
         if "name" not in ck or "path" not in ck:
-            raise ConfigError(f"{str(p)!r} checkpoint {i}: needs 'name' and 'path'.")
-        if ck.get("init") not in (None, "random"):
-            raise ConfigError(
-                f"{str(p)!r} checkpoint {i}: init must be 'random' or absent, got {ck['init']!r}."
-            )
+            raise ConfigError(f"{source} checkpoint {i}: needs 'name' and 'path'.")
+        build(CheckpointSpec, None, ck, f"checkpoint {i}")
         checkpoints.append({**ck, "path": _resolve(ck["path"], base)})
     tasks = []
     for i, t in enumerate(data.get("task", []), 1):
         if "name" not in t:
             raise ConfigError(
-                f"{str(p)!r} task {i}: needs a 'name' (see `biocoreset plugins --kind task`)."
+                f"{source} task {i}: needs a 'name' (see `biocoreset plugins --kind task`)."
             )
         tasks.append({k: (_resolve(v, base) if k in _PATH_KEYS else v) for k, v in t.items()})
-    seeds = data.get("seeds", [0, 1, 2])
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and s >= 0 for s in seeds)
-    ):
-        raise ConfigError(
-            f"{str(p)!r}: seeds must be a non-empty list of integers >= 0, got {seeds!r}."
-        )
-    return BenchConfig(
-        seeds=tuple(seeds),
-        device=str(data.get("device", "auto")),
-        batch_size=int(data.get("batch_size", 32)),
-        checkpoints=tuple(checkpoints),
-        tasks=tuple(tasks),
-    )
+    top = {k: data[k] for k in ("seeds", "device", "batch_size") if k in data}
+    try:
+        return BenchConfig(**top, checkpoints=tuple(checkpoints), tasks=tuple(tasks))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def make_backbone(spec: dict[str, Any], *, device: str = "auto", batch_size: int = 32) -> Backbone:

@@ -32,7 +32,7 @@ import attrs
 from biocoreset.data.readers import ByteCounter
 from biocoreset.data.sources import as_source
 from biocoreset.errors import ConfigError, InputError
-from biocoreset.progress import progress_bar
+from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path
 
 __all__ = [
@@ -228,7 +228,7 @@ def dedup_corpus(
         k: ``k``-mer length (default 8 for RNA, 4 for protein).
         max_candidates: ``difflib`` only: test sequences compared per corpus sequence.
         force: Overwrite ``output``.
-        progress: Progress over the corpus (see :mod:`biocoreset.progress`).
+        progress: Progress over the corpus (see :mod:`biocoreset.runtime.progress`).
 
     Returns:
         A :class:`DedupReport`.

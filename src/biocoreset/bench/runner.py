@@ -31,10 +31,10 @@ import numpy as np
 from biocoreset.bench.backbone import Backbone
 from biocoreset.bench.protocol import BenchmarkTask, MetricSpec
 from biocoreset.errors import ConfigError
-from biocoreset.progress import progress_enabled
+from biocoreset.runtime.progress import progress_enabled
 from biocoreset.store.atomic import atomic_path
 
-__all__ = ["BenchRow", "BenchTable", "run_bench"]
+__all__ = ["BenchRow", "BenchTable", "build_tasks", "run_bench"]
 
 GROUP_TITLES = {
     "rna-function": "RNA function and engineering prediction (cf. paper Table 1)",
@@ -253,7 +253,19 @@ class BenchTable:
         return paths
 
 
-def _as_tasks(tasks: Iterable[Any]) -> list[BenchmarkTask]:
+def build_tasks(tasks: Iterable[Any]) -> list[BenchmarkTask]:
+    """The benchmark tasks of a list of tasks and task tables (as in a bench config's ``tasks``).
+
+    Args:
+        tasks: :class:`~biocoreset.bench.protocol.BenchmarkTask` objects, or tables with a
+            ``name`` key (a registered task), an optional ``title`` and the task's options.
+
+    Returns:
+        The tasks, built through the registry where a table was given.
+
+    Raises:
+        ConfigError: A table without ``name``, an unknown task, or an object that is not a task.
+    """
     from biocoreset.plugins import get_registry
 
     out: list[BenchmarkTask] = []
@@ -329,12 +341,12 @@ def run_bench(
         force: Overwrite existing result files.
         device: Override every backbone's device.
         progress: Print one line per finished run to stderr (``None``: unless the process-wide
-            progress mode is ``none``; see :mod:`biocoreset.progress`).
+            progress mode is ``none``; see :mod:`biocoreset.runtime.progress`).
 
     Returns:
         The :class:`BenchTable`.
     """
-    task_list = _as_tasks(tasks)
+    task_list = build_tasks(tasks)
     backbones = _as_backbones(checkpoints, device)
     if not task_list or not backbones:
         raise ConfigError("run_bench needs at least one task and one checkpoint.")

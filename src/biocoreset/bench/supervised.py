@@ -32,8 +32,14 @@ from biocoreset.bench.data import Example, Split, subsample
 from biocoreset.bench.heads import HEADS, PairwiseHead, SequencePairHead, make_head
 from biocoreset.bench.loaders import load_split
 from biocoreset.bench.protocol import MetricSpec
+from biocoreset.config.fields import (
+    integer_ge,
+    member_of,
+    none_or,
+    number_ge,
+    number_gt,
+)
 from biocoreset.errors import ConfigError, InputError
-from biocoreset.validators import float_at_least, int_at_least, one_of, optional
 
 __all__ = ["OBJECTIVES", "SupervisedTask", "TrainConfig"]
 
@@ -69,16 +75,16 @@ class TrainConfig:
         dropout: Dropout inside the head.
     """
 
-    epochs: int = attrs.field(validator=int_at_least("epochs", 1))
-    lr: float = attrs.field(converter=float, validator=float_at_least("lr", 0.0, strict=True))
+    epochs: int = attrs.field(validator=integer_ge("epochs", 1))
+    lr: float = attrs.field(converter=float, validator=number_gt("lr"))
     weight_decay: float = attrs.field(
-        default=0.01, converter=float, validator=float_at_least("weight_decay")
+        default=0.01, converter=float, validator=number_ge("weight_decay")
     )
-    batch_size: int = attrs.field(default=32, validator=int_at_least("batch_size", 1))
+    batch_size: int = attrs.field(default=32, validator=integer_ge("batch_size", 1))
     finetune: bool = False
-    head: str = attrs.field(default="linear", validator=one_of("head", HEADS))
+    head: str = attrs.field(default="linear", validator=member_of("head", HEADS))
     head_hidden: int | None = attrs.field(
-        default=None, validator=optional(int_at_least("head_hidden", 1))
+        default=None, validator=none_or(integer_ge("head_hidden", 1))
     )
     dropout: float = attrs.field(default=0.0, converter=float, validator=_dropout)
 

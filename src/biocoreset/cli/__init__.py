@@ -15,7 +15,7 @@ Subcommands:
 * ``bench`` — downstream benchmarks; ``dedup`` — remove benchmark test sequences from a corpus.
 
 Every command that takes a model accepts what the previous one wrote (``--model FOLDER``), and
-every long command takes ``--progress {auto,bar,log,none}`` (:mod:`biocoreset.progress`). Every
+every long command takes ``--progress {auto,bar,log,none}`` (:mod:`biocoreset.runtime.progress`). Every
 command also runs under ``torchrun --nproc_per_node N`` (``torchrun ... -m biocoreset.cli``). Run
 ``biocoreset <command> --help`` for options.
 
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biocoreset`` console script."""
-    from biocoreset.progress import progress_settings
+    from biocoreset.runtime.progress import progress_settings
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from biocoreset.progress import PROGRESS_MODES
+from biocoreset.runtime.progress import PROGRESS_MODES
 
 __all__ = [
     "add_common",

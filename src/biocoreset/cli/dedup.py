@@ -57,9 +57,9 @@ def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _bench_test_sequences(config: str) -> Iterable[str]:
     from biocoreset.bench.config import load_bench_config
-    from biocoreset.bench.runner import _as_tasks
+    from biocoreset.bench.runner import build_tasks
 
-    for task in _as_tasks(load_bench_config(config).tasks):
+    for task in build_tasks(load_bench_config(config).tasks):
         yield from task.test_sequences()
 
 

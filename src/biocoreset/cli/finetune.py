@@ -84,7 +84,7 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     import attrs
 
-    from biocoreset.presets import get_preset
+    from biocoreset.config.presets import get_preset
     from biocoreset.runtime.distributed import current
     from biocoreset.store.atomic import check_output
     from biocoreset.train.finetune import finetune, save_finetuned

@@ -35,8 +35,8 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from biocoreset.pipeline import run_pipeline
-    from biocoreset.runfile import load_run_config
+    from biocoreset.run.file import load_run_config
+    from biocoreset.run.pipeline import run_pipeline
     from biocoreset.runtime.distributed import current
 
     cfg = load_run_config(args.config)
@@ -52,7 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from biocoreset.demo import run_demo
+    from biocoreset.run.demo import run_demo
 
     run_demo(args.output, force=args.force, progress=progress(args))
     return 0

@@ -97,8 +97,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     import attrs
 
     from biocoreset.api import score_to_file
+    from biocoreset.config.presets import get_preset
     from biocoreset.errors import ConfigError
-    from biocoreset.presets import get_preset
     from biocoreset.runtime.distributed import current
     from biocoreset.store.shards import ScoreStore
 

@@ -61,8 +61,8 @@ def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from biocoreset.presets import get_preset
-    from biocoreset.selection_files import select_to_folder
+    from biocoreset.config.presets import get_preset
+    from biocoreset.selection.folder import select_to_folder
 
     preset = get_preset(args.preset)
     options = {**preset.options_for(args.method), **(args.options or {})}

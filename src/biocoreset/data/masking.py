@@ -1,4 +1,4 @@
-"""Deterministic per-sequence masking (DESIGN §2).
+"""Deterministic per-sequence masking (``docs/design.md``).
 
 A sequence's masked positions and replacements are drawn from a random generator seeded by
 ``(seed, sequence id)`` only, so its loss, gradient and score never depend on batch composition,
@@ -101,7 +101,7 @@ def resolve_schedule(schedule: str, draws: int) -> str:
 
 def sequence_rng(seed: int, record_id: str, *stream: int) -> np.random.Generator:
     """A generator seeded from ``(seed, record_id, *stream)`` only (stable across processes and
-    Python runs). Without ``stream`` it is the single-mask generator of DESIGN §2.
+    Python runs). Without ``stream`` it is the single-mask generator of ``docs/design.md`` ("Per-sample loss and masking").
 
     >>> float(sequence_rng(0, "a").random()) == float(sequence_rng(0, "a").random())
     True
@@ -157,7 +157,7 @@ def mask_positions(
         config: Masking configuration.
         mask_token_id: Id of ``<mask>``.
         random_token_ids: Ids a "random token" replacement draws from (the regular residues).
-        draw: Which of the sequence's masks (``0 .. draws - 1``); draw 0 of one is DESIGN §2's.
+        draw: Which of the sequence's masks (``0 .. draws - 1``); draw 0 of one is the single mask of ``docs/design.md``.
         draws: How many masks the sequence gets (picks the ``"auto"`` schedule).
 
     Returns:

@@ -9,9 +9,11 @@ room.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import attrs
 import torch
 from torch import nn
 from torch.autograd.graph import GradientEdge
@@ -29,17 +31,50 @@ from biocoreset.grads.graph import (
 from biocoreset.grads.handlers import LayerNormHandler
 from biocoreset.grads.plan import (
     Call,
+    Plan,
     broadcast_consumers,
     covered_uses,
     leaky_nodes,
     record_calls,
 )
-from biocoreset.protocols import Batch, LayerFactors, ParamBlock
+from biocoreset.protocols import Batch, LayerFactors, ModelAdapter, ParamBlock
 
-if TYPE_CHECKING:
-    from biocoreset.grads.engine import HookEngine
+__all__ = ["BatchRun", "RunSettings"]
 
-__all__ = ["BatchRun"]
+
+@attrs.frozen(kw_only=True)
+class RunSettings:
+    """What one :class:`BatchRun` needs from its engine, frozen for the run (the engine builds it;
+    this module does not know the engine).
+
+    Attributes:
+        adapter: The model adapter (its ``per_sample_loss`` is the loss).
+        params: Scored parameters by qualified name.
+        plan: How each parameter is covered (:mod:`biocoreset.grads.plan`).
+        dtype: Dtype of per-sample quantities.
+        autocast_dtype: Autocast dtype of the forward pass, or ``None``.
+        autocast: Makes the forward pass's autocast context.
+        grad_scale: Scale of the backward seed (fp16), undone on every gradient.
+        fallback_budget: Bytes of fallback per-sample gradients per batched backward pass.
+        fast_path: The linear blocks' fast-path choice.
+        workspace_bytes: Bytes of per-sample products formed at once (``None``: by device).
+    """
+
+    adapter: ModelAdapter
+    params: Mapping[str, nn.Parameter]
+    plan: Plan
+    dtype: torch.dtype
+    autocast_dtype: torch.dtype | None
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]]
+    grad_scale: float
+    fallback_budget: int
+    fast_path: str | bool
+    workspace_bytes: int | None
+
+    @property
+    def blocks(self) -> list[ParamBlock]:
+        """Parameter blocks, in scored-parameter order."""
+        return self.plan.blocks
 
 
 _RELEASED = torch.empty(0)
@@ -63,21 +98,21 @@ class BatchRun:
     of :mod:`biocoreset.grads.engine` for the passes)."""
 
     def __init__(
-        self, engine: HookEngine, batch_size: int, on_block: Callable[[LayerFactors], None]
+        self, settings: RunSettings, batch_size: int, on_block: Callable[[LayerFactors], None]
     ) -> None:
-        self.engine = engine
-        self.plan = engine.plan
+        self.settings = settings
+        self.plan = settings.plan
         self.B = batch_size
         self.on_block = on_block
         self.phase = "forward"
         self.calls: list[Call] = []
         self.captured: list[tuple[int, list[str]]] = []
-        self.states = [_BlockState(i, b) for i, b in enumerate(engine.blocks)]
-        self.workspace: int | None = engine.workspace_bytes
+        self.states = [_BlockState(i, b) for i, b in enumerate(settings.blocks)]
+        self.workspace: int | None = settings.workspace_bytes
         # Under bf16 autocast, keep linear factors in bf16: they are the layers' own bf16 values.
         self.keep = (
             torch.bfloat16
-            if engine.autocast_dtype == torch.bfloat16 and engine.dtype == torch.float32
+            if settings.autocast_dtype == torch.bfloat16 and settings.dtype == torch.float32
             else None
         )
 
@@ -94,7 +129,7 @@ class BatchRun:
             self.states = []
 
     def _execute(self, batch: Batch) -> torch.Tensor:
-        eng = self.engine
+        eng = self.settings
         with (
             record_calls(
                 self.plan.entries,
@@ -104,7 +139,7 @@ class BatchRun:
                 active=lambda: self.phase == "forward",
             ),
             torch.enable_grad(),
-            eng._autocast(),
+            eng.autocast(),
         ):
             loss = eng.adapter.per_sample_loss(batch)
         self.phase = "analyse"
@@ -142,8 +177,8 @@ class BatchRun:
     def _analyse(self, loss: torch.Tensor) -> list[GradientEdge]:
         """Check the plan holds for this batch; return the lowest call outputs to differentiate to."""
         plan = self.plan
-        handled = {id(self.engine.params[q]): q for e in plan.entries for q in e.names.values()}
-        addends = {id(self.engine.params[q]): q for q in plan.addends}
+        handled = {id(self.settings.params[q]): q for e in plan.entries for q in e.names.values()}
+        addends = {id(self.settings.params[q]): q for q in plan.addends}
         index = GraphIndex(loss.grad_fn, set(handled) | set(addends))
         subgraphs = [call_subgraph(c.out_node, c.in_nodes) for c in self.calls]
         inside: set[Any] = set().union(*subgraphs) if subgraphs else set()
@@ -219,7 +254,7 @@ class BatchRun:
         block_of = {n: i for i, names in self.plan.addend.items() for n in names}
         by_node: dict[Any, list[str]] = {}
         for pid, name in addends.items():
-            p = self.engine.params[name]
+            p = self.settings.params[name]
             for node in index.uses.get(pid, []):
                 if not is_addition_of(node, p):
                     raise ConfigError(
@@ -249,7 +284,7 @@ class BatchRun:
                         f"parameter {name!r}: the addition reading it has gradient shape {tuple(g.shape)}, with no "
                         f"batch dimension {bdim} of size {self.B}. Use engine='loop'."
                     )
-                shape = self.engine.params[name].shape
+                shape = self.settings.params[name].shape
                 t = self._unscale(addend_per_sample(g, bdim, shape, self.B))
                 state.sums[name] = state.sums[name] + t if name in state.sums else t
             state.pending -= 1
@@ -261,7 +296,7 @@ class BatchRun:
     def _fallback(self, loss: torch.Tensor) -> None:
         """Per-sample gradients of the fallback blocks, as few batched backward passes as fit in
         :attr:`HookEngine.fallback_budget` bytes; each block is emitted as soon as it is computed."""
-        eng = self.engine
+        eng = self.settings
         chunk: list[int] = []
         size = 0
         items = list(self.plan.fallback.items())
@@ -289,7 +324,7 @@ class BatchRun:
     # -- backward hooks ----------------------------------------------------------------------------
 
     def _unscale(self, g: torch.Tensor) -> torch.Tensor:
-        eng = self.engine
+        eng = self.settings
         g = g.to(eng.dtype)
         if eng.grad_scale != 1.0:
             if not bool(torch.isfinite(g).all()):
@@ -340,7 +375,7 @@ class BatchRun:
         g = handler.to_btd(module, grad, entry.bdim, self.B, out_features)
         linear = entry.block in self.plan.linear
         if x.is_floating_point() and not (linear and x.dtype == self.keep):
-            x = x.to(self.engine.dtype)
+            x = x.to(self.settings.dtype)
         if not (linear and g.dtype == self.keep):
             g = self._unscale(g)
         state = self.states[entry.block]
@@ -383,7 +418,7 @@ class BatchRun:
     # -- emission ----------------------------------------------------------------------------------
 
     def _emit(self, state: _BlockState) -> None:
-        eng = self.engine
+        eng = self.settings
         block = state.block
         if state.index in self.plan.linear:
             weight, bias = self.plan.linear[state.index]

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from biocoreset.errors import ConfigError
-from biocoreset.grads.batch_run import BatchRun
+from biocoreset.grads.batch_run import BatchRun, RunSettings
 from biocoreset.grads.factors import FAST_PATHS
 from biocoreset.grads.plan import Plan, build_plan
 from biocoreset.protocols import Batch, LayerFactors, ModelAdapter, ParamBlock
@@ -196,4 +196,20 @@ class HookEngine:
         if on_block is None:
             with torch.no_grad(), self._autocast():
                 return self.adapter.per_sample_loss(batch).detach()
-        return BatchRun(self, len(batch), on_block).execute(batch)
+        return BatchRun(self.settings(), len(batch), on_block).execute(batch)
+
+    def settings(self) -> RunSettings:
+        """The frozen settings a :class:`~biocoreset.grads.batch_run.BatchRun` runs with (taken
+        from the engine's current attributes, so a changed ``fallback_budget`` applies)."""
+        return RunSettings(
+            adapter=self.adapter,
+            params=self.params,
+            plan=self.plan,
+            dtype=self.dtype,
+            autocast_dtype=self.autocast_dtype,
+            autocast=self._autocast,
+            grad_scale=self.grad_scale,
+            fallback_budget=self.fallback_budget,
+            fast_path=self.fast_path,
+            workspace_bytes=self.workspace_bytes,
+        )

@@ -5,8 +5,9 @@ it (:mod:`biocoreset.plugins.builtins`: nothing is imported; components are ``"m
 strings loaded on first use), then third-party plugins are loaded from the ``biocoreset``
 entry-point group, then :meth:`pluggy.PluginManager.check_pending` rejects hook implementations
 whose names match no hook (a misspelt ``biocoreset_register_selector`` fails loudly instead of
-being ignored). Finally every registration hook is called through ``pm.hook``, in pluggy's order
-(the plugin registered last first), with a ``register`` callable that records which plugin
+being ignored). Finally each implementation of every registration hook is called, in pluggy's order
+(the plugin registered last first), with a ``register`` callable bound to the plugin that owns the
+implementation (pluggy's ``HookImpl.plugin_name``), so the registry records which plugin
 registered what.
 
 Plugins named in the environment variable ``BIOCORESET_DISABLE_PLUGINS`` (comma-separated plugin
@@ -18,10 +19,9 @@ component name).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -113,35 +113,16 @@ def _sources(pm: pluggy.PluginManager) -> dict[str, str]:
     return sources
 
 
-class _Attribution:
-    """Which plugin's hook implementation is running: found from the call stack, by the code
-    object of each implementation of the hook being called (bound methods shared by several
-    plugin objects are told apart by ``self``)."""
-
-    def __init__(self, caller: Any) -> None:
-        self.by_code: dict[Any, list[Any]] = {}
-        for impl in caller.get_hookimpls():
-            func = getattr(impl.function, "__func__", impl.function)
-            code = getattr(func, "__code__", None)
-            if code is not None:
-                self.by_code.setdefault(code, []).append(impl)
-        self.impls = caller.get_hookimpls()
-
-    def plugin_name(self) -> str:
-        frame = sys._getframe(2)
-        while frame is not None:
-            impls = self.by_code.get(frame.f_code)
-            if impls:
-                if len(impls) == 1:
-                    return str(impls[0].plugin_name)
-                me = frame.f_locals.get("self")
-                for impl in impls:
-                    if getattr(impl.function, "__self__", None) is me:
-                        return str(impl.plugin_name)
-            frame = frame.f_back  # type: ignore[assignment]
-        if len(self.impls) == 1:
-            return str(self.impls[0].plugin_name)
-        return "<unknown plugin>"
+def _call_each(caller: Any, make_register: Callable[[str], Callable[..., None]]) -> None:
+    """Call every implementation of one registration hook, in pluggy's call order (the reverse of
+    :meth:`~pluggy.HookCaller.get_hookimpls`, which already sorts ``tryfirst``/``trylast``), each
+    with a ``register`` bound to the name of the plugin that owns it (``impl.plugin_name``).
+    Hook wrappers are not called: they wrap no result here."""
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        register = make_register(str(impl.plugin_name))
+        impl.function(**{arg: register for arg in impl.argnames})
 
 
 def _source_of(plugin: str, sources: dict[str, str]) -> str:
@@ -173,45 +154,43 @@ def load_registry(pm: pluggy.PluginManager) -> Registry:
     registry = Registry()
     sources = _sources(pm)
     for kind, hookname in hookspecs.KINDS.items():
-        caller = getattr(pm.hook, hookname)
-        who = _Attribution(caller)
 
-        def register(
-            name: str, factory: Any, *, description: str = "", _kind: str = kind, _who: Any = who
-        ) -> None:
-            plugin = _who.plugin_name()
-            _check_factory(_kind, name, factory, plugin)
-            registry.add(
-                Component(
-                    kind=_kind,
-                    name=name,
-                    target=factory,
-                    plugin=plugin,
-                    source=_source_of(plugin, sources),
-                    description=description,
+        def component_register(plugin: str, kind: str = kind) -> Callable[..., None]:
+            def register(name: str, factory: Any, *, description: str = "") -> None:
+                _check_factory(kind, name, factory, plugin)
+                registry.add(
+                    Component(
+                        kind=kind,
+                        name=name,
+                        target=factory,
+                        plugin=plugin,
+                        source=_source_of(plugin, sources),
+                        description=description,
+                    )
                 )
+
+            return register
+
+        _call_each(getattr(pm.hook, hookname), component_register)
+
+    def family_register(plugin: str) -> Callable[..., None]:
+        def register_family(
+            name: str, family: Any, *, description: str = "", before: str | None = "generic"
+        ) -> None:
+            _check_factory("family", name, family, plugin)
+            component = Component(
+                kind="family",
+                name=name,
+                target=family,
+                plugin=plugin,
+                source=_source_of(plugin, sources),
+                description=description,
             )
+            registry.add_family(component, before=before)
 
-        caller(register=register)
-    families = getattr(pm.hook, hookspecs.FAMILY_HOOK)
-    family_who = _Attribution(families)
+        return register_family
 
-    def register_family(
-        name: str, family: Any, *, description: str = "", before: str | None = "generic"
-    ) -> None:
-        plugin = family_who.plugin_name()
-        _check_factory("family", name, family, plugin)
-        component = Component(
-            kind="family",
-            name=name,
-            target=family,
-            plugin=plugin,
-            source=_source_of(plugin, sources),
-            description=description,
-        )
-        registry.add_family(component, before=before)
-
-    families(register=register_family)
+    _call_each(getattr(pm.hook, hookspecs.FAMILY_HOOK), family_register)
     _record_blocked(pm, registry)
     return registry
 

@@ -21,9 +21,9 @@ import numpy as np
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import SequenceSource
 from biocoreset.errors import ConfigError
-from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter
 from biocoreset.runtime.distributed import DistContext, current
+from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.scoring.streaming import (
     Row,
     grouping_window,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from biocoreset.data.readers import ByteCounter
 from biocoreset.data.sources import SequenceSource
 from biocoreset.data.validation import SourceIndex, Validator, scan_source
-from biocoreset.progress import progress_bar
+from biocoreset.runtime.progress import progress_bar
 
 __all__ = ["index_source"]
 

@@ -36,9 +36,9 @@ from biocoreset.data.sources import SequenceSource
 from biocoreset.data.validation import SourceIndex, Validator, sequence_hash
 from biocoreset.errors import BioCoresetWarning, ConfigError
 from biocoreset.grads import make_engine
-from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
 from biocoreset.runtime.distributed import current
+from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.scoring.draws import RELIABILITY_WARNING, score_draws, stability_figures
 from biocoreset.scoring.fingerprint import run_fingerprint
 from biocoreset.scoring.fit import fit_curvature

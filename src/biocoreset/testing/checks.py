@@ -1,6 +1,9 @@
 """Conformance checks every component of a kind should pass (as scikit-learn's ``check_estimator``).
 
-Each check raises :class:`AssertionError` saying what failed. The numerical checks run on a tiny
+Each check raises :class:`AssertionError` saying what failed. ``check_<kind>`` runs every check
+of a component in one call; ``<kind>_checks`` yields them one by one as named
+:class:`~biocoreset.testing.named.Check` objects (for one pytest id each, see
+:func:`~biocoreset.testing.parametrize.parametrize_with_checks`). The numerical checks run on a tiny
 float64 model (:func:`~biocoreset.testing.models.tiny_adapter`) and compare with brute force: one
 sample at a time, ``torch.autograd.grad`` per sample (:mod:`biocoreset.testing.reference`).
 
@@ -11,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
@@ -26,9 +31,18 @@ from biocoreset.protocols import (
     Selector,
 )
 from biocoreset.testing.models import random_rna, tiny_adapter
+from biocoreset.testing.named import Check, named
 from biocoreset.testing.reference import BruteForce, brute_force, fit, implied_matrix
 
-__all__ = ["check_adapter", "check_protocols", "check_scorer", "check_selector"]
+__all__ = [
+    "adapter_checks",
+    "check_adapter",
+    "check_protocols",
+    "check_scorer",
+    "check_selector",
+    "scorer_checks",
+    "selector_checks",
+]
 
 F64 = torch.float64
 
@@ -63,8 +77,45 @@ def _instance(component: Any, protocol: type) -> Any:
     return component()
 
 
+def selector_checks(
+    selector: Selector, *, n: int = 200, budget: int = 20, seed: int = 0
+) -> Iterator[Check]:
+    """The named checks of :func:`check_selector`, one :class:`~biocoreset.testing.named.Check`
+    each (``protocol``, ``budget_indices``, ``seed_reproducible``)."""
+    scores = np.random.default_rng(seed).normal(size=n)
+
+    @functools.cache
+    def picked() -> np.ndarray:
+        return np.asarray(selector.select(scores, budget, seed=seed))
+
+    def protocol() -> None:
+        assert isinstance(selector, Selector), (
+            f"{selector!r} does not implement the Selector protocol"
+        )
+
+    def budget_indices() -> None:
+        a = picked()
+        assert a.dtype == np.int64, f"indices must be int64, got {a.dtype}"
+        assert len(a) == budget, f"expected {budget} indices, got {len(a)}"
+        assert len(np.unique(a)) == budget, "indices contain duplicates"
+        assert a.min() >= 0 and a.max() < n, "indices out of range"
+
+    def seed_reproducible() -> None:
+        again = np.asarray(selector.select(scores, budget, seed=seed))
+        assert np.array_equal(picked(), again), "the same seed gave different selections"
+
+    yield from named(
+        selector,
+        [
+            ("protocol", protocol),
+            ("budget_indices", budget_indices),
+            ("seed_reproducible", seed_reproducible),
+        ],
+    )
+
+
 def check_selector(selector: Selector, *, n: int = 200, budget: int = 20, seed: int = 0) -> None:
-    """Conformance checks every selector should pass.
+    """Conformance checks every selector should pass (every check of :func:`selector_checks`).
 
     Checks the protocol, that exactly ``budget`` distinct in-range int64 indices come back, and that
     the same seed gives the same selection.
@@ -72,15 +123,132 @@ def check_selector(selector: Selector, *, n: int = 200, budget: int = 20, seed: 
     Raises:
         AssertionError: A check failed (the message says which).
     """
-    assert isinstance(selector, Selector), f"{selector!r} does not implement the Selector protocol"
-    scores = np.random.default_rng(seed).normal(size=n)
-    a = np.asarray(selector.select(scores, budget, seed=seed))
-    b = np.asarray(selector.select(scores, budget, seed=seed))
-    assert a.dtype == np.int64, f"indices must be int64, got {a.dtype}"
-    assert len(a) == budget, f"expected {budget} indices, got {len(a)}"
-    assert len(np.unique(a)) == budget, "indices contain duplicates"
-    assert a.min() >= 0 and a.max() < n, "indices out of range"
-    assert np.array_equal(a, b), "the same seed gave different selections"
+    for check in selector_checks(selector, n=n, budget=budget, seed=seed):
+        check()
+
+
+def adapter_checks(
+    adapter: ModelAdapter,
+    *,
+    records: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    rtol: float | None = None,
+    engine: str = "auto",
+) -> Iterator[Check]:
+    """The named checks of :func:`check_adapter`, one :class:`~biocoreset.testing.named.Check`
+    each (``protocol``, ``parameter_groups``, ``scored_parameters``, ``collate_deterministic``,
+    ``labelled_positions``, ``masking_per_record``, ``loss_batch_separable``,
+    ``gradients_match_brute_force``); the arguments are :func:`check_adapter`'s."""
+    recs = list(records) if records is not None else _records(adapter, 5, seed)
+
+    @functools.cache
+    def one() -> Any:
+        return adapter.collate(recs, seed=seed)
+
+    def tol() -> float:
+        return _rtol(adapter, rtol)
+
+    def protocol() -> None:
+        assert isinstance(adapter, ModelAdapter), f"{adapter!r} does not implement ModelAdapter"
+
+    def parameter_groups() -> None:
+        named_params = dict(adapter.model.named_parameters())
+        seen: set[str] = set()
+        for group, members in adapter.parameter_groups().items():
+            for n in members:
+                assert n in named_params and named_params[n].requires_grad, (
+                    f"group {group!r} lists {n!r}, not a trainable parameter"
+                )
+                assert n not in seen, f"parameter {n!r} is in two groups"
+                seen.add(n)
+
+    def scored_parameters() -> None:
+        named_params = dict(adapter.model.named_parameters())
+        params = adapter.scored_parameters()
+        assert params and all(
+            named_params.get(n) is p and p.requires_grad for n, p in params.items()
+        ), "scored_parameters() must return trainable parameters of adapter.model by their names"
+
+    def collate_deterministic() -> None:
+        two = adapter.collate(recs, seed=seed)
+        for field in ("input_ids", "attention_mask", "labels"):
+            assert torch.equal(getattr(one(), field), getattr(two, field)), (
+                f"collate() is not deterministic: {field} differs for the same records and seed"
+            )
+
+    def labelled_positions() -> None:
+        assert bool(((one().labels != -100).sum(1) >= 1).all()), "a row has no labelled position"
+
+    def masking_per_record() -> None:
+        flipped = adapter.collate(recs[::-1], seed=seed)
+        for b, rid in enumerate(one().ids):
+            f = flipped.ids.index(rid)
+            width = int(one().attention_mask[b].sum())
+            for field in ("input_ids", "labels"):
+                x = getattr(one(), field)[b, :width]
+                y = getattr(flipped, field)[f, : int(flipped.attention_mask[f].sum())]
+                assert torch.equal(x, y), (
+                    f"record {rid!r}: {field} depends on the other records in the batch (masking "
+                    "must be a function of (seed, id, sequence) only)"
+                )
+
+    def loss_batch_separable() -> None:
+        with torch.no_grad():
+            batch_loss = adapter.per_sample_loss(one()).to(F64).cpu()
+            single = torch.cat(
+                [
+                    adapter.per_sample_loss(adapter.collate([r], seed=seed)).to(F64).cpu()
+                    for r in recs
+                ]
+            )
+        err = _close(batch_loss, single)
+        assert err <= tol(), (
+            f"per_sample_loss is not batch-separable: losses in a batch differ from batches of one "
+            f"by {err:.2e} (relative; tolerance {tol():.0e})"
+        )
+
+    def gradients_match_brute_force() -> None:
+        from biocoreset.grads import make_engine
+
+        params = adapter.scored_parameters()
+        eng = make_engine(adapter, params, engine=engine)
+        got: dict[str, torch.Tensor] = {}
+
+        def collect(factors: LayerFactors) -> None:
+            for name, g in factors.per_sample_grads().items():
+                got[name] = g.detach().to(F64).cpu()
+
+        eng.run(one(), collect)
+        assert set(got) == set(params), (
+            f"the engine produced gradients for {sorted(set(got) ^ set(params))[:5]} differently "
+            "from scored_parameters()"
+        )
+        names = list(params)
+        for b, rec in enumerate(recs):
+            with torch.enable_grad():
+                loss = adapter.per_sample_loss(adapter.collate([rec], seed=seed))[0]
+                ref = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+            for n, g in zip(names, ref, strict=True):
+                want = torch.zeros_like(params[n]) if g is None else g
+                err = _close(got[n][b], want)
+                assert err <= tol(), (
+                    f"record {rec[0]!r}: per-sample gradient of {n!r} from the engine differs "
+                    f"from brute force by {err:.2e} (relative; tolerance {tol():.0e})"
+                )
+
+    yield from named(
+        adapter,
+        [
+            ("protocol", protocol),
+            ("parameter_groups", parameter_groups),
+            ("scored_parameters", scored_parameters),
+            ("collate_deterministic", collate_deterministic),
+            ("labelled_positions", labelled_positions),
+            ("masking_per_record", masking_per_record),
+            ("loss_batch_separable", loss_batch_separable),
+            ("gradients_match_brute_force", gradients_match_brute_force),
+        ],
+    )
 
 
 def check_adapter(
@@ -91,7 +259,7 @@ def check_adapter(
     rtol: float | None = None,
     engine: str = "auto",
 ) -> None:
-    """Conformance checks every adapter should pass.
+    """Conformance checks every adapter should pass (every check of :func:`adapter_checks`).
 
     * the :class:`~biocoreset.protocols.ModelAdapter` protocol; parameter groups are disjoint and
       name trainable parameters; scored parameters are trainable;
@@ -115,76 +283,129 @@ def check_adapter(
     >>> from biocoreset.testing import tiny_adapter
     >>> check_adapter(tiny_adapter())
     """
-    from biocoreset.grads import make_engine
+    for check in adapter_checks(adapter, records=records, seed=seed, rtol=rtol, engine=engine):
+        check()
 
-    assert isinstance(adapter, ModelAdapter), f"{adapter!r} does not implement ModelAdapter"
-    tol = _rtol(adapter, rtol)
-    recs = list(records) if records is not None else _records(adapter, 5, seed)
-    named = dict(adapter.model.named_parameters())
-    seen: set[str] = set()
-    for group, members in adapter.parameter_groups().items():
-        for n in members:
-            assert n in named and named[n].requires_grad, (
-                f"group {group!r} lists {n!r}, not a trainable parameter"
-            )
-            assert n not in seen, f"parameter {n!r} is in two groups"
-            seen.add(n)
-    params = adapter.scored_parameters()
-    assert params and all(named.get(n) is p and p.requires_grad for n, p in params.items()), (
-        "scored_parameters() must return trainable parameters of adapter.model by their names"
-    )
-    one = adapter.collate(recs, seed=seed)
-    two = adapter.collate(recs, seed=seed)
-    for field in ("input_ids", "attention_mask", "labels"):
-        assert torch.equal(getattr(one, field), getattr(two, field)), (
-            f"collate() is not deterministic: {field} differs for the same records and seed"
+
+def scorer_checks(
+    scorer: Any,
+    *,
+    curvature: CurvatureEstimator | None = None,
+    reference: Callable[[BruteForce, CurvatureEstimator | None], torch.Tensor] | None = None,
+    seed: int = 0,
+    rtol: float = 1e-6,
+) -> Iterator[Check]:
+    """The named checks of :func:`check_scorer`, one :class:`~biocoreset.testing.named.Check`
+    each (``protocol``, ``scores_shape``, ``losses_match_brute_force``, ``batch_independent``,
+    ``scores_match_reference``); the arguments are :func:`check_scorer`'s."""
+
+    @functools.cache
+    def ctx() -> _ScorerRun:
+        return _ScorerRun.build(scorer, curvature, seed)
+
+    def protocol() -> None:
+        made = ctx().scorer
+        assert isinstance(made.needs_curvature, bool) and isinstance(made.needs_gradients, bool), (
+            "needs_curvature and needs_gradients must be booleans"
         )
-    assert bool(((one.labels != -100).sum(1) >= 1).all()), "a row has no labelled position"
-    flipped = adapter.collate(recs[::-1], seed=seed)
-    for b, rid in enumerate(one.ids):
-        f = flipped.ids.index(rid)
-        width = int(one.attention_mask[b].sum())
-        for field in ("input_ids", "labels"):
-            x = getattr(one, field)[b, :width]
-            y = getattr(flipped, field)[f, : int(flipped.attention_mask[f].sum())]
-            assert torch.equal(x, y), (
-                f"record {rid!r}: {field} depends on the other records in the batch (masking must "
-                "be a function of (seed, id, sequence) only)"
-            )
-    with torch.no_grad():
-        batch_loss = adapter.per_sample_loss(one).to(F64).cpu()
-        single = torch.cat(
-            [adapter.per_sample_loss(adapter.collate([r], seed=seed)).to(F64).cpu() for r in recs]
+
+    def scores_shape() -> None:
+        c = ctx()
+        scores, losses = c.scores, c.losses
+        n = len(c.records)
+        assert tuple(scores.shape) == (n,) and tuple(losses.shape) == (n,), (
+            f"score_batch must return two [B] tensors, got {tuple(scores.shape)} and "
+            f"{tuple(losses.shape)}"
         )
-    err = _close(batch_loss, single)
-    assert err <= tol, (
-        f"per_sample_loss is not batch-separable: losses in a batch differ from batches of one by "
-        f"{err:.2e} (relative; tolerance {tol:.0e})"
-    )
-    eng = make_engine(adapter, params, engine=engine)
-    got: dict[str, torch.Tensor] = {}
+        assert scores.dtype == F64 and losses.dtype == F64, "scores and losses must be float64"
+        assert bool(torch.isfinite(scores).all()), "scores must be finite"
 
-    def collect(factors: LayerFactors) -> None:
-        for name, g in factors.per_sample_grads().items():
-            got[name] = g.detach().to(F64).cpu()
+    def losses_match_brute_force() -> None:
+        err = _close(ctx().losses, ctx().bf.losses)
+        assert err <= rtol, f"losses differ from brute force by {err:.2e} (relative)"
 
-    eng.run(one, collect)
-    assert set(got) == set(params), (
-        f"the engine produced gradients for {sorted(set(got) ^ set(params))[:5]} differently "
-        "from scored_parameters()"
-    )
-    names = list(params)
-    for b, rec in enumerate(recs):
-        with torch.enable_grad():
-            loss = adapter.per_sample_loss(adapter.collate([rec], seed=seed))[0]
-            ref = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
-        for n, g in zip(names, ref, strict=True):
-            want = torch.zeros_like(params[n]) if g is None else g
-            err = _close(got[n][b], want)
-            assert err <= tol, (
-                f"record {rec[0]!r}: per-sample gradient of {n!r} from the engine differs from "
-                f"brute force by {err:.2e} (relative; tolerance {tol:.0e})"
+    def batch_independent() -> None:
+        c = ctx()
+
+        def run(recs: Sequence[tuple[str, str]]) -> torch.Tensor:
+            batch = c.adapter.collate(list(recs), seed=seed)
+            return c.scorer.score_batch(c.adapter, batch, c.engine, c.curvature)[0]
+
+        flipped = run(c.records[::-1])
+        singles = torch.cat([run([r]) for r in c.records])
+        for other, what in ((flipped.flip(0), "their order"), (singles, "the other records")):
+            err = _close(c.scores, other)
+            assert err <= rtol, (
+                f"scores depend on {what} in the batch (relative difference {err:.2e})"
             )
+
+    def scores_match_reference() -> None:
+        c = ctx()
+        want = (
+            reference(c.bf, c.curvature)
+            if reference is not None
+            else _builtin_score(c.scorer, c.bf, c.curvature, c.engine)
+        )
+        if want is not None:
+            err = _close(c.scores, want)
+            assert err <= rtol, (
+                f"scores differ from the brute-force reference by {err:.2e} (relative; tolerance "
+                f"{rtol:.0e})"
+            )
+
+    yield from named(
+        scorer,
+        [
+            ("protocol", protocol),
+            ("scores_shape", scores_shape),
+            ("losses_match_brute_force", losses_match_brute_force),
+            ("batch_independent", batch_independent),
+            ("scores_match_reference", scores_match_reference),
+        ],
+    )
+
+
+@attrs.frozen(kw_only=True)
+class _ScorerRun:
+    """One scorer run on the tiny float64 model, shared by the named scorer checks."""
+
+    scorer: Any
+    adapter: Any
+    engine: Any
+    curvature: Any
+    records: list[tuple[str, str]]
+    scores: torch.Tensor
+    losses: torch.Tensor
+    bf: BruteForce
+
+    @classmethod
+    def build(cls, scorer: Any, curvature: Any, seed: int) -> _ScorerRun:
+        from biocoreset.grads import make_engine
+
+        made = _instance(scorer, Scorer)
+        adapter = tiny_adapter(seed=seed)
+        engine = make_engine(adapter, adapter.scored_parameters())
+        if made.needs_curvature:
+            if curvature is None:
+                from biocoreset.curvature.diagonal import DiagonalFisher
+
+                curvature = DiagonalFisher(dtype="float64")
+            fit(curvature, adapter, engine, _records(adapter, 6, seed + 1), seed=seed)
+        recs = _records(adapter, 4, seed)
+        scores, losses = made.score_batch(
+            adapter, adapter.collate(recs, seed=seed), engine, curvature
+        )
+        bf = brute_force(adapter, recs, engine.blocks, seed=seed)
+        return cls(
+            scorer=made,
+            adapter=adapter,
+            engine=engine,
+            curvature=curvature,
+            records=recs,
+            scores=scores,
+            losses=losses,
+            bf=bf,
+        )
 
 
 def check_scorer(
@@ -195,7 +416,8 @@ def check_scorer(
     seed: int = 0,
     rtol: float = 1e-6,
 ) -> None:
-    """Conformance checks every scorer should pass, on the tiny float64 model.
+    """Conformance checks every scorer should pass, on the tiny float64 model (every check of
+    :func:`scorer_checks`).
 
     * the :class:`~biocoreset.protocols.Scorer` protocol (a factory must declare its options);
     * ``score_batch`` returns ``[B]`` finite float64 scores and the brute-force per-sample losses;
@@ -217,56 +439,10 @@ def check_scorer(
     >>> from biocoreset.scorers.self_influence import SelfInfluenceScorer
     >>> check_scorer(SelfInfluenceScorer)
     """
-    from biocoreset.grads import make_engine
-
-    scorer = _instance(scorer, Scorer)
-    assert isinstance(scorer.needs_curvature, bool) and isinstance(scorer.needs_gradients, bool), (
-        "needs_curvature and needs_gradients must be booleans"
-    )
-    adapter = tiny_adapter(seed=seed)
-    params = adapter.scored_parameters()
-    engine = make_engine(adapter, params)
-    if scorer.needs_curvature:
-        if curvature is None:
-            from biocoreset.curvature.diagonal import DiagonalFisher
-
-            curvature = DiagonalFisher(dtype="float64")  # type: ignore[assignment]
-        assert curvature is not None
-        fit(curvature, adapter, engine, _records(adapter, 6, seed + 1), seed=seed)
-    recs = _records(adapter, 4, seed)
-    scores, losses = scorer.score_batch(
-        adapter, adapter.collate(recs, seed=seed), engine, curvature
-    )
-    assert tuple(scores.shape) == (len(recs),) and tuple(losses.shape) == (len(recs),), (
-        f"score_batch must return two [B] tensors, got {tuple(scores.shape)} and {tuple(losses.shape)}"
-    )
-    assert scores.dtype == F64 and losses.dtype == F64, "scores and losses must be float64"
-    assert bool(torch.isfinite(scores).all()), "scores must be finite"
-    bf = brute_force(adapter, recs, engine.blocks, seed=seed)
-    err = _close(losses, bf.losses)
-    assert err <= rtol, f"losses differ from brute force by {err:.2e} (relative)"
-    flipped, _ = scorer.score_batch(
-        adapter, adapter.collate(recs[::-1], seed=seed), engine, curvature
-    )
-    singles = torch.cat(
-        [
-            scorer.score_batch(adapter, adapter.collate([r], seed=seed), engine, curvature)[0]
-            for r in recs
-        ]
-    )
-    for other, what in ((flipped.flip(0), "their order"), (singles, "the other records")):
-        err = _close(scores, other)
-        assert err <= rtol, f"scores depend on {what} in the batch (relative difference {err:.2e})"
-    want = (
-        reference(bf, curvature)
-        if reference is not None
-        else _builtin_score(scorer, bf, curvature, engine)
-    )
-    if want is not None:
-        err = _close(scores, want)
-        assert err <= rtol, (
-            f"scores differ from the brute-force reference by {err:.2e} (relative; tolerance {rtol:.0e})"
-        )
+    for check in scorer_checks(
+        scorer, curvature=curvature, reference=reference, seed=seed, rtol=rtol
+    ):
+        check()
 
 
 def _builtin_score(

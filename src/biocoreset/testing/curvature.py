@@ -16,15 +16,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import torch
 
 from biocoreset.protocols import CurvatureEstimator
 from biocoreset.testing.checks import _close, _instance, _records
 from biocoreset.testing.models import tiny_adapter
+from biocoreset.testing.named import Check, named
 from biocoreset.testing.reference import (
     BruteForce,
     DenseReference,
@@ -35,6 +39,7 @@ from biocoreset.testing.reference import (
 
 __all__ = [
     "check_curvature",
+    "curvature_checks",
     "dense_diagonal",
     "dense_ekfac",
     "dense_identity",
@@ -107,6 +112,149 @@ def _builtin_dense(curvature: Any) -> DenseReference | None:
     }.get(type(curvature))
 
 
+def curvature_checks(
+    curvature: Any,
+    *,
+    dense: DenseReference | None = None,
+    seed: int = 0,
+    rtol: float = 1e-6,
+) -> Iterator[Check]:
+    """The named checks of :func:`check_curvature`, one :class:`~biocoreset.testing.named.Check`
+    each (``protocol``, ``metadata_json``, ``damping_recorded``, ``symmetric_psd``,
+    ``quadratic_form_matches_brute_force``, ``matches_dense_reference``, ``relative_damping``);
+    the arguments are :func:`check_curvature`'s."""
+
+    @functools.cache
+    def ctx() -> _CurvatureFit:
+        return _CurvatureFit.build(curvature, seed)
+
+    @functools.cache
+    def dense_c() -> dict[str, torch.Tensor] | None:
+        c = ctx()
+        reference = dense or _builtin_dense(c.curvature)
+        if reference is None:
+            return None
+        return reference(brute_force(c.adapter, c.dsub, c.engine.blocks, seed=seed), c.curvature)
+
+    def protocol() -> None:
+        ctx()
+
+    def metadata_json() -> None:
+        try:
+            json.dumps(ctx().meta)
+        except TypeError as exc:
+            raise AssertionError(f"metadata() is not JSON-serialisable: {exc}") from None
+
+    def damping_recorded() -> None:
+        lam = ctx().meta.get("damping")
+        assert isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0, (
+            f"metadata() must record the absolute damping as a number >= 0, got {lam!r}"
+        )
+
+    def symmetric_psd() -> None:
+        for name, k in ctx().mats.items():
+            asym = float((k - k.T).norm() / k.norm().clamp_min(1e-300))
+            assert asym <= rtol, (
+                f"block {name!r}: quadratic_form is not a symmetric form ({asym:.2e})"
+            )
+            low = float(torch.linalg.eigvalsh(k).min())
+            assert low >= -rtol * float(k.abs().max()), (
+                f"block {name!r}: the form is not positive semi-definite (eigenvalue {low:.3e})"
+            )
+
+    def quadratic_form_matches_brute_force() -> None:
+        c = ctx()
+        recs = _records(c.adapter, 4, seed)
+        bf = brute_force(c.adapter, recs, c.engine.blocks, seed=seed)
+        want = sum(((bf.grads[n] @ k) * bf.grads[n]).sum(1) for n, k in c.mats.items())
+        for batch in (recs, recs[::-1], *([r] for r in recs)):
+            got = torch.zeros(len(batch), dtype=F64)
+
+            def add(factors: Any, got: torch.Tensor = got) -> None:
+                got.add_(c.curvature.quadratic_form(factors).to("cpu", F64))
+
+            c.engine.run(c.adapter.collate(list(batch), seed=seed), add)
+            ref = torch.stack([want[recs.index(r)] for r in batch])  # type: ignore[index]
+            err = _close(got, ref)
+            assert err <= rtol, (
+                f"quadratic_form on the engine's factors differs from the brute-force gradients' "
+                f"gᵀ K g by {err:.2e} (relative; batch of {len(batch)})"
+            )
+
+    def matches_dense_reference() -> None:
+        reference = dense_c()
+        if reference is None:
+            return
+        lam = ctx().meta.get("damping")
+        assert isinstance(lam, (int, float)), f"metadata() records no numeric damping: {lam!r}"
+        for name, k in ctx().mats.items():
+            c = reference[name]
+            explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
+            err = _close(k, explicit)
+            assert err <= rtol, (
+                f"block {name!r}: the applied matrix differs from the explicit (C + λI)⁻¹ by "
+                f"{err:.2e} (relative; λ = {lam})"
+            )
+
+    def relative_damping() -> None:
+        meta = ctx().meta
+        reference = dense_c()
+        if reference is None or meta.get("damping_mode") != "relative":
+            return
+        if meta.get("damping_relative") is None:
+            return
+        lam = meta["damping"]
+        trace = sum(float(torch.trace(c)) for c in reference.values())
+        size = sum(c.shape[0] for c in reference.values())
+        expect = float(meta["damping_relative"]) * trace / size
+        assert abs(lam - expect) <= rtol * max(abs(expect), 1e-300), (
+            f"relative damping: λ = {lam} but damping_relative · trace(C) / P = {expect}"
+        )
+
+    yield from named(
+        curvature,
+        [
+            ("protocol", protocol),
+            ("metadata_json", metadata_json),
+            ("damping_recorded", damping_recorded),
+            ("symmetric_psd", symmetric_psd),
+            ("quadratic_form_matches_brute_force", quadratic_form_matches_brute_force),
+            ("matches_dense_reference", matches_dense_reference),
+            ("relative_damping", relative_damping),
+        ],
+    )
+
+
+@attrs.frozen(kw_only=True)
+class _CurvatureFit:
+    """A curvature fitted on the tiny float64 model, shared by the named curvature checks."""
+
+    curvature: Any
+    adapter: Any
+    engine: Any
+    dsub: list[tuple[str, str]]
+    meta: dict[str, Any]
+    mats: dict[str, torch.Tensor]
+
+    @classmethod
+    def build(cls, curvature: Any, seed: int) -> _CurvatureFit:
+        from biocoreset.grads import make_engine
+
+        made = _instance(curvature, CurvatureEstimator)
+        adapter = tiny_adapter(seed=seed)
+        engine = make_engine(adapter, adapter.scored_parameters())
+        dsub = _records(adapter, 8, seed + 1)
+        fit(made, adapter, engine, dsub, seed=seed)
+        return cls(
+            curvature=made,
+            adapter=adapter,
+            engine=engine,
+            dsub=dsub,
+            meta=made.metadata(),
+            mats={b.name: implied_matrix(made, b) for b in engine.blocks},
+        )
+
+
 def check_curvature(
     curvature: Any,
     *,
@@ -114,7 +262,8 @@ def check_curvature(
     seed: int = 0,
     rtol: float = 1e-6,
 ) -> None:
-    """Conformance checks every curvature should pass, on the tiny float64 model.
+    """Conformance checks every curvature should pass, on the tiny float64 model (every check of
+    :func:`curvature_checks`).
 
     See the module docstring. ``dense`` is the reference ``(brute force over D_sub, fitted
     curvature) -> {block name: C}``; the built-ins have theirs (:func:`dense_identity`,
@@ -133,62 +282,5 @@ def check_curvature(
     >>> from biocoreset.curvature.diagonal import DiagonalFisher
     >>> check_curvature(DiagonalFisher)
     """
-    from biocoreset.grads import make_engine
-
-    curvature = _instance(curvature, CurvatureEstimator)
-    adapter = tiny_adapter(seed=seed)
-    engine = make_engine(adapter, adapter.scored_parameters())
-    dsub = _records(adapter, 8, seed + 1)
-    fit(curvature, adapter, engine, dsub, seed=seed)
-    meta = curvature.metadata()
-    try:
-        json.dumps(meta)
-    except TypeError as exc:
-        raise AssertionError(f"metadata() is not JSON-serialisable: {exc}") from None
-    lam = meta.get("damping")
-    assert isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0, (
-        f"metadata() must record the absolute damping as a number >= 0, got {lam!r}"
-    )
-    mats = {b.name: implied_matrix(curvature, b) for b in engine.blocks}
-    for name, k in mats.items():
-        asym = float((k - k.T).norm() / k.norm().clamp_min(1e-300))
-        assert asym <= rtol, f"block {name!r}: quadratic_form is not a symmetric form ({asym:.2e})"
-        low = float(torch.linalg.eigvalsh(k).min())
-        assert low >= -rtol * float(k.abs().max()), (
-            f"block {name!r}: the form is not positive semi-definite (eigenvalue {low:.3e})"
-        )
-    recs = _records(adapter, 4, seed)
-    bf = brute_force(adapter, recs, engine.blocks, seed=seed)
-    want = sum(((bf.grads[n] @ k) * bf.grads[n]).sum(1) for n, k in mats.items())
-    for batch in (recs, recs[::-1], *([r] for r in recs)):
-        got = torch.zeros(len(batch), dtype=F64)
-
-        def add(factors: Any, got: torch.Tensor = got) -> None:
-            got.add_(curvature.quadratic_form(factors).to("cpu", F64))
-
-        engine.run(adapter.collate(list(batch), seed=seed), add)
-        ref = torch.stack([want[recs.index(r)] for r in batch])  # type: ignore[index]
-        err = _close(got, ref)
-        assert err <= rtol, (
-            f"quadratic_form on the engine's factors differs from the brute-force gradients' "
-            f"gᵀ K g by {err:.2e} (relative; batch of {len(batch)})"
-        )
-    reference = dense or _builtin_dense(curvature)
-    if reference is None:
-        return
-    dense_c = reference(brute_force(adapter, dsub, engine.blocks, seed=seed), curvature)
-    for name, k in mats.items():
-        c = dense_c[name]
-        explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
-        err = _close(k, explicit)
-        assert err <= rtol, (
-            f"block {name!r}: the applied matrix differs from the explicit (C + λI)⁻¹ by {err:.2e} "
-            f"(relative; λ = {lam})"
-        )
-    if meta.get("damping_mode") == "relative" and meta.get("damping_relative") is not None:
-        trace = sum(float(torch.trace(c)) for c in dense_c.values())
-        size = sum(c.shape[0] for c in dense_c.values())
-        expect = float(meta["damping_relative"]) * trace / size
-        assert abs(lam - expect) <= rtol * max(abs(expect), 1e-300), (
-            f"relative damping: λ = {lam} but damping_relative · trace(C) / P = {expect}"
-        )
+    for check in curvature_checks(curvature, dense=dense, seed=seed, rtol=rtol):
+        check()

@@ -175,7 +175,7 @@ class TinyMaskedLM(nn.Module):
 
 class TinyAdapter(MaskedLMAdapter):
     """Adapter of :class:`TinyMaskedLM` over the letters ``ACGUN`` (one token per letter between
-    ``<cls>`` and ``<eos>``); the default masking of DESIGN §2.
+    ``<cls>`` and ``<eos>``); the default masking of ``docs/design.md``.
 
     Args:
         model: A :class:`TinyMaskedLM`.

@@ -43,9 +43,9 @@ import attrs
 import numpy as np
 import torch
 
-from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runtime.distributed import DistContext, current
+from biocoreset.runtime.progress import progress_bar, progress_enabled
 
 __all__ = ["EpochPlan", "LossModule", "StepRecord", "Trainer", "local_share", "train_loop"]
 
@@ -236,7 +236,7 @@ def train_loop(
         step_fn: ``(module, step, epoch, global indices) -> loss``: forward and back-propagate
             this rank's share (see :func:`local_share`) and return the global batch loss.
         start: First step (a resumed run).
-        progress: Progress reporting (see :mod:`biocoreset.progress`; rank 0 only), with the
+        progress: Progress reporting (see :mod:`biocoreset.runtime.progress`; rank 0 only), with the
             loss, learning rate and epoch.
         desc: Name shown with the progress.
         on_step: Called with a :class:`StepRecord` after every step (on every rank).

@@ -64,9 +64,9 @@ from biocoreset.data.sources import as_source
 from biocoreset.data.validation import Validator
 from biocoreset.errors import ConfigError
 from biocoreset.modelio import load_weights, save_model
-from biocoreset.progress import progress_bar, progress_enabled
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runtime.distributed import DistContext, current
+from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.store.atomic import atomic_path, check_output
 from biocoreset.train.core import EpochPlan, StepRecord, Trainer, local_share, train_loop
 from biocoreset.train.schedules import FinetuneSchedule, lr_factor, make_lr_scheduler
@@ -270,9 +270,9 @@ def finetune(
 
     Warns:
         QualityWarning: Fewer steps than the warm-up, or a small ``D_sub``
-            (:mod:`biocoreset.advice`).
+            (:mod:`biocoreset.diagnose.advice`).
     """
-    from biocoreset.advice import emit, finetune_advice
+    from biocoreset.diagnose.advice import emit, finetune_advice
     from biocoreset.scoring import draw_subset, index_source, iter_rows, only_rows, resolve_adapter
     from biocoreset.scoring.subset import subset_order
 

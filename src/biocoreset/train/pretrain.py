@@ -54,9 +54,9 @@ import numpy as np
 import torch
 
 from biocoreset.data.batching import grouped_order
+from biocoreset.diagnose.plots import plot_training_history
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import FINAL_DIR, MODEL_MANIFEST, resolve_device, save_model
-from biocoreset.plots import plot_training_history
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.store.atomic import atomic_path

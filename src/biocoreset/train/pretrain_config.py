@@ -14,18 +14,19 @@ from typing import Any
 
 import attrs
 
+from biocoreset.config.fields import (
+    integer_ge,
+    member_of,
+    none_or,
+    number_ge,
+    number_gt,
+    to_float_or_none,
+    to_masking,
+)
+from biocoreset.config.toml import read_toml as _read_toml
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
-from biocoreset.tomlconfig import read_toml as _read_toml
 from biocoreset.train.schedules import SCHEDULES
-from biocoreset.validators import (
-    as_masking,
-    float_at_least,
-    int_at_least,
-    one_of,
-    optional,
-    optional_float,
-)
 
 __all__ = ["LOSS_REDUCTIONS", "PRECISIONS", "PretrainConfig", "load_pretrain_config"]
 
@@ -80,54 +81,48 @@ class PretrainConfig:
         ddp_find_unused_parameters: Passed to DistributedDataParallel (models with parameters the
             MLM loss never uses, such as ESM's contact head, need ``True``).
         progress: Progress reporting: ``None`` (the process-wide mode, see
-            :mod:`biocoreset.progress`), ``False``, or a mode name; the loss is shown with it.
+            :mod:`biocoreset.runtime.progress`), ``False``, or a mode name; the loss is shown with it.
     """
 
-    lr: float = attrs.field(
-        default=1e-4, converter=float, validator=float_at_least("lr", 0.0, strict=True)
-    )
+    lr: float = attrs.field(default=1e-4, converter=float, validator=number_gt("lr"))
     weight_decay: float = attrs.field(
-        default=0.01, converter=float, validator=float_at_least("weight_decay", 0.0)
+        default=0.01, converter=float, validator=number_ge("weight_decay")
     )
     betas: tuple[float, float] = attrs.field(
         default=(0.9, 0.999), converter=lambda v: tuple(float(x) for x in v)
     )
-    eps: float = attrs.field(
-        default=1e-8, converter=float, validator=float_at_least("eps", 0.0, strict=True)
-    )
+    eps: float = attrs.field(default=1e-8, converter=float, validator=number_gt("eps"))
     no_decay: tuple[str, ...] = attrs.field(
         default=(), converter=lambda v: tuple(str(x) for x in v)
     )
     schedule: str = attrs.field(
-        default="inverse-sqrt", validator=one_of("schedule", tuple(SCHEDULES))
+        default="inverse-sqrt", validator=member_of("schedule", tuple(SCHEDULES))
     )
-    warmup_steps: int = attrs.field(default=2000, validator=int_at_least("warmup_steps", 0))
-    epochs: int = attrs.field(default=10, validator=int_at_least("epochs", 1))
-    batch_size: int = attrs.field(default=16, validator=int_at_least("batch_size", 1))
-    max_steps: int | None = attrs.field(
-        default=None, validator=optional(int_at_least("max_steps", 1))
-    )
+    warmup_steps: int = attrs.field(default=2000, validator=integer_ge("warmup_steps", 0))
+    epochs: int = attrs.field(default=10, validator=integer_ge("epochs", 1))
+    batch_size: int = attrs.field(default=16, validator=integer_ge("batch_size", 1))
+    max_steps: int | None = attrs.field(default=None, validator=none_or(integer_ge("max_steps", 1)))
     reference_size: int | None = attrs.field(
-        default=None, validator=optional(int_at_least("reference_size", 1))
+        default=None, validator=none_or(integer_ge("reference_size", 1))
     )
     drop_last: bool = False
     group_by_length: bool = True
-    seed: int = attrs.field(default=0, validator=int_at_least("seed", 0))
+    seed: int = attrs.field(default=0, validator=integer_ge("seed", 0))
     vary_masking: bool = True
-    masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=as_masking)
+    masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=to_masking)
     loss_reduction: str = attrs.field(
-        default="token", validator=one_of("loss_reduction", LOSS_REDUCTIONS)
+        default="token", validator=member_of("loss_reduction", LOSS_REDUCTIONS)
     )
     max_grad_norm: float | None = attrs.field(
         default=None,
-        converter=optional_float,
-        validator=float_at_least("max_grad_norm", 0.0, strict=True),
+        converter=to_float_or_none,
+        validator=none_or(number_gt("max_grad_norm")),
     )
-    precision: str = attrs.field(default="fp32", validator=one_of("precision", PRECISIONS))
+    precision: str = attrs.field(default="fp32", validator=member_of("precision", PRECISIONS))
     reinit: bool = True
-    checkpoint_every: int = attrs.field(default=1000, validator=int_at_least("checkpoint_every", 1))
-    keep_checkpoints: int = attrs.field(default=2, validator=int_at_least("keep_checkpoints", 1))
-    log_every: int = attrs.field(default=1, validator=int_at_least("log_every", 1))
+    checkpoint_every: int = attrs.field(default=1000, validator=integer_ge("checkpoint_every", 1))
+    keep_checkpoints: int = attrs.field(default=2, validator=integer_ge("keep_checkpoints", 1))
+    log_every: int = attrs.field(default=1, validator=integer_ge("log_every", 1))
     device: str = "auto"
     ddp_find_unused_parameters: bool = True
     progress: bool | str | None = None

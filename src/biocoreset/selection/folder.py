@@ -31,7 +31,7 @@ import numpy as np
 from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
-from biocoreset.progress import progress_bar
+from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path, check_writable, staged_folder
 
 __all__ = ["SELECTION_FILES", "read_score_columns", "read_sequence_hashes", "select_to_folder"]
@@ -220,7 +220,7 @@ def _write_selection(
     allow_changed_corpus: bool,
     lengths: np.ndarray | None,
 ) -> dict[str, Any]:
-    from biocoreset.plots import plot_selection
+    from biocoreset.diagnose.plots import plot_selection
 
     negated, seed = bool(meta.get("negated", False)), sel.seed
 

@@ -1,5 +1,5 @@
 """Frozen configuration objects of the Python API (``attrs.frozen(kw_only=True)``; use
-:func:`attrs.evolve` for variants). The ``biocoreset run`` file is read by :mod:`biocoreset.runfile`,
+:func:`attrs.evolve` for variants). The ``biocoreset run`` file is read by :mod:`biocoreset.run.file`,
 whose tables are derived from these classes.
 
 Example:
@@ -19,21 +19,20 @@ from typing import Any
 
 import attrs
 
+from biocoreset.config.fields import (
+    integer_ge,
+    member_of,
+    none_or,
+    number_ge,
+    subset_spec,
+    to_float_or_none,
+    to_masking,
+    to_patterns,
+    to_str_or_none,
+)
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
-from biocoreset.validators import (
-    as_masking,
-    as_patterns,
-    check_subset,
-    nonneg_float,
-    nonneg_int,
-    one_of,
-    opt_float,
-    opt_int,
-    opt_str,
-    optional,
-)
 
 __all__ = [
     "DEFAULT_DAMPING",
@@ -109,7 +108,7 @@ def damping_options(damping: float | str) -> dict[str, float | None]:
 def _check_shard_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
-    nonneg_int("shard_size", 1)(instance, attribute, value)
+    integer_ge("shard_size", 1)(instance, attribute, value)
     if value % instance.batch_size:
         raise ConfigError(
             f"shard_size ({value}) must be a multiple of batch_size ({instance.batch_size}) so shards "
@@ -168,27 +167,31 @@ class ScoreConfig:
 
     curvature: str = "diagonal"
     scorer: str = "self-influence"
-    subset: SubsetSpec = attrs.field(default=None, validator=check_subset)
+    subset: SubsetSpec = attrs.field(default=None, validator=subset_spec)
     damping: float | str = attrs.field(default=DEFAULT_DAMPING, converter=parse_damping)
-    batch_size: int = attrs.field(default=16, validator=nonneg_int("batch_size", 1))
-    seed: int = attrs.field(default=0, validator=nonneg_int("seed"))
-    parameters: tuple[str, ...] | None = attrs.field(default=None, converter=as_patterns)
+    batch_size: int = attrs.field(default=16, validator=integer_ge("batch_size", 1))
+    seed: int = attrs.field(default=0, validator=integer_ge("seed"))
+    parameters: tuple[str, ...] | None = attrs.field(default=None, converter=to_patterns)
     engine: str = "auto"
     autocast: str | None = attrs.field(
-        default=None, converter=opt_str, validator=optional(one_of("autocast", AUTOCAST))
+        default=None, converter=to_str_or_none, validator=none_or(member_of("autocast", AUTOCAST))
     )
-    masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=as_masking)
+    masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=to_masking)
     curvature_options: dict[str, Any] = attrs.field(factory=dict)
     progress: bool | None = None
-    subset_seed: int | None = attrs.field(default=None, validator=opt_int("subset_seed"))
-    fit_on: str = attrs.field(default="subset", validator=one_of("fit_on", FIT_ON))
+    subset_seed: int | None = attrs.field(
+        default=None, validator=none_or(integer_ge("subset_seed"))
+    )
+    fit_on: str = attrs.field(default="subset", validator=member_of("fit_on", FIT_ON))
     negate: bool = attrs.field(default=False, converter=bool)
-    invalid: str = attrs.field(default="error", validator=one_of("invalid", VALIDATION_POLICIES))
-    replacement: str | None = attrs.field(default=None, converter=opt_str)
+    invalid: str = attrs.field(default="error", validator=member_of("invalid", VALIDATION_POLICIES))
+    replacement: str | None = attrs.field(default=None, converter=to_str_or_none)
     shard_size: int | None = attrs.field(default=None, validator=_check_shard_size)
-    max_tokens: int | None = attrs.field(default=None, validator=opt_int("max_tokens", 1))
-    length_window: int = attrs.field(default=64, validator=nonneg_int("length_window", 1))
-    mask_draws: int = attrs.field(default=1, validator=nonneg_int("mask_draws", 1))
+    max_tokens: int | None = attrs.field(
+        default=None, validator=none_or(integer_ge("max_tokens", 1))
+    )
+    length_window: int = attrs.field(default=64, validator=integer_ge("length_window", 1))
+    mask_draws: int = attrs.field(default=1, validator=integer_ge("mask_draws", 1))
 
 
 @attrs.frozen(kw_only=True)
@@ -222,29 +225,31 @@ class FinetuneConfig:
     """
 
     enabled: bool = attrs.field(default=True, converter=bool)
-    subset: SubsetSpec = attrs.field(default=None, validator=check_subset)
-    subset_seed: int | None = attrs.field(default=None, validator=opt_int("subset_seed"))
-    epochs: int = attrs.field(default=1, validator=nonneg_int("epochs", 1))
-    lr: float = attrs.field(default=1e-5, converter=float, validator=nonneg_float("lr"))
-    weight_decay: float = attrs.field(
-        default=0.01, converter=float, validator=nonneg_float("weight_decay")
+    subset: SubsetSpec = attrs.field(default=None, validator=subset_spec)
+    subset_seed: int | None = attrs.field(
+        default=None, validator=none_or(integer_ge("subset_seed"))
     )
-    warmup_steps: int = attrs.field(default=50, validator=nonneg_int("warmup_steps"))
-    schedule: str = attrs.field(default="linear", validator=one_of("schedule", SCHEDULES))
-    batch_size: int = attrs.field(default=16, validator=nonneg_int("batch_size", 1))
-    seed: int = attrs.field(default=0, validator=nonneg_int("seed"))
+    epochs: int = attrs.field(default=1, validator=integer_ge("epochs", 1))
+    lr: float = attrs.field(default=1e-5, converter=float, validator=number_ge("lr"))
+    weight_decay: float = attrs.field(
+        default=0.01, converter=float, validator=number_ge("weight_decay")
+    )
+    warmup_steps: int = attrs.field(default=50, validator=integer_ge("warmup_steps"))
+    schedule: str = attrs.field(default="linear", validator=member_of("schedule", SCHEDULES))
+    batch_size: int = attrs.field(default=16, validator=integer_ge("batch_size", 1))
+    seed: int = attrs.field(default=0, validator=integer_ge("seed"))
     group_by_length: bool = attrs.field(default=True, converter=bool)
-    masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=as_masking)
-    max_steps: int | None = attrs.field(default=None, validator=opt_int("max_steps", 1))
+    masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=to_masking)
+    max_steps: int | None = attrs.field(default=None, validator=none_or(integer_ge("max_steps", 1)))
     max_grad_norm: float | None = attrs.field(
-        default=None, converter=opt_float, validator=nonneg_float("max_grad_norm")
+        default=None, converter=to_float_or_none, validator=none_or(number_ge("max_grad_norm"))
     )
     train_mode: bool = attrs.field(default=True, converter=bool)
     diagnostic_samples: int | None = attrs.field(
-        default=512, validator=opt_int("diagnostic_samples")
+        default=512, validator=none_or(integer_ge("diagnostic_samples"))
     )
-    invalid: str = attrs.field(default="error", validator=one_of("invalid", VALIDATION_POLICIES))
-    replacement: str | None = attrs.field(default=None, converter=opt_str)
+    invalid: str = attrs.field(default="error", validator=member_of("invalid", VALIDATION_POLICIES))
+    replacement: str | None = attrs.field(default=None, converter=to_str_or_none)
     progress: bool | None = None
 
 
@@ -261,5 +266,5 @@ class SelectConfig:
 
     method: str = "cci"
     budget: int | float = 0.1
-    seed: int = attrs.field(default=0, validator=nonneg_int("seed"))
+    seed: int = attrs.field(default=0, validator=integer_ge("seed"))
     options: dict[str, Any] = attrs.field(factory=dict)

@@ -1,7 +1,7 @@
 """Presets: named bundles of fine-tune, score, select and adapter settings.
 
-``default`` follows the paper's text (DESIGN §2). ``paper-compat`` reproduces the choices of the
-released bio-coreset code (commit 5b05de4, ``coreset/get_inf.py``, ``influence.py``,
+``default`` follows the paper's text (``docs/design.md``). ``paper-compat`` reproduces the choices
+of the released bio-coreset code (commit 5b05de4, ``coreset/get_inf.py``, ``influence.py``,
 ``model_override.py``, ``get_coreset_index.py``), verified by running that code on the same model
 and inputs (``benchmarks/paper_compat_released.py``), so users can match published coresets:
 
@@ -93,7 +93,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         name="default",
-        description="the paper's method as written (DESIGN §2): masked loss, all parameters, Fisher on D_sub",
+        description="the paper's method as written (``docs/design.md``): masked loss, all parameters, Fisher on D_sub",
         finetune=FinetuneConfig(),
         score=ScoreConfig(),
         select=SelectConfig(method="cci", seed=0),

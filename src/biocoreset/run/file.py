@@ -3,7 +3,7 @@
 Its tables are attrs classes — :class:`DataConfig`, :class:`ModelConfig`, the API's
 :class:`~biocoreset.config.FinetuneConfig` and :class:`~biocoreset.config.ScoreConfig`, and
 :class:`RunSelectConfig` — and the accepted keys and types (:data:`SCHEMA`) are derived from their
-fields (:mod:`biocoreset.tomlconfig`), so the file format follows the configs. ``subset``,
+fields (:mod:`biocoreset.config.toml`), so the file format follows the configs. ``subset``,
 ``subset_seed``, ``invalid`` and ``replacement`` are set once, in ``[data]``, for fine-tuning and
 scoring. A preset (``preset = "paper-compat"``) gives the starting values the tables override;
 selector options are the preset's for that selector plus a per-method table
@@ -28,11 +28,17 @@ from typing import Any
 import attrs
 
 from biocoreset.config import FinetuneConfig, ScoreConfig, SubsetSpec
+from biocoreset.config.fields import (
+    integer_ge,
+    member_of,
+    none_or,
+    subset_spec,
+    to_str_or_none,
+)
+from biocoreset.config.presets import get_preset
+from biocoreset.config.toml import build, check_table, read_toml, schema_of
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
-from biocoreset.presets import get_preset
-from biocoreset.tomlconfig import build, check_table, read_toml, schema_of
-from biocoreset.validators import check_subset, nonneg_int, one_of, opt_int, opt_str
 
 __all__ = [
     "MOVED",
@@ -66,11 +72,13 @@ class DataConfig:
     id_column: str = "id"
     sequence_column: str = "sequence"
     invalid: str = attrs.field(
-        default="error", validator=one_of("data.invalid", VALIDATION_POLICIES)
+        default="error", validator=member_of("data.invalid", VALIDATION_POLICIES)
     )
-    replacement: str | None = attrs.field(default=None, converter=opt_str)
-    subset: SubsetSpec = attrs.field(default=None, validator=check_subset)
-    subset_seed: int | None = attrs.field(default=None, validator=opt_int("data.subset_seed"))
+    replacement: str | None = attrs.field(default=None, converter=to_str_or_none)
+    subset: SubsetSpec = attrs.field(default=None, validator=subset_spec)
+    subset_seed: int | None = attrs.field(
+        default=None, validator=none_or(integer_ge("data.subset_seed"))
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -135,9 +143,11 @@ class RunSelectConfig:
 
     methods: tuple[str, ...] = attrs.field(default=("cci",), converter=tuple)
     budget: int | float = 0.1
-    seed: int = attrs.field(default=0, validator=nonneg_int("select.seed"))
+    seed: int = attrs.field(default=0, validator=integer_ge("select.seed"))
     options: dict[str, dict[str, Any]] = attrs.field(factory=dict, validator=_check_options)
-    debias: str | None = attrs.field(default=None, converter=opt_str, validator=_check_debias)
+    debias: str | None = attrs.field(
+        default=None, converter=to_str_or_none, validator=_check_debias
+    )
 
     def options_for(self, method: str) -> dict[str, Any]:
         """This table's options for ``method`` (a copy; empty when none are given)."""

@@ -138,8 +138,8 @@ def _run_demo(
     from biocoreset.adapters.hf import HFAdapter
     from biocoreset.api import score_to_file
     from biocoreset.data.synthetic import synthetic_rna_corpus, write_fasta
-    from biocoreset.plots import plot_loss_curve
-    from biocoreset.selection_files import select_to_folder
+    from biocoreset.diagnose.plots import plot_loss_curve
+    from biocoreset.selection.folder import select_to_folder
     from biocoreset.testing import tiny_esm
     from biocoreset.train.finetune import finetune, save_finetuned
 

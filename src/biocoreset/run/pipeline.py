@@ -1,7 +1,7 @@
 """The whole job in one call: load the model, fine-tune on ``D_sub``, score, select — ``biocoreset run``.
 
-:func:`run_pipeline` takes a :class:`~biocoreset.runfile.RunConfig` (usually from a TOML file, see
-:func:`~biocoreset.runfile.load_run_config`) and writes into its run folder::
+:func:`run_pipeline` takes a :class:`~biocoreset.run.file.RunConfig` (usually from a TOML file, see
+:func:`~biocoreset.run.file.load_run_config`) and writes into its run folder::
 
     run/
       run.json                 the configuration, its hash and which steps are done
@@ -13,14 +13,13 @@
 Rerunning the same command resumes: finished steps are skipped and scoring continues from its last
 shard. A different configuration in an existing run folder is refused unless ``force``.
 
-:func:`~biocoreset.selection_files.select_to_folder` (re-exported here) is the ``biocoreset select``
+:func:`~biocoreset.selection.folder.select_to_folder` (re-exported here) is the ``biocoreset select``
 step on its own: it reads only the score and id columns, never the whole result.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,48 +29,20 @@ import attrs
 from biocoreset.data.sources import open_sequences
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
-from biocoreset.protocols import ModelAdapter
-from biocoreset.runcheck import check_run_config, selector_options
-from biocoreset.runfile import RunConfig
+from biocoreset.run.check import check_run_config, selector_options
+from biocoreset.run.file import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.selection_files import SELECTION_FILES, read_score_columns, select_to_folder
+from biocoreset.selection.folder import SELECTION_FILES, read_score_columns, select_to_folder
 from biocoreset.store.atomic import atomic_path
 from biocoreset.store.shards import ScoreStore, fingerprint_hash
 
 __all__ = [
     "SELECTION_FILES",
-    "load_adapter",
     "read_score_columns",
     "run_pipeline",
     "select_to_folder",
     "selector_options",
 ]
-
-
-def load_adapter(
-    adapter: str | None = None,
-    path: str | os.PathLike[str] | None = None,
-    options: dict[str, Any] | None = None,
-    *,
-    weights: str | os.PathLike[str] | None = None,
-    device: str = "auto",
-) -> ModelAdapter:
-    """Build an adapter from names and paths (the CLI's and ``run``'s model loading).
-
-    A thin alias of :func:`biocoreset.modelio.load_model` (see it for what ``path`` may be).
-
-    Args:
-        adapter: Adapter name (``None``: the saved folder's manifest, else guessed, else ``hf``).
-        path: Model folder or file.
-        options: Adapter options.
-        weights: A state dict (e.g. ``finetune/model.pt``) loaded over the model.
-        device: ``"auto"`` (``cuda:<local rank>`` when available, else CPU) or a torch device.
-
-    Raises:
-        ConfigError: Unknown adapter, bad options or unusable weights.
-        InputError: ``path`` holds no model.
-    """
-    return load_model(path, adapter=adapter, options=options, weights=weights, device=device)
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -162,10 +133,10 @@ def run_pipeline(
         id_column=data.id_column,
         sequence_column=data.sequence_column,
     )
-    adp = load_adapter(
-        cfg.model.adapter,
+    adp = load_model(
         cfg.model.path,
-        cfg.model.options,
+        adapter=cfg.model.adapter,
+        options=cfg.model.options,
         weights=cfg.model.weights,
         device=cfg.model.device,
     )

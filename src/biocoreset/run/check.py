@@ -3,7 +3,7 @@ and path, so that a typo fails in a second, before fine-tuning, and before the r
 claimed (no ``run.json`` is written for a configuration that fails them).
 
 Example:
-    >>> from biocoreset.runfile import run_config_from_dict
+    >>> from biocoreset.run.file import run_config_from_dict
     >>> cfg = run_config_from_dict({"output": "r", "data": {"path": "missing.fa"}})
     >>> check_run_config(cfg)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from biocoreset.errors import ConfigError, InputError
-from biocoreset.runfile import RunConfig
+from biocoreset.run.file import RunConfig
 
 __all__ = ["check_run_config", "selector_options"]
 
@@ -88,8 +88,8 @@ def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     Raises:
         ConfigError: An option the selector rejects (or an unknown method).
     """
+    from biocoreset.config.presets import get_preset
     from biocoreset.plugins import get_registry
-    from biocoreset.presets import get_preset
 
     preset = get_preset(cfg.preset)
     out = {}

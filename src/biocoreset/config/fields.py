@@ -1,4 +1,11 @@
-"""Validators and converters shared by the attrs configuration classes.
+"""Validators and converters of every attrs configuration class, in one naming scheme.
+
+Validators are attrs validators (``(instance, attribute, value)`` callables, composable with
+:mod:`attrs.validators`) named after the rule the value must meet, like attrs' own ``ge``/``gt``/
+``in_``/``optional``: :func:`integer_ge`, :func:`number_ge`, :func:`number_gt`, :func:`member_of`,
+:func:`subset_spec`, and :func:`none_or` (``None`` or what the inner validator accepts; built on
+:func:`attrs.validators.optional`). Converters start with ``to_``: :func:`to_float_or_none`,
+:func:`to_str_or_none`, :func:`to_masking`, :func:`to_patterns`.
 
 Each validator raises :class:`~biocoreset.errors.ConfigError` naming the option, the rule and the
 bad value (with a did-you-mean for choices), the house style for configuration errors.
@@ -7,8 +14,8 @@ Example:
     >>> import attrs
     >>> @attrs.frozen(kw_only=True)
     ... class Options:
-    ...     steps: int = attrs.field(default=1, validator=int_at_least("steps", 1))
-    ...     mode: str = attrs.field(default="fast", validator=one_of("mode", ("fast", "exact")))
+    ...     steps: int = attrs.field(default=1, validator=integer_ge("steps", 1))
+    ...     mode: str = attrs.field(default="fast", validator=member_of("mode", ("fast", "exact")))
     >>> Options(mode="exakt")
     Traceback (most recent call last):
     ...
@@ -28,28 +35,25 @@ from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError, did_you_mean
 
 __all__ = [
-    "as_masking",
-    "as_patterns",
-    "check_subset",
-    "float_at_least",
-    "int_at_least",
-    "nonneg_float",
-    "nonneg_int",
-    "one_of",
-    "opt_float",
-    "opt_int",
-    "opt_str",
-    "optional",
-    "optional_float",
+    "integer_ge",
+    "member_of",
+    "none_or",
+    "number_ge",
+    "number_gt",
+    "subset_spec",
+    "to_float_or_none",
+    "to_masking",
+    "to_patterns",
+    "to_str_or_none",
 ]
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 
-def int_at_least(name: str, minimum: int = 0) -> Validator:
+def integer_ge(name: str, minimum: int = 0) -> Validator:
     """An integer (not a bool) ``>= minimum``.
 
-    >>> int_at_least("epochs", 1)(None, None, 2)
+    >>> integer_ge("epochs", 1)(None, None, 2)
     """
 
     def check(instance: object, attribute: Any, value: Any) -> None:
@@ -59,31 +63,41 @@ def int_at_least(name: str, minimum: int = 0) -> Validator:
     return check
 
 
-def float_at_least(name: str, minimum: float = 0.0, *, strict: bool = False) -> Validator:
-    """A finite number ``>= minimum`` (``> minimum`` when ``strict``); ``None`` passes.
-
-    >>> float_at_least("lr", 0.0, strict=True)(None, None, 0.0)
-    Traceback (most recent call last):
-    ...
-    biocoreset.errors.ConfigError: lr must be a finite number > 0, got 0.0.
-    """
+def _number(name: str, minimum: float, strict: bool) -> Validator:
+    op = ">" if strict else ">="
 
     def check(instance: object, attribute: Any, value: Any) -> None:
-        if value is None:
-            return
         ok = isinstance(value, numbers.Real) and math.isfinite(value)
         ok = ok and (value > minimum if strict else value >= minimum)
         if not ok:
-            op = ">" if strict else ">="
             raise ConfigError(f"{name} must be a finite number {op} {minimum:g}, got {value!r}.")
 
     return check
 
 
-def one_of(name: str, choices: Sequence[str]) -> Validator:
+def number_ge(name: str, minimum: float = 0.0) -> Validator:
+    """A finite number ``>= minimum`` (wrap in :func:`none_or` to let ``None`` pass).
+
+    >>> number_ge("weight_decay")(None, None, 0.0)
+    """
+    return _number(name, minimum, strict=False)
+
+
+def number_gt(name: str, minimum: float = 0.0) -> Validator:
+    """A finite number ``> minimum``.
+
+    >>> number_gt("lr")(None, None, 0.0)
+    Traceback (most recent call last):
+    ...
+    biocoreset.errors.ConfigError: lr must be a finite number > 0, got 0.0.
+    """
+    return _number(name, minimum, strict=True)
+
+
+def member_of(name: str, choices: Sequence[str]) -> Validator:
     """One of ``choices`` (the message lists them and suggests the closest).
 
-    >>> one_of("schedule", ("linear", "constant"))(None, None, "linear")
+    >>> member_of("schedule", ("linear", "constant"))(None, None, "linear")
     """
     options = tuple(choices)
 
@@ -97,32 +111,27 @@ def one_of(name: str, choices: Sequence[str]) -> Validator:
     return check
 
 
-def optional(inner: Validator) -> Validator:
-    """``None``, or a value ``inner`` accepts.
+def none_or(inner: Validator) -> Validator:
+    """``None``, or a value ``inner`` accepts (:func:`attrs.validators.optional`).
 
-    >>> optional(int_at_least("max_steps", 1))(None, None, None)
+    >>> none_or(integer_ge("max_steps", 1))(None, None, None)
     """
-
-    def check(instance: object, attribute: Any, value: Any) -> None:
-        if value is not None:
-            inner(instance, attribute, value)
-
-    return check
+    return attrs.validators.optional(inner)
 
 
-def optional_float(value: Any) -> float | None:
+def to_float_or_none(value: Any) -> float | None:
     """Converter: ``None`` stays ``None``, anything else becomes a float.
 
-    >>> optional_float("0.5"), optional_float(None)
+    >>> to_float_or_none("0.5"), to_float_or_none(None)
     (0.5, None)
     """
     return None if value is None else float(value)
 
 
-def as_masking(value: Any) -> MaskingConfig:
+def to_masking(value: Any) -> MaskingConfig:
     """Converter: a :class:`~biocoreset.data.masking.MaskingConfig` or a table of its fields.
 
-    >>> as_masking({"probability": 0.2}).probability
+    >>> to_masking({"probability": 0.2}).probability
     0.2
     """
     if isinstance(value, MaskingConfig):
@@ -132,33 +141,10 @@ def as_masking(value: Any) -> MaskingConfig:
     raise ConfigError(f"masking must be a MaskingConfig or a table of its fields, got {value!r}.")
 
 
-nonneg_int = int_at_least
-"""Alias of :func:`int_at_least` (the scoring configs' name)."""
-
-opt_float = optional_float
-"""Alias of :func:`optional_float`."""
-
-
-def opt_int(name: str, minimum: int = 0) -> Validator:
-    """``None`` or an integer ``>= minimum``.
-
-    >>> opt_int("max_tokens", 1)(None, None, None)
-    """
-    return optional(int_at_least(name, minimum))
-
-
-def nonneg_float(name: str) -> Validator:
-    """``None`` or a finite number ``>= 0``.
-
-    >>> nonneg_float("beta")(None, None, 0.1)
-    """
-    return float_at_least(name, 0.0)
-
-
-def check_subset(instance: object, attribute: Any, value: Any) -> None:
+def subset_spec(instance: object, attribute: Any, value: Any) -> None:
     """A ``D_sub`` spec: ``None``, a size >= 1, a fraction in (0, 1] or a list of ids.
 
-    >>> check_subset(None, None, 0.5)
+    >>> subset_spec(None, None, 0.5)
     """
     if value is None:
         return
@@ -178,10 +164,10 @@ def check_subset(instance: object, attribute: Any, value: Any) -> None:
         raise ConfigError("subset must be a list of ids, not a single string; wrap it in a list.")
 
 
-def as_patterns(value: Any) -> tuple[str, ...] | None:
+def to_patterns(value: Any) -> tuple[str, ...] | None:
     """Converter: ``None``, or a tuple of glob patterns (one string is one pattern).
 
-    >>> as_patterns("blocks.*")
+    >>> to_patterns("blocks.*")
     ('blocks.*',)
     """
     if value is None:
@@ -191,10 +177,10 @@ def as_patterns(value: Any) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value)
 
 
-def opt_str(value: Any) -> str | None:
+def to_str_or_none(value: Any) -> str | None:
     """Converter: ``None`` for ``None`` or ``""``, else ``str(value)``.
 
-    >>> opt_str(""), opt_str("x")
+    >>> to_str_or_none(""), to_str_or_none("x")
     (None, 'x')
     """
     return None if value is None or value == "" else str(value)

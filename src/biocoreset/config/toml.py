@@ -24,11 +24,12 @@ Example:
 from __future__ import annotations
 
 import collections.abc as cabc
+import json
+import os
 import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -187,12 +188,24 @@ def check_table(
             )
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file (:mod:`tomllib`, or ``tomli`` on Python 3.10).
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a configuration file: TOML (:mod:`tomllib`, or ``tomli`` on Python 3.10), or JSON
+    when the name ends in ``.json`` (the same tables). The one reader of every config file.
 
     Raises:
-        ConfigError: A missing file or invalid TOML.
+        ConfigError: A missing file, or invalid TOML or JSON.
     """
+    if str(path).lower().endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist.") from None
+        except ValueError as exc:
+            raise ConfigError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{str(path)!r} must hold a JSON object (a table), got {data!r}.")
+        return data
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
