@@ -213,3 +213,30 @@ def test_length_control_warns_when_it_drops_the_log():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert length_control(1.0 / L, L).transform == "log"
+
+
+def test_resume_with_the_other_reduction_is_refused(tmp_path, monkeypatch):
+    from biocoreset.store.shards import ScoreStore
+
+    model, tok = tiny_esm(seed=1)
+    records = random_rna(12, seed=2, min_len=6, max_len=30)
+    opts = dict(tokenizer=tok, subset=4, batch_size=2, shard_size=4, mask_draws=2)
+    output = tmp_path / "s.parquet"
+    written = []
+    real = ScoreStore.write_shard
+
+    def crash_after_one(self, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScoreStore, "write_shard", crash_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        score(model, records, output=output, mask_reduce="mean-gradient", **opts)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"different configuration \(mask_reduce"):
+        score(model, records, output=output, **opts)
+    resumed = score(model, records, output=output, mask_reduce="mean-gradient", **opts)
+    fresh = score(model, records, mask_reduce="mean-gradient", **opts)
+    np.testing.assert_allclose(resumed.scores, fresh.scores, rtol=1e-12)
