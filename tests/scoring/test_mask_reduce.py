@@ -240,3 +240,15 @@ def test_resume_with_the_other_reduction_is_refused(tmp_path, monkeypatch):
     resumed = score(model, records, output=output, mask_reduce="mean-gradient", **opts)
     fresh = score(model, records, mask_reduce="mean-gradient", **opts)
     np.testing.assert_allclose(resumed.scores, fresh.scores, rtol=1e-12)
+
+
+def test_loop_engine_agrees_with_the_hook_engine():
+    """The generic (materialised) grouping path against the factor-level one."""
+    model, tok = tiny_esm(seed=4)
+    records = random_rna(6, seed=3, min_len=5, max_len=25)
+    opts = dict(tokenizer=tok, subset=4, batch_size=3, mask_draws=4, mask_reduce="mean-gradient")
+    hooks = score(model, records, engine="hooks", **opts)
+    loop = score(model, records, engine="loop", **opts)
+    np.testing.assert_allclose(loop.scores, hooks.scores, rtol=1e-9)
+    for key in ("split_half", "projected"):
+        assert loop.metadata["stability"][key] == pytest.approx(hooks.metadata["stability"][key])

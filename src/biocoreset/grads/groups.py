@@ -92,13 +92,13 @@ def group_factors(factors: LayerFactors, groups: int, rows: slice | None = None)
             for name, t in factors.per_sample_grads().items()
         }
 
-    x, d = factors.inputs, factors.output_grads
-    if x is not None and d is not None:  # Kronecker factors of another engine: keep them
+    inputs, outputs = factors.inputs, factors.output_grads
+    if inputs is not None and outputs is not None:  # Kronecker factors of another engine
         return LayerFactors(
             factors.block,
             b,
             summed,
-            inputs=group_rows(x[pick], groups),
-            output_grads=group_rows(d[pick], groups),
+            inputs=group_rows(inputs[pick], groups),
+            output_grads=group_rows(outputs[pick], groups),
         )
     return LayerFactors(factors.block, b, summed)
