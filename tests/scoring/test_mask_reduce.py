@@ -215,6 +215,7 @@ def test_length_control_warns_when_it_drops_the_log():
         assert length_control(1.0 / L, L).transform == "log"
 
 
+@pytest.mark.slow
 def test_resume_with_the_other_reduction_is_refused(tmp_path, monkeypatch):
     from biocoreset.store.shards import ScoreStore
 
@@ -242,6 +243,7 @@ def test_resume_with_the_other_reduction_is_refused(tmp_path, monkeypatch):
     np.testing.assert_allclose(resumed.scores, fresh.scores, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_loop_engine_agrees_with_the_hook_engine():
     """The generic (materialised) grouping path against the factor-level one."""
     model, tok = tiny_esm(seed=4)
