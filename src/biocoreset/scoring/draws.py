@@ -13,6 +13,10 @@ Spearman–Brown projection to ``K`` draws and the same with length regressed ou
 (:func:`biocoreset.stats.split_half_stability`). For odd ``K`` the halves differ by one draw; the
 projection still treats them as equal halves (a slight underestimate of the reliability).
 
+With ``mask_reduce="mean-gradient"`` (:func:`mean_gradient_draws`) the ``K`` draws run as one batch
+of ``K·B`` rows and the score is the unbiased estimate of the score of the mean gradient; the halves
+are each half's own estimate (``K >= 4``; none for ``K < 4``).
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
