@@ -20,10 +20,13 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import attrs
 import numpy as np
+
+from biocoreset.errors import QualityWarning
 
 __all__ = [
     "LengthControl",
@@ -150,6 +153,15 @@ class LengthControl:
 def _transform(scores: np.ndarray) -> tuple[np.ndarray, str]:
     if scores.size and float(scores.min()) > 0:
         return np.log(scores), "log"
+    bad = int(np.count_nonzero(scores <= 0))
+    warnings.warn(
+        f"length control: {bad} of {scores.size} scores are <= 0 (smallest {float(scores.min()):.3g}), "
+        "so the length trend is fitted on the raw scores, not their logarithm (transform "
+        "'identity', recorded with the fit). Expected for mask_reduce='mean-gradient'; with "
+        "positive scores, look for a wrong sign (pass I(z), not -I(z)).",
+        QualityWarning,
+        stacklevel=3,
+    )
     return scores.astype(np.float64, copy=True), "identity"
 
 
@@ -169,7 +181,9 @@ def length_control(
     pooled distribution keeps the score's overall shape for CCI's strata.
 
     Scores must be oriented so that higher = more influential (pass ``I(z)``, not ``-I(z)``). With
-    any score ``<= 0`` the raw scores are used instead of their logarithm.
+    any score ``<= 0`` the raw scores are used instead of their logarithm (``transform ==
+    "identity"``), with a :class:`~biocoreset.errors.QualityWarning`; scores from
+    ``mask_reduce="mean-gradient"`` are often ``<= 0``.
 
     >>> rng = np.random.default_rng(0)
     >>> L = rng.integers(20, 400, size=2000)

@@ -399,3 +399,28 @@ def test_run_file_takes_score_mask_draws(tmp_path):
         run_config_from_dict(
             {"output": "r", "data": {"path": "c.fa"}, "score": {"mask_draws": "8"}}
         )
+
+
+def test_score_mask_reduce_from_the_shell(workspace, tmp_path, capsys):
+    scores = tmp_path / "s.parquet"
+    argv = ["score", workspace / "corpus.fa", "--model", workspace / "model", "-o", scores]
+    argv += ["--subset", 8, "--batch-size", 8, "--no-progress", "--mask-draws", 2]
+    code, _, err = _run(capsys, *argv, "--mask-reduce", "mean-gradient")
+    assert code == 0, err
+    meta = load_scores(scores).metadata
+    assert meta["mask_reduce"] == "mean-gradient" and meta["mask_draws"] == 2
+    code, _, err = _run(capsys, *argv[:-2], "--mask-reduce", "mean-gradient", "--force")
+    assert code != 0 and "mask_draws >= 2" in err and "mean-score" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_run_file_takes_score_mask_reduce(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'output = "r"\n[data]\npath = "c.fa"\n[score]\nmask_draws = 4\nmask_reduce = "mean-gradient"\n'
+    )
+    assert load_run_config(path).score.mask_reduce == "mean-gradient"
+    with pytest.raises(ConfigError, match="mask_reduce"):
+        run_config_from_dict(
+            {"output": "r", "data": {"path": "c.fa"}, "score": {"mask_reduce": "mean-gradient"}}
+        )

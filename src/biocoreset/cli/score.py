@@ -34,6 +34,7 @@ _OPTIONS = (
     "invalid",
     "replacement",
     "mask_draws",
+    "mask_reduce",
 )
 
 
@@ -87,6 +88,12 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         help="masks per sequence K: score and loss are means over K masks (default 1, the "
         "paper's single mask); K >= 2 also reports split-half stability",
+    )
+    g.add_argument(
+        "--mask-reduce",
+        choices=["mean-score", "mean-gradient"],
+        help="how the K draws make one score: the mean of the per-draw scores (default) or the "
+        "unbiased score of the mean gradient (needs --mask-draws >= 2; can be <= 0)",
     )
     add_common(p)
     p.set_defaults(func=_cmd_score)

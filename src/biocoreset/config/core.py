@@ -36,6 +36,7 @@ from biocoreset.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DAMPING",
+    "MASK_REDUCE",
     "FinetuneConfig",
     "MaskingConfig",
     "ScoreConfig",
@@ -50,6 +51,8 @@ SubsetSpec = int | float | Sequence[str] | None
 FIT_ON = ("subset", "all")
 AUTOCAST = ("bf16", "fp16")
 SCHEDULES = ("linear", "constant")
+MASK_REDUCE = ("mean-score", "mean-gradient")
+"""How ``mask_draws = K`` draws make one score (see :class:`ScoreConfig`)."""
 
 DEFAULT_DAMPING = "0.1*mean"
 """The default damping: λ = 0.1 × the mean curvature entry (mean Fisher entry, mean eigenvalue)."""
@@ -103,6 +106,16 @@ def damping_options(damping: float | str) -> dict[str, float | None]:
     if isinstance(parsed, str):
         return {"damping": None, "damping_relative": float(parsed.split("*")[0])}
     return {"damping": parsed, "damping_relative": None}
+
+
+def _check_mask_reduce(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    member_of("mask_reduce", MASK_REDUCE)(instance, attribute, value)
+    if value == "mean-gradient" and instance.mask_draws < 2:
+        raise ConfigError(
+            f"mask_reduce='mean-gradient' needs mask_draws >= 2 (got {instance.mask_draws}): its "
+            "unbiased estimate compares distinct mask draws. Give mask_draws=K >= 2 (e.g. 4), or "
+            "use mask_reduce='mean-score' (the default: the mean of the per-draw scores)."
+        )
 
 
 def _check_shard_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -161,6 +174,12 @@ class ScoreConfig:
             single random mask, bit for bit. With ``K >= 2`` the run records split-half
             stability (``metadata["stability"]``); how the draws' positions relate is
             ``masking.schedule`` (``"auto"``: ``"independent"``). Costs ``K`` times one draw.
+        mask_reduce: How the ``K`` draws make one score. ``"mean-score"`` (default): the mean of
+            the per-draw scores, ``mean_k ‖g_k‖²_W``. ``"mean-gradient"`` (needs ``K >= 2`` and the
+            ``self-influence`` scorer): the unbiased estimate of ``‖E_m g‖²_W``, the score of the
+            expected loss over masks, ``U = (K²‖ḡ‖²_W − Σ_k ‖g_k‖²_W) / (K(K−1))``; it drops the
+            mask-noise term ``tr(W Σ_m)`` of the mean score and can be ``<= 0`` (see
+            ``docs/trust.md``). The curvature is the same mean per-draw Fisher either way.
 
     The loss (``loss_mode``) is the adapter's: pass ``adapter_options={"loss_mode": ...}``.
     """
@@ -192,6 +211,7 @@ class ScoreConfig:
     )
     length_window: int = attrs.field(default=64, validator=integer_ge("length_window", 1))
     mask_draws: int = attrs.field(default=1, validator=integer_ge("mask_draws", 1))
+    mask_reduce: str = attrs.field(default="mean-score", validator=_check_mask_reduce)
 
 
 @attrs.frozen(kw_only=True)

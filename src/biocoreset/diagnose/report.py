@@ -273,6 +273,7 @@ def diagnose(
                 "subset_size",
                 "fit_on",
                 "mask_draws",
+                "mask_reduce",
                 "num_scored_parameters",
                 "fisher_zero_entries",
                 "negated",

@@ -13,6 +13,10 @@ Spearman–Brown projection to ``K`` draws and the same with length regressed ou
 (:func:`biocoreset.stats.split_half_stability`). For odd ``K`` the halves differ by one draw; the
 projection still treats them as equal halves (a slight underestimate of the reliability).
 
+With ``mask_reduce="mean-gradient"`` (:func:`mean_gradient_draws`) the ``K`` draws run as one batch
+of ``K·B`` rows and the score is the unbiased estimate of the score of the mean gradient; the halves
+are each half's own estimate (``K >= 4``; none for ``K < 4``).
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -32,10 +36,20 @@ import attrs
 import numpy as np
 import torch
 
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.errors import ConfigError
+from biocoreset.grads.groups import group_factors
+from biocoreset.grads.totals import BatchTotal
+from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter, Scorer
 from biocoreset.stats import split_half_stability
 
-__all__ = ["RELIABILITY_WARNING", "DrawScores", "score_draws", "stability_figures"]
+__all__ = [
+    "RELIABILITY_WARNING",
+    "DrawScores",
+    "check_mean_gradient",
+    "concat_batches",
+    "score_draws",
+    "stability_figures",
+]
 
 RELIABILITY_WARNING = 0.9
 """``score`` warns when the projected reliability (two runs' Spearman ρ) is below this."""
@@ -71,6 +85,7 @@ def score_draws(
     *,
     seed: int,
     draws: int = 1,
+    reduce: str = "mean-score",
 ) -> DrawScores:
     """Score ``records`` under ``draws`` masks each and average.
 
@@ -82,7 +97,13 @@ def score_draws(
         curvature: The fitted curvature (``None`` for scorers without one).
         seed: The masking seed.
         draws: Masks per sequence ``K``.
+        reduce: ``"mean-score"`` (the mean of the per-draw scores) or ``"mean-gradient"`` (the
+            unbiased estimate of the score of the mean gradient; see :func:`mean_gradient_draws`).
     """
+    if reduce == "mean-gradient":
+        return mean_gradient_draws(
+            scorer, adapter, records, engine, curvature, seed=seed, draws=draws
+        )
     if draws == 1:  # the single-mask path, exactly as before mask_draws existed
         batch = adapter.collate(list(records), seed=seed)
         s, loss = scorer.score_batch(adapter, batch, engine, curvature)
@@ -104,6 +125,120 @@ def score_draws(
         loss=loss_sum / draws,
         length=length,
         halves=sums / np.array([[half], [draws - half]], dtype=np.float64),
+    )
+
+
+def check_mean_gradient(scorer: Scorer, draws: int) -> None:
+    """Refuse ``mask_reduce="mean-gradient"`` where it has no meaning.
+
+    Raises:
+        ConfigError: Fewer than two draws, or a scorer without a curvature quadratic form.
+    """
+    if draws < 2:
+        raise ConfigError(
+            f"mask_reduce='mean-gradient' needs mask_draws >= 2 (got {draws}); use mask_draws=K >= 2 "
+            "or mask_reduce='mean-score'."
+        )
+    if scorer.name != "self-influence":
+        raise ConfigError(
+            f"mask_reduce='mean-gradient' is defined for the 'self-influence' scorer (any curvature: "
+            f"identity, diagonal, kfac, ekfac), not {scorer.name!r}; use mask_reduce='mean-score'."
+        )
+
+
+def concat_batches(batches: Sequence[Batch]) -> Batch:
+    """One batch of the rows of ``batches`` (draw-major), which share one padded width.
+
+    Raises:
+        ConfigError: The batches have different widths (not draws of the same records).
+    """
+    first = batches[0]
+    if any(b.input_ids.shape != first.input_ids.shape for b in batches):
+        raise ConfigError("the mask draws of one batch collated to different widths.")
+    extra: dict[str, Any] = {}
+    for key, value in first.extra.items():
+        if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == len(first):
+            extra[key] = torch.cat([b.extra[key] for b in batches])
+        else:
+            extra[key] = value
+    return attrs.evolve(
+        first,
+        ids=tuple(i for b in batches for i in b.ids),
+        input_ids=torch.cat([b.input_ids for b in batches]),
+        attention_mask=torch.cat([b.attention_mask for b in batches]),
+        labels=torch.cat([b.labels for b in batches]),
+        lengths=torch.cat([b.lengths for b in batches]),
+        extra=extra,
+    )
+
+
+def _unbiased(group: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """``(‖Σ_k g_k‖² − Σ_k ‖g_k‖²) / (K(K−1))`` from the group form and the per-draw forms."""
+    return (group - rows.sum(0)) / (k * (k - 1))
+
+
+def mean_gradient_draws(
+    scorer: Scorer,
+    adapter: ModelAdapter,
+    records: Sequence[tuple[str, str]],
+    engine: Any,
+    curvature: CurvatureEstimator | None,
+    *,
+    seed: int,
+    draws: int,
+) -> DrawScores:
+    """Score ``records`` by the unbiased estimate of ``‖E_m g‖²_W`` over ``draws`` masks.
+
+    The ``K`` draws of the batch are collated as one batch of ``K·B`` rows (draw-major) and run
+    through the engine once. For each block the curvature's quadratic form is taken of each row
+    (``‖g_k‖²_W``) and of each sample's group of rows (``‖Σ_k g_k‖²_W``,
+    :func:`~biocoreset.grads.groups.group_factors`), so
+
+    ``U = (‖Σ_k g_k‖²_W − Σ_k ‖g_k‖²_W) / (K(K−1))``,
+
+    the mean over ordered pairs ``k ≠ l`` of ``g_kᵀ W g_l``: unbiased for ``‖E_m g‖²_W`` and free of
+    the mask-noise term ``tr(W Σ_m)`` that the mean score carries. It can be ``<= 0``. With
+    ``K >= 4`` the halves (``⌊K/2⌋`` and ``⌈K/2⌉`` draws) get their own ``U`` for the split-half
+    stability (two more group forms); with ``K < 4`` ``halves`` is ``None``. The batch holds
+    ``K·B`` rows at once: memory is ``K`` times one draw's.
+    """
+    check_mean_gradient(scorer, draws)
+    if curvature is None:
+        raise ConfigError("the 'self-influence' scorer needs a curvature (e.g. 'diagonal').")
+    n = len(records)
+    batch = concat_batches(
+        [adapter.collate(list(records), seed=seed, draw=k, draws=draws) for k in range(draws)]
+    )
+    half = draws // 2
+    with_halves = draws >= 4
+    rows_total = BatchTotal(n * draws)
+    groups = [BatchTotal(n) for _ in range(3 if with_halves else 1)]
+
+    def on_block(factors: LayerFactors) -> None:
+        rows_total.add(curvature.quadratic_form(factors))
+        groups[0].add(curvature.quadratic_form(group_factors(factors, draws)))
+        if with_halves:
+            cut = n * half
+            for total, part, k in (
+                (groups[1], slice(0, cut), half),
+                (groups[2], slice(cut, None), draws - half),
+            ):
+                total.add(curvature.quadratic_form(group_factors(factors, k, part)))
+
+    losses = engine.run(batch, on_block)
+    per_row, host_losses = rows_total.to_host(losses)
+    rows = per_row.numpy().reshape(draws, n)
+    forms = [t.to_host()[0].numpy() for t in groups]
+    halves = None
+    if with_halves:
+        halves = np.stack(
+            [_unbiased(forms[1], rows[:half], half), _unbiased(forms[2], rows[half:], draws - half)]
+        )
+    return DrawScores(
+        scores=_unbiased(forms[0], rows, draws),
+        loss=host_losses.numpy().reshape(draws, n).mean(0),
+        length=batch.lengths[:n].to("cpu").numpy(),
+        halves=halves,
     )
 
 

@@ -64,6 +64,8 @@ def run_fingerprint(
             "mask_draws": cfg.mask_draws,
             "mask_schedule": resolve_schedule(masking.schedule, cfg.mask_draws),
         }
+    if cfg.mask_reduce != "mean-score":  # absent for the default, so earlier runs still resume
+        draws["mask_reduce"] = cfg.mask_reduce
     if cfg.autocast is not None:  # absent without autocast, so earlier runs still resume
         draws["autocast"] = cfg.autocast
     return {

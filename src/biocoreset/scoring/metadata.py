@@ -50,6 +50,9 @@ class ScoreMetadata:
         shard_size: Rows per shard (as resolved; the default is sized from the rows and ranks).
         masking: Masking probability and replacement fractions.
         mask_draws: Masks per sequence ``K`` (scores, losses and the curvature are means over them).
+        mask_reduce: How the draws make one score: ``"mean-score"`` (the mean of the per-draw
+            scores; files without the key) or ``"mean-gradient"`` (the unbiased estimate of the
+            score of the mean gradient, which can be ``<= 0``).
         mask_schedule: How the draws' positions relate: ``"independent"`` (always for ``K = 1``,
             the paper's single random mask) or ``"cover"``.
         stability: Split-half stability of the mask draws (``K >= 2``; see
@@ -94,6 +97,7 @@ class ScoreMetadata:
     shard_size: int | None = None
     masking: dict[str, Any] | None = None
     mask_draws: int = 1
+    mask_reduce: str = "mean-score"
     mask_schedule: str | None = None
     stability: dict[str, Any] | None = None
     loss_mode: str | None = None

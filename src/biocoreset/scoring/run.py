@@ -39,7 +39,12 @@ from biocoreset.grads import make_engine
 from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
 from biocoreset.runtime.distributed import current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
-from biocoreset.scoring.draws import RELIABILITY_WARNING, score_draws, stability_figures
+from biocoreset.scoring.draws import (
+    RELIABILITY_WARNING,
+    check_mean_gradient,
+    score_draws,
+    stability_figures,
+)
 from biocoreset.scoring.fingerprint import run_fingerprint
 from biocoreset.scoring.fit import fit_curvature
 from biocoreset.scoring.index import index_source
@@ -92,6 +97,8 @@ class ScoringRun:
                 f"mask_draws={config.mask_draws} needs a masked loss, but the adapter's loss_mode is "
                 "'paper-compat' (no masking: every draw would be the same); use mask_draws=1."
             )
+        if config.mask_reduce == "mean-gradient":
+            check_mean_gradient(scorer, config.mask_draws)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -280,6 +287,7 @@ class ScoringRun:
                     self.curvature,
                     seed=cfg.seed,
                     draws=cfg.mask_draws,
+                    reduce=cfg.mask_reduce,
                 )
                 values = res.scores
                 for k, shard in shards.put(
@@ -308,8 +316,8 @@ class ScoringRun:
         """Split-half stability of the mask draws (``mask_draws >= 2``; on every rank), with a
         :class:`~biocoreset.errors.BioCoresetWarning` when the projected reliability is low."""
         draws = self.cfg.mask_draws
-        if draws < 2:
-            return None
+        if draws < 2 or (self.cfg.mask_reduce == "mean-gradient" and draws < 4):
+            return None  # mean-gradient halves need two draws each
         if store is not None:  # rank 0 reads the shards' half-means; every rank gets the figures
             figs = self.ctx.main_only(lambda: stability_figures(*store.read_halves(), draws))
         else:
@@ -361,6 +369,7 @@ class ScoringRun:
             shard_size=size,
             masking=fingerprint["masking"],
             mask_draws=cfg.mask_draws,
+            mask_reduce=cfg.mask_reduce,
             mask_schedule=resolve_schedule(
                 getattr(self.adp, "masking", cfg.masking).schedule, cfg.mask_draws
             ),
