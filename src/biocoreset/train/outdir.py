@@ -155,5 +155,5 @@ def _library_file(name: str) -> bool:
         or name
         in ("config.json", "model.safetensors", "pytorch_model.bin", "generation_config.json")
         or name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "added_tokens"))
-        or (name.startswith(".") and name.endswith(".tmp"))
+        or (name.startswith(tuple(f".{n}." for n in FINETUNE_FILES)) and name.endswith(".tmp"))
     )
