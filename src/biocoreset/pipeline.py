@@ -121,6 +121,9 @@ def run_pipeline(
             raise OutputExistsError(
                 f"the run folder {str(out)!r} is a file; choose a new or empty folder for the run."
             )
+        if force and out.is_dir():
+            # never delete the work folder of a scoring process that is still running
+            ScoreStore(out / "scores.parquet").check_lock()
         if not state_path.exists() and out.exists() and any(out.iterdir()):
             raise OutputExistsError(
                 f"run folder {str(out)!r} exists and is not a biocoreset run (no run.json); "
@@ -134,8 +137,6 @@ def run_pipeline(
         owned = [out / n for n in _RUN_PATHS] + sorted(out.glob("select-*") if out.exists() else [])
         check_not_input([data.path, cfg.model.path, cfg.model.weights], owned, command="run")
         if force:
-            # never delete the work folder of a scoring process that is still running
-            ScoreStore(out / "scores.parquet").check_lock()
             if state_path.exists():  # first: no step is done any more (a crash keeps a run)
                 old = json.loads(state_path.read_text(encoding="utf-8"))
                 with atomic_path(state_path, force=True) as tmp:
