@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -370,11 +371,20 @@ def _composition_lines(
     rho_all = spearman(influence, lengths)
     rho_sel = spearman(influence[indices], lengths[indices]) if indices.size > 2 else float("nan")
     first = composition_summary(indices, lengths, seed=seed)[0]
+    if np.unique(lengths).size < 2:  # e.g. every sequence truncated to the model's max length
+        corr = (
+            f"n/a (every scored length is {int(lengths[0])}: the column holds the residues scored)"
+        )
+    else:
+        corr = f"corpus {_signed(rho_all)}, selected {_signed(rho_sel)}"
     return [
         first,
-        f"size: {indices.size:,} of {n:,} ({indices.size / n:.1%}); Spearman(I(z), length): "
-        f"corpus {rho_all:+.2f}, selected {rho_sel:+.2f}",
+        f"size: {indices.size:,} of {n:,} ({indices.size / n:.1%}); Spearman(I(z), length): {corr}",
     ]
+
+
+def _signed(rho: float) -> str:
+    return "n/a" if math.isnan(rho) else f"{rho:+.2f}"
 
 
 def _write_fasta(
