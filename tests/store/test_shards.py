@@ -11,8 +11,7 @@ import torch
 from biocoreset.curvature.diagonal import DiagonalFisher
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.protocols import LayerFactors, ParamBlock
-from biocoreset.store.result import load_scores
-from biocoreset.store.result import ScoreResult
+from biocoreset.store.result import ScoreResult, load_scores
 from biocoreset.store.shards import ScoreStore, restore_curvature, snapshot_curvature
 
 
