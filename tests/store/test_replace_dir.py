@@ -128,3 +128,12 @@ def test_check_not_input(tmp_path):
     with pytest.raises(OutputPathError, match="holds the input"):
         check_not_input([corpus], [tmp_path / "inp"], command="select")
     check_not_input([corpus, None], [tmp_path / "out"], command="select")
+
+
+def test_a_leftover_aside_of_this_process_does_not_cost_the_new_stage(tmp_path):
+    dest = _make(tmp_path / "out", OLD)
+    _make(tmp_path / f".out.{os.getpid()}.old", {"user.txt": b"mine"})  # an earlier failure's
+    stage = _make(tmp_path / f".out.{os.getpid()}.abcdefgh.tmp", NEW)
+    replace_dir(stage, dest, own=set(OLD))
+    assert _content(dest) == {**NEW, "user.txt": b"mine"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

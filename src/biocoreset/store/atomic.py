@@ -217,20 +217,28 @@ def _carry(aside: Path, dest: Path, own: Collection[str] | None) -> None:
             os.replace(entry, dest / entry.name)
 
 
-def recover_dir(dest: str | os.PathLike[str], *, own: Collection[str] | None = None) -> None:
+def recover_dir(
+    dest: str | os.PathLike[str],
+    *,
+    own: Collection[str] | None = None,
+    keep: str | os.PathLike[str] | None = None,
+) -> None:
     """Finish or undo a :func:`replace_dir` of ``dest`` that a crash interrupted, and delete the
     stale staging folders of ``dest`` left by killed processes.
 
     Only siblings named by this module's patterns for ``dest`` are touched: ``.<name>.<pid>.old``
     and ``.<name>.<pid>.XXXXXXXX.tmp`` folders whose process is gone, and ``.<name>.XXXXXXXX.tmp``
-    folders of earlier versions.
+    folders of earlier versions. ``keep`` (a stage in use) is never removed.
     """
     d = Path(dest).absolute()
     parent = d.parent
     if not parent.is_dir() or not d.name:
         return
     name = re.escape(d.name)
+    kept = Path(keep).absolute() if keep is not None else None
     for entry in sorted(parent.iterdir()):
+        if entry == kept:
+            continue
         m = re.fullmatch(rf"\.{name}\.(\d+)\.old", entry.name)
         if m and entry.is_dir() and not _alive(int(m.group(1))):
             if not d.exists():
@@ -280,7 +288,7 @@ def replace_dir(
     check_not_cwd(dest_p)
     aside = dest_p.absolute().parent / f".{dest_p.absolute().name}.{os.getpid()}.old"
     if aside.exists():
-        recover_dir(dest_p, own=own)
+        recover_dir(dest_p, own=own, keep=stage_p)
     os.replace(dest_p, aside)  # step 1
     try:
         os.replace(stage_p, dest_p)  # step 2
