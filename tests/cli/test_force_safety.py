@@ -222,3 +222,33 @@ def test_pid_is_ours_in_stage_names(ws, tmp_path):
     finally:
         atomic.os.replace = real
     assert any(s.startswith(f".sel.{os.getpid()}.") for s in seen)
+
+
+@pytest.mark.slow
+def test_run_force_killed_while_discarding_keeps_a_run_that_claims_nothing(
+    ws, tmp_path, capsys, monkeypatch
+):
+    import biocoreset.pipeline as pipeline
+
+    out = tmp_path / "run"
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        f'output = "{out}"\n[data]\npath = "{ws / "corpus.fa"}"\nsubset = 4\n[model]\npath = '
+        f'"{ws / "model"}"\n[finetune]\nmax_steps = 1\ndiagnostic_samples = 2\n[select]\n'
+        'methods = ["topk"]\nbudget = 3\n'
+    )
+    assert main(["run", str(toml), "--no-progress"]) == 0
+    (out / "notes.txt").write_text("mine")
+
+    def killed(path, *a, **k):
+        raise KeyboardInterrupt  # a kill while the old results are discarded
+
+    monkeypatch.setattr(pipeline.shutil, "rmtree", killed)
+    assert main(["run", str(toml), "--force", "--no-progress"]) == 130
+    monkeypatch.undo()
+    state = json.loads((out / "run.json").read_text())
+    assert state["steps"] == {} and not (out / "scores.parquet").exists()
+    assert main(["run", str(toml), "--no-progress"]) == 0  # a plain rerun redoes every step
+    state = json.loads((out / "run.json").read_text())
+    assert set(state["steps"]) == {"finetune", "score", "select-topk"}
+    assert (out / "notes.txt").read_text() == "mine"
