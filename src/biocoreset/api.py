@@ -30,6 +30,7 @@ from biocoreset.scoring import ScoringRun, build_components, resolve_config
 from biocoreset.scoring import fit_curvature as fit_curvature  # re-exported: lives in scoring/
 from biocoreset.scoring import resolve_adapter as resolve_adapter  # re-exported
 from biocoreset.selection import Selection, select  # select is re-exported: it lives there
+from biocoreset.store.atomic import check_not_input
 from biocoreset.store.result import ScoreResult
 
 __all__ = ["Selection", "score", "score_to_file", "select"]
@@ -39,6 +40,20 @@ def _execute(
     model: Any, sequences: Any, cfg: ScoreConfig, output: Any, force: bool, *components: Any
 ) -> tuple[dict[str, Any], Any]:
     """Build the components (``tokenizer, adapter, adapter_options``) and run the phases."""
+    if output is not None:
+        seqs = [sequences] if isinstance(sequences, (str, os.PathLike)) else sequences
+        paths = (
+            [p for p in seqs if isinstance(p, (str, os.PathLike))] if isinstance(seqs, list) else []
+        )
+        if isinstance(model, (str, os.PathLike)):
+            paths.append(model)
+        check_not_input(paths, [output, f"{os.fspath(output)}.parts"], command="score")
+    if isinstance(model, (str, os.PathLike)):  # a model folder or file, loaded as the CLI does
+        from biocoreset.modelio import load_model
+
+        _tok, name, options = components
+        model = load_model(model, adapter=None if name == "auto" else name, options=options)
+        components = (None, "auto", None)
     adp, scorer, curvature = build_components(model, *components, cfg)
     return ScoringRun(adp, scorer, curvature, as_source(sequences), cfg).execute(output, force)
 
@@ -58,8 +73,10 @@ def score(
     """Score every sequence by subset-based self-influence (or another scorer).
 
     Args:
-        model: A :class:`~biocoreset.protocols.ModelAdapter`, or a bare masked LM (wrapped with
-            ``adapter``; for Hugging Face models pass ``tokenizer``).
+        model: A :class:`~biocoreset.protocols.ModelAdapter`, a bare masked LM (wrapped with
+            ``adapter``; for Hugging Face models pass ``tokenizer``), or the path of a model folder
+            or file, loaded by :func:`biocoreset.modelio.load_model` with ``adapter`` (``"auto"``:
+            the folder's manifest) and ``adapter_options``, as ``--model`` does.
         sequences: A sequence file path (FASTA/FASTQ/CSV/TSV, plain or gzip), a list of such paths
             (read as one corpus), a :class:`~biocoreset.data.sources.SequenceSource` (e.g. from
             :func:`~biocoreset.data.sources.open_sequences` for table columns), or an iterable of

@@ -122,7 +122,7 @@ def test_score_rerun_resumes_or_refuses(workspace, tmp_path, capsys):
     ]
     assert _run(capsys, *args)[0] == 0
     code, _, err = _run(capsys, *args)
-    assert code == 2 and "already exists; pass force=True (--force)" in err
+    assert code == 2 and "already exists; pass --force to overwrite" in err
     assert _run(capsys, *args, "--force")[0] == 0
 
 

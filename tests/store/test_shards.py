@@ -11,7 +11,7 @@ import torch
 from biocoreset.curvature.diagonal import DiagonalFisher
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.protocols import LayerFactors, ParamBlock
-from biocoreset.store.result import load_scores
+from biocoreset.store.result import ScoreResult, load_scores
 from biocoreset.store.shards import ScoreStore, restore_curvature, snapshot_curvature
 
 
@@ -70,6 +70,11 @@ def test_existing_output_is_never_overwritten_without_force(tmp_path):
     with pytest.raises(OutputExistsError, match="already exists; pass force=True"):
         ScoreStore(out).prepare({}, num_rows=1, shard_size=1, force=False)
     assert out.read_text() == "precious"
+    # issue 27: force replaces only a score file, never another file
+    with pytest.raises(OutputExistsError, match="is not a biocoreset score file"):
+        ScoreStore(out).prepare({}, num_rows=1, shard_size=1, force=True)
+    assert out.read_text() == "precious"
+    ScoreResult(ids=["a"], scores=[1.0], loss=[0.0], length=[1]).save(out, force=True)
     store = ScoreStore(out)
     store.prepare({}, num_rows=1, shard_size=1, force=True)
     assert not out.exists()

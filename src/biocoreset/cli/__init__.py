@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with progress_settings(progress_mode(args)), warnings_once(args.command):
             return int(args.func(args) or 0)
     except (BioCoresetError, FileNotFoundError) as exc:
-        print(f"biocoreset {args.command}: error: {exc}", file=sys.stderr)
+        print(f"biocoreset {args.command}: error: {cli_wording(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused something (full disk, permissions, ...)
         where = f" ({exc.filename!r})" if exc.filename else ""
@@ -101,6 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         _leave_process_group()
+
+
+def cli_wording(message: str) -> str:
+    """An error message in the command line's words: ``force=True (--force)`` becomes
+    ``--force``, ``resume=True`` becomes a rerun.
+
+    >>> cli_wording("pass force=True (--force) to overwrite it.")
+    'pass --force to overwrite it.'
+    """
+    for api, cli in (
+        ("force=True (--force)", "--force"),
+        ("or force=True", "or --force"),
+        ("resume it (resume=True)", "resume it (rerun without --no-resume)"),
+    ):
+        message = message.replace(api, cli)
+    return " ".join(message.split())  # one line
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from biocoreset.cli.common import add_data_options, add_progress_option, open_source
@@ -53,7 +54,12 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from biocoreset.diagnose import diagnose
+    from biocoreset.store.atomic import check_not_cwd, check_not_input
 
+    inputs = [args.scores, args.labels, args.sequences, args.finetune, *(args.coreset or [])]
+    check_not_input(inputs, [args.output], command="diagnose")  # the folder is replaced whole
+    if Path(args.output).is_dir():
+        check_not_cwd(args.output)
     headers = None
     if args.sequences and args.label_regex:
         headers = {rid: header for rid, _, header in open_source(args).iter_with_headers()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from biocoreset.cli.common import (
@@ -86,16 +85,15 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     from biocoreset.config.presets import get_preset
     from biocoreset.runtime.distributed import current
-    from biocoreset.store.atomic import check_output
-    from biocoreset.train.finetune import finetune, save_finetuned
+    from biocoreset.train.finetune import check_finetune_output, finetune, save_finetuned
 
     preset = get_preset(args.preset)
-    for name in ("model.pt", "finetune.json"):
-        check_output(Path(args.output) / name, force=args.force)
+    inputs = [args.sequences, args.model, args.weights]
+    check_finetune_output(args.output, force=args.force, inputs=inputs)  # before any work
     cfg = attrs.evolve(preset.finetune, progress=progress(args), **overrides(args, _OPTIONS))
     adp = load_adapter(args, preset.adapter_options)
     result = finetune(adp, open_source(args), config=cfg)
-    save_finetuned(args.output, adp, result, force=args.force)
+    save_finetuned(args.output, adp, result, force=args.force, inputs=inputs)
     if current().is_main:
         print(result.summary())
         print(f"-> {args.output}/ (score with it: biocoreset score ... --model {args.output})")

@@ -107,6 +107,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from biocoreset.config.presets import get_preset
     from biocoreset.errors import ConfigError
     from biocoreset.runtime.distributed import current
+    from biocoreset.store.atomic import check_not_input
     from biocoreset.store.shards import ScoreStore
 
     preset = get_preset(args.preset)
@@ -114,6 +115,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--damping-relative was merged into --damping: use --damping '{args.damping_relative}*mean'."
         )
+    inputs = [args.sequences, args.model, args.weights]
+    parts = f"{args.output}.parts"
+    check_not_input(inputs, [args.output, parts], command="score")  # before touching anything
     ScoreStore(args.output).check_output(force=args.force)  # before loading the model
     values = overrides(args, _OPTIONS)
     if args.parameters:

@@ -45,7 +45,7 @@ from biocoreset.diagnose.composition import (
 )
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.stats import LengthControl, length_control, spearman
-from biocoreset.store.atomic import atomic_path
+from biocoreset.store.atomic import staged_folder
 from biocoreset.store.result import ScoreResult
 
 __all__ = ["REPORT_FILES", "Diagnosis", "diagnose"]
@@ -105,8 +105,9 @@ class Diagnosis:
         return _markdown(self)
 
     def write(self, folder: str | os.PathLike[str], *, force: bool = False) -> dict[str, Path]:
-        """Write ``report.md``, ``report.json`` and the PNGs into ``folder``; each file appears
-        whole (written beside, then renamed).
+        """Write ``report.md``, ``report.json`` and the PNGs into ``folder``: they are written into
+        a folder beside it that then replaces it whole (all-old or all-new); other files in an
+        existing ``folder`` are kept.
 
         Raises:
             OutputExistsError: ``folder`` already holds report files and ``force`` is false
@@ -125,20 +126,19 @@ class Diagnosis:
             )
         figs = self.figures()
         written: dict[str, Path] = {}
-        try:
-            for name, fig in figs.items():
-                with atomic_path(out / f"{name}.png", force=True) as tmp:
-                    fig.savefig(tmp, dpi=110, format="png")
-                written[f"{name}.png"] = out / f"{name}.png"
-        finally:
-            for fig in figs.values():
-                plt.close(fig)
-        with atomic_path(out / "report.json", force=True) as tmp:
-            tmp.write_text(json.dumps(self.summary, indent=1, default=_jsonable), encoding="utf-8")
-        written["report.json"] = out / "report.json"
-        with atomic_path(out / "report.md", force=True) as tmp:
-            tmp.write_text(self.markdown(), encoding="utf-8")
-        written["report.md"] = out / "report.md"
+        with staged_folder(out, own=REPORT_FILES) as stage:  # all-old or all-new
+            try:
+                for name, fig in figs.items():
+                    fig.savefig(stage / f"{name}.png", dpi=110, format="png")
+                    written[f"{name}.png"] = out / f"{name}.png"
+            finally:
+                for fig in figs.values():
+                    plt.close(fig)
+            summary = json.dumps(self.summary, indent=1, default=_jsonable)
+            (stage / "report.json").write_text(summary, encoding="utf-8")
+            written["report.json"] = out / "report.json"
+            (stage / "report.md").write_text(self.markdown(), encoding="utf-8")
+            written["report.md"] = out / "report.md"
         return written
 
 

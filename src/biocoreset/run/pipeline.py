@@ -33,7 +33,7 @@ from biocoreset.run.check import check_run_config, selector_options
 from biocoreset.run.file import RunConfig
 from biocoreset.runtime.distributed import current
 from biocoreset.selection.folder import SELECTION_FILES, read_score_columns, select_to_folder
-from biocoreset.store.atomic import atomic_path
+from biocoreset.store.atomic import atomic_path, check_not_input
 from biocoreset.store.shards import ScoreStore, fingerprint_hash
 
 __all__ = [
@@ -58,6 +58,7 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 _RUN_PATHS = ("run.json", "finetune", "scores.parquet", "scores.parquet.parts")
+"""What ``run`` writes into its folder (besides ``select-*``); ``--force`` deletes only these."""
 
 
 def run_pipeline(
@@ -87,17 +88,35 @@ def run_pipeline(
     chash = fingerprint_hash(config)
 
     def check_folder() -> None:
-        if force:
+        if out.exists() and not out.is_dir():
+            raise OutputExistsError(
+                f"the run folder {str(out)!r} is a file; choose a new or empty folder for the run."
+            )
+        if force and out.is_dir():
             # never delete the work folder of a scoring process that is still running
             ScoreStore(out / "scores.parquet").check_lock()
-            for name in _RUN_PATHS:
-                p = out / name
+        if not state_path.exists() and out.exists() and any(out.iterdir()):
+            raise OutputExistsError(
+                f"run folder {str(out)!r} exists and is not a biocoreset run (no run.json); "
+                + (
+                    "--force discards only a run's own results, never other files: "
+                    if force
+                    else ""
+                )
+                + "choose an empty or new folder."
+            )
+        owned = [out / n for n in _RUN_PATHS] + sorted(out.glob("select-*") if out.exists() else [])
+        check_not_input([data.path, cfg.model.path, cfg.model.weights], owned, command="run")
+        if force:
+            if state_path.exists():  # first: no step is done any more (a crash keeps a run)
+                old = json.loads(state_path.read_text(encoding="utf-8"))
+                with atomic_path(state_path, force=True) as tmp:
+                    tmp.write_text(json.dumps({**old, "steps": {}}, indent=1), encoding="utf-8")
+            for p in owned[2:] + owned[1:2] + owned[:1]:  # scores first, run.json last
                 if p.is_dir():
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
-            for p in out.glob("select-*") if out.exists() else []:
-                shutil.rmtree(p)
         if state_path.exists():
             old = json.loads(state_path.read_text(encoding="utf-8"))
             # a run that finished no step (it failed at its start) holds nothing to protect
@@ -106,12 +125,8 @@ def run_pipeline(
                     f"{str(out)!r} holds a run with another configuration (run.json); use another output "
                     "folder, or pass --force to discard its results."
                 )
-        elif out.exists() and any(out.iterdir()):
-            raise OutputExistsError(
-                f"run folder {str(out)!r} exists and is not a biocoreset run (no run.json); choose an "
-                "empty or new folder, or pass --force."
-            )
 
+    data = cfg.data
     ctx.main_only(check_folder)
     state: dict[str, Any] = {"config_hash": chash, "config": config, "steps": {}}
     if state_path.exists():
@@ -126,7 +141,6 @@ def run_pipeline(
                 tmp.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
 
     save_state()
-    data = cfg.data
     source = open_sequences(
         data.path,
         format=data.format,

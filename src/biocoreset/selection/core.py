@@ -104,10 +104,43 @@ def select(
     ids = scores.ids if isinstance(scores, ScoreResult) else None
     if negated is None:
         negated = bool(scores.metadata.get("negated")) if isinstance(scores, ScoreResult) else False
-    values = scores.scores if isinstance(scores, ScoreResult) else np.asarray(scores)
+    values = scores.scores if isinstance(scores, ScoreResult) else _as_scores(scores)
     if lengths is None and isinstance(scores, ScoreResult):
         lengths = scores.length
     return run_selector(values, cfg, negated=bool(negated), ids=ids, debias=debias, lengths=lengths)
+
+
+def _as_scores(values: Any) -> np.ndarray:
+    """``values`` as a 1-D float array, or an :class:`InputError` naming what is wrong."""
+    if values is None:
+        raise InputError(
+            "scores is None; pass one number per sequence (a list or array), or a ScoreResult "
+            "from biocoreset.score()."
+        )
+    try:
+        arr = np.asarray(values)
+        if arr.dtype != np.float32:
+            arr = arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as exc:
+        bad = next((v for v in np.ravel(np.asarray(values, dtype=object)) if not _number(v)), None)
+        raise InputError(
+            f"scores must be numbers, got {bad!r} ({type(bad).__name__}) among them; pass one "
+            "number per sequence."
+        ) from exc
+    if arr.ndim != 1:
+        raise InputError(
+            f"scores must be one-dimensional (one number per sequence), got "
+            f"{'a single value' if arr.ndim == 0 else f'shape {arr.shape}'} ({type(values).__name__})."
+        )
+    return arr
+
+
+def _number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(v, (str, bytes))
 
 
 def run_selector(
@@ -137,11 +170,7 @@ def run_selector(
     >>> run_selector(np.array([0.3, 0.1, 0.9]), SelectConfig(method="topk", budget=1)).indices
     array([2])
     """
-    values = np.asarray(values)
-    if values.dtype != np.float32:
-        values = values.astype(np.float64, copy=False)
-    if values.ndim != 1:
-        raise InputError(f"scores must be one-dimensional, got shape {values.shape}.")
+    values = _as_scores(values)
     k = resolve_budget(cfg.budget, values.size)
     fit = None
     if check_debias(debias) is not None:

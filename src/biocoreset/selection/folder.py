@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.runtime.progress import progress_bar
-from biocoreset.store.atomic import atomic_path, check_writable, staged_folder
+from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
 
 __all__ = ["SELECTION_FILES", "read_score_columns", "read_sequence_hashes", "select_to_folder"]
 
@@ -75,12 +76,39 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
     if table.num_rows == 0:
         raise InputError(f"the score file {str(p)!r} is empty (no scored sequences).")
     raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(
+            f"the score file {str(p)!r} has unreadable biocoreset metadata (not valid JSON: "
+            f"{_first_line(exc)}); rescore the corpus with `biocoreset score`."
+        ) from exc
+    if not isinstance(meta, dict):
+        raise InputError(
+            f"the score file {str(p)!r} has biocoreset metadata that is not a JSON object "
+            f"(got {type(meta).__name__}); rescore the corpus with `biocoreset score`."
+        )
     ids = table.column("id").combine_chunks()
-    return (
-        table.column("score").to_numpy().astype(np.float64, copy=False),
-        ids,
-        json.loads(raw.decode("utf-8")),
-    )
+    check_unique_ids(ids.to_pylist(), where=f"the score file {str(p)!r}")
+    return table.column("score").to_numpy().astype(np.float64, copy=False), ids, meta
+
+
+def check_unique_ids(ids: list[Any], *, where: str) -> None:
+    """Refuse duplicated ids, naming the first one and its rows (0-based).
+
+    >>> check_unique_ids(["a", "b", "a"], where="x.parquet")
+    Traceback (most recent call last):
+    ...
+    biocoreset.errors.InputError: x.parquet holds the id 'a' twice (rows 0 and 2); ids must be unique: deduplicate the corpus (biocoreset dedup) and rescore it.
+    """
+    first: dict[Any, int] = {}
+    for row, i in enumerate(ids):
+        if i in first:
+            raise InputError(
+                f"{where} holds the id {i!r} twice (rows {first[i]} and {row}); ids must be "
+                "unique: deduplicate the corpus (biocoreset dedup) and rescore it."
+            )
+        first[i] = row
 
 
 def read_sequence_hashes(path: str | os.PathLike[str]) -> np.ndarray | None:
@@ -99,11 +127,19 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _corpus_paths(meta: dict[str, Any]) -> list[str]:
+    """The corpus files a score file names (empty when it names none)."""
+    reader = meta.get("reader") or {}
+    parts = reader.get("parts") or [reader]
+    paths = [p.get("path") if isinstance(p, dict) else None for p in parts]
+    return [str(p) for p in paths] if paths and all(paths) else []
+
+
 def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
     reader = meta.get("reader") or {}
     parts = reader.get("parts") or [reader]
-    paths = [p.get("path") for p in parts]
-    if not all(paths) or not all(Path(p).exists() for p in paths):
+    paths = _corpus_paths(meta)
+    if not paths or not all(Path(p).exists() for p in paths):
         return None
     sources = [
         open_sequences(
@@ -168,6 +204,8 @@ def select_to_folder(
             f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
         )
     check_writable(out, what="output folder")
+    given = [sequences] if isinstance(sequences, (str, os.PathLike)) else []
+    check_not_input([scores, *given, *_corpus_paths(meta)], [out], command="select")
     existing = [name for name in SELECTION_FILES if (out / name).exists()]
     if existing and not force:
         raise OutputExistsError(
@@ -186,7 +224,7 @@ def select_to_folder(
         **(options or {}),
     )
     ids = id_column.take(sel.indices).to_pylist()
-    with staged_folder(out) as stage:
+    with staged_folder(out, own=SELECTION_FILES) as stage:
         summary = _write_selection(
             stage,
             out,
@@ -201,9 +239,7 @@ def select_to_folder(
             allow_changed_corpus,
             lengths,
         )
-    if "note" in summary and (out / "coreset.fasta").exists():
-        (out / "coreset.fasta").unlink()  # stale: from an earlier selection
-    return summary
+    return summary  # an old coreset.fasta the new selection lacks went with the old folder
 
 
 def _write_selection(
@@ -252,7 +288,14 @@ def _write_selection(
             check=check,
         )
     else:
-        fasta_note = "coreset.fasta not written: the scores name no corpus file; pass the corpus (--sequences)."
+        missing = [p for p in _corpus_paths(meta) if not Path(p).exists()]
+        fasta_note = (
+            f"coreset.fasta not written: the scores name corpus file {missing[0]!r}, which is "
+            "missing; pass the corpus (--sequences)."
+            if missing
+            else "coreset.fasta not written: the scores name no corpus file; pass the corpus "
+            "(--sequences)."
+        )
     plan = sel.plan
     summary: dict[str, Any] = {
         "method": sel.method,
@@ -328,11 +371,20 @@ def _composition_lines(
     rho_all = spearman(influence, lengths)
     rho_sel = spearman(influence[indices], lengths[indices]) if indices.size > 2 else float("nan")
     first = composition_summary(indices, lengths, seed=seed)[0]
+    if np.unique(lengths).size < 2:  # e.g. every sequence truncated to the model's max length
+        corr = (
+            f"n/a (every scored length is {int(lengths[0])}: the column holds the residues scored)"
+        )
+    else:
+        corr = f"corpus {_signed(rho_all)}, selected {_signed(rho_sel)}"
     return [
         first,
-        f"size: {indices.size:,} of {n:,} ({indices.size / n:.1%}); Spearman(I(z), length): "
-        f"corpus {rho_all:+.2f}, selected {rho_sel:+.2f}",
+        f"size: {indices.size:,} of {n:,} ({indices.size / n:.1%}); Spearman(I(z), length): {corr}",
     ]
+
+
+def _signed(rho: float) -> str:
+    return "n/a" if math.isnan(rho) else f"{rho:+.2f}"
 
 
 def _write_fasta(

@@ -13,7 +13,7 @@ import numpy as np
 from biocoreset.errors import InputError
 from biocoreset.store.atomic import atomic_path
 
-__all__ = ["METADATA_KEY", "ScoreResult", "load_scores"]
+__all__ = ["METADATA_KEY", "ScoreResult", "is_score_file", "load_scores"]
 
 METADATA_KEY = b"biocoreset"
 
@@ -122,3 +122,13 @@ def load_scores(path: str | os.PathLike[str]) -> ScoreResult:
     0
     """
     return ScoreResult.load(path)
+
+
+def is_score_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a Parquet file with biocoreset metadata (one ``--force`` may replace)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return METADATA_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:
+        return False

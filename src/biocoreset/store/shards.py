@@ -55,7 +55,7 @@ from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.store.atomic import atomic_path, check_writable
 from biocoreset.store.curvature_state import restore_curvature, snapshot_curvature
 from biocoreset.store.lock import FolderLock
-from biocoreset.store.result import METADATA_KEY
+from biocoreset.store.result import METADATA_KEY, is_score_file
 from biocoreset.store.shard_parts import (
     HALF_COLUMNS,
     MemorySink,
@@ -124,6 +124,11 @@ class ScoreStore:
         if self.output.is_dir():
             raise OutputExistsError(
                 f"{str(self.output)!r} is a folder; the score output must be a file path."
+            )
+        if self.output.exists() and not is_score_file(self.output):
+            raise OutputExistsError(
+                f"{str(self.output)!r} exists and is not a biocoreset score file; force=True "
+                "(--force) replaces only a score file, never other files: choose another path."
             )
         check_writable(self.output, what="score output")
 

@@ -50,7 +50,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +67,15 @@ from biocoreset.modelio import load_weights, save_model
 from biocoreset.protocols import ModelAdapter
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
-from biocoreset.store.atomic import atomic_path, check_output
+from biocoreset.store.atomic import atomic_path
 from biocoreset.train.core import EpochPlan, StepRecord, Trainer, local_share, train_loop
+from biocoreset.train.outdir import check_finetune_output, write_model_folder
 from biocoreset.train.schedules import FinetuneSchedule, lr_factor, make_lr_scheduler
 
 __all__ = [
     "Diagnostic",
     "FinetuneResult",
+    "check_finetune_output",
     "diagnose",
     "finetune",
     "load_weights",
@@ -443,6 +445,7 @@ def save_finetuned(
     *,
     force: bool = False,
     spec: Mapping[str, Any] | None = None,
+    inputs: Sequence[str | os.PathLike[str] | None] = (),
 ) -> Path:
     """Write the fine-tuned model and ``finetune.json`` into ``folder``.
 
@@ -457,6 +460,11 @@ def save_finetuned(
         result: What :func:`finetune` returned.
         force: Overwrite existing files.
         spec: Adapter name and options for the manifest (default: how the adapter was loaded).
+        inputs: Paths the run read (sequences, model): ``folder`` must not be or hold one.
+
+    The folder is written beside and swapped in whole (old or new model, never a mix); the user's
+    files in an earlier output folder are kept. A non-empty folder that is not a ``finetune``
+    output is refused, ``force`` or not.
 
     Raises:
         OutputExistsError: A file exists and ``force`` is false.
@@ -464,12 +472,14 @@ def save_finetuned(
     out = Path(folder)
     if not current().is_main:
         return out
-    for name in ("model.pt", "finetune.json"):
-        check_output(out / name, force=force)
-    save_model(adapter, out, format="state-dict", spec=spec, force=force)
-    with atomic_path(out / "finetune.json", force=force) as tmp:
-        tmp.write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
-    return out
+    check_finetune_output(out, force=force, inputs=inputs)
+
+    def write(stage: Path) -> None:
+        save_model(adapter, stage, format="state-dict", spec=spec)
+        with atomic_path(stage / "finetune.json", force=True) as tmp:
+            tmp.write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+
+    return write_model_folder(out, write)  # all-old or all-new
 
 
 def _epoch_order(m: int, cfg: FinetuneConfig, epoch: int, lengths: np.ndarray) -> np.ndarray:

@@ -42,7 +42,6 @@ import functools
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +78,12 @@ from biocoreset.train.coreset import (
     pretrain_order,
     read_id_list,
     seed_words,
+)
+from biocoreset.train.outdir import (
+    PRETRAIN_FILES,
+    check_own_folder,
+    discard_own,
+    write_model_folder,
 )
 from biocoreset.train.pretrain_config import PretrainConfig, load_pretrain_config
 from biocoreset.train.reinit import reinitialise
@@ -227,7 +232,9 @@ def pretrain(
     per_epoch, total = plan_steps(n, cfg)
     fingerprint = coreset_fingerprint(records)
     lengths = np.array([len(seq) for _, seq in records], dtype=np.int64)
-    _prepare_output(out, resume=resume, force=force, ctx=ctx)
+    inputs: list[Any] = [x for x in (corpus, coreset) if isinstance(x, (str, os.PathLike))]
+    inputs.append((adapter_spec or {}).get("model"))
+    _prepare_output(out, resume=resume, force=force, ctx=ctx, inputs=inputs)
     ckpt_dir = out / CHECKPOINT_DIR
 
     device = resolve_device(cfg.device, ctx=ctx)
@@ -351,15 +358,16 @@ def pretrain(
 
 
 def _save_final(adapter: ModelAdapter, final: Path, adapter_spec: dict[str, Any] | None) -> None:
-    if final.exists():
-        shutil.rmtree(final)
     spec = dict(adapter_spec or {})
-    save_model(
-        adapter,
+    write_model_folder(  # all-old or all-new
         final,
-        format="hf",
-        spec={"adapter": spec.get("adapter"), "adapter_options": spec.get("adapter_options")},
-        extra={"trained_from": spec["model"]} if spec.get("model") else None,
+        lambda stage: save_model(
+            adapter,
+            stage,
+            format="hf",
+            spec={"adapter": spec.get("adapter"), "adapter_options": spec.get("adapter_options")},
+            extra={"trained_from": spec["model"]} if spec.get("model") else None,
+        ),
     )
 
 
@@ -452,12 +460,15 @@ def _checkpoint(
     return path
 
 
-def _prepare_output(out: Path, *, resume: bool, force: bool, ctx: DistContext) -> None:
+def _prepare_output(
+    out: Path, *, resume: bool, force: bool, ctx: DistContext, inputs: list[Any]
+) -> None:
     ckpts = list_checkpoints(out / CHECKPOINT_DIR)
     done = (out / "pretrain.json").exists()
     if ctx.is_main:
-        if force and out.exists():
-            shutil.rmtree(out)
+        ours = check_own_folder(out, PRETRAIN_FILES, command="pretrain", inputs=inputs)
+        if force and ours:
+            discard_own(out, PRETRAIN_FILES)  # only what pretrain wrote; pretrain.json last
         elif done and not resume:
             raise OutputExistsError(
                 f"{str(out)!r} holds a finished run; pass force=True (--force) to redo it."
