@@ -318,8 +318,31 @@ def test_small_demo(tmp_path, capsys):
         "summary.txt",
     ):
         assert (out / rel).exists(), rel
-    with pytest.raises(Exception, match="exists and is not empty"):
+    with pytest.raises(Exception, match="holds an earlier demo; pass --force"):
         run_demo(tmp_path / "demo", n=60, pretrain_steps=1, progress=False)
+    # --force replaces the demo's own outputs only: a user's file in the folder survives
+    (out / "notes.txt").write_text("precious")
+    run_demo(tmp_path / "demo", n=60, pretrain_steps=1, progress=False, force=True)
+    assert (out / "notes.txt").read_text() == "precious"
+    assert "pretrain: 1 MLM steps" in (out / "summary.txt").read_text()
+
+
+def test_demo_force_never_deletes_a_user_folder_or_file(tmp_path, capsys):
+    from biocoreset.errors import OutputExistsError
+    from biocoreset.run.demo import run_demo
+
+    user = tmp_path / "thesis"
+    user.mkdir()
+    (user / "thesis.txt").write_text("precious")
+    with pytest.raises(OutputExistsError, match="not a biocoreset demo folder"):
+        run_demo(user, n=60, pretrain_steps=1, progress=False, force=True)
+    assert [p.name for p in user.iterdir()] == ["thesis.txt"]
+    assert (user / "thesis.txt").read_text() == "precious"
+    afile = tmp_path / "file.txt"
+    afile.write_text("precious")
+    code, _, err = _run(capsys, "demo", "-o", afile, "--force", "--no-progress")
+    assert code != 0 and "is a file" in err and len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "precious"
 
 
 @pytest.mark.slow

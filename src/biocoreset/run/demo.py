@@ -126,6 +126,47 @@ def run_demo(
         torch.set_num_threads(threads)
 
 
+#: What the demo writes into its folder; ``--force`` deletes these and nothing else.
+DEMO_OUTPUTS = (
+    "corpus.fasta",
+    "pretrain_loss.png",
+    "finetune",
+    "scores.parquet",
+    "scores.parquet.parts",
+    "select-cci",
+    "select-topk",
+    "summary.txt",
+)
+
+
+def _clear_demo_folder(out: Path, *, force: bool) -> None:
+    """Make ``out`` ready for a demo: refuse a file or a folder that is not a demo's; with
+    ``force``, delete only the demo's own outputs (a user's files in the folder stay)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputExistsError(
+            f"{str(out)!r} is a file, not a demo folder; choose another output folder."
+        )
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return
+    own = entries & set(DEMO_OUTPUTS)
+    if not own:
+        raise OutputExistsError(
+            f"{str(out)!r} is not empty and is not a biocoreset demo folder (it holds none of "
+            f"{', '.join(DEMO_OUTPUTS[:3])}, ...); choose another output folder."
+        )
+    if not force:
+        raise OutputExistsError(f"{str(out)!r} holds an earlier demo; pass --force to replace it.")
+    for name in sorted(own, key=lambda n: n == "summary.txt"):  # summary.txt, the marker, last
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def _run_demo(
     output: str | os.PathLike[str],
     *,
@@ -145,15 +186,7 @@ def _run_demo(
 
     t0 = time.perf_counter()
     out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not force:
-            raise OutputExistsError(
-                f"{str(out)!r} exists and is not empty; pass --force to overwrite it."
-            )
-        if out.is_dir():
-            shutil.rmtree(out)
-        else:
-            out.unlink()
+    _clear_demo_folder(out, force=force)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     records = synthetic_rna_corpus(n, seed=seed)
