@@ -211,17 +211,17 @@ class Validator:
     ) -> Validator:
         """A validator configured from an adapter's optional ``alphabet``, ``validate``,
         ``replacement``, ``max_length`` and ``long_policy`` members."""
-        from biocoreset.protocols import SupportsValidation, optional
+        from biocoreset.protocols import capabilities
 
-        alphabet = optional(adapter, "alphabet")
-        repl = replacement or optional(adapter, "replacement")
+        caps = capabilities(adapter)
+        alphabet = caps.alphabet
         return cls(
             alphabet=alphabet,
             policy=policy,
-            replacement=repl,
-            hook=adapter.validate if isinstance(adapter, SupportsValidation) else None,
-            max_length=getattr(adapter, "max_length", None) if alphabet is not None else None,
-            long_policy=optional(adapter, "long_policy"),
+            replacement=replacement or caps.replacement,
+            hook=caps.validate,
+            max_length=caps.max_length if alphabet is not None else None,
+            long_policy=caps.long_policy,
             where=where,
         )
 

@@ -21,7 +21,7 @@ import numpy as np
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import SequenceSource
 from biocoreset.errors import ConfigError
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter
+from biocoreset.protocols import CurvatureEstimator, ModelAdapter, MultiPassCurvature
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.scoring.streaming import (
@@ -74,7 +74,7 @@ def fit_curvature(
     if not curvature.needs_fit:
         curvature.fit_end(m, reduce)
         return
-    passes = int(getattr(curvature, "fit_passes", 1))
+    passes = int(curvature.fit_passes) if isinstance(curvature, MultiPassCurvature) else 1
     show = progress_enabled(config.progress) and ctx.is_main
     for p in range(passes):
         if isinstance(source, SequenceSource):

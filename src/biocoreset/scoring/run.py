@@ -36,7 +36,7 @@ from biocoreset.data.sources import SequenceSource
 from biocoreset.data.validation import SourceIndex, Validator, sequence_hash
 from biocoreset.errors import BioCoresetWarning, ConfigError
 from biocoreset.grads import make_engine
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer, capabilities
 from biocoreset.runtime.distributed import current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.scoring.draws import RELIABILITY_WARNING, score_draws, stability_figures
@@ -87,7 +87,7 @@ class ScoringRun:
         self.show = progress_enabled(config.progress) and self.ctx.is_main
         self.timing: dict[str, float] = {}
         self.window = grouping_window(adapter, config.batch_size, config.length_window)
-        if config.mask_draws > 1 and getattr(adapter, "loss_mode", "masked") == "paper-compat":
+        if config.mask_draws > 1 and capabilities(adapter).loss_mode == "paper-compat":
             raise ConfigError(
                 f"mask_draws={config.mask_draws} needs a masked loss, but the adapter's loss_mode is "
                 "'paper-compat' (no masking: every draw would be the same); use mask_draws=1."
@@ -178,10 +178,10 @@ class ScoringRun:
             with self._timed("fit"):
                 restored = self._fit(engine, store, resumed, subset, n)
             with self._timed("score"):
-                stats_before = Counter(getattr(self.adp, "stats", {}))
+                stats_before = Counter(capabilities(self.adp).stats)
                 subset_ids = self._score_pass(engine, sink, n, size, done, subset)
                 # hygiene counts of the scoring pass only (the fit pass tokenises D_sub again)
-                score_stats = Counter(getattr(self.adp, "stats", {})) - stats_before
+                score_stats = Counter(capabilities(self.adp).stats) - stats_before
         finally:
             self.adp.model.train(was_training)
         self.ctx.barrier()
@@ -224,7 +224,7 @@ class ScoringRun:
             return False
         if store is not None and resumed:
             curvature.fit_begin(engine.blocks)
-            ok = store.load_curvature(curvature, getattr(self.adp, "device", "cpu"))
+            ok = store.load_curvature(curvature, capabilities(self.adp).device)
             if all(self.ctx.all_gather_object(ok)):
                 return True
         fit_rows = subset if self.cfg.fit_on == "subset" else None  # None: every row
@@ -361,9 +361,7 @@ class ScoringRun:
             shard_size=size,
             masking=fingerprint["masking"],
             mask_draws=cfg.mask_draws,
-            mask_schedule=resolve_schedule(
-                getattr(self.adp, "masking", cfg.masking).schedule, cfg.mask_draws
-            ),
+            mask_schedule=resolve_schedule(_masking(self.adp, cfg).schedule, cfg.mask_draws),
             loss_mode=fingerprint["loss_mode"],
             fit_on=cfg.fit_on,
             fit_samples=n if cfg.fit_on == "all" else len(subset),
@@ -433,3 +431,9 @@ def engine_options(cfg: ScoreConfig) -> dict[str, Any]:
             "drop autocast."
         )
     return {"autocast": cfg.autocast}
+
+
+def _masking(adapter: ModelAdapter, cfg: ScoreConfig) -> Any:
+    """The adapter's masking, else the run's."""
+    own = capabilities(adapter).masking
+    return own if own is not None else cfg.masking

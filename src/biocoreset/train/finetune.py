@@ -64,7 +64,7 @@ from biocoreset.data.sources import as_source
 from biocoreset.data.validation import Validator
 from biocoreset.errors import ConfigError
 from biocoreset.modelio import load_weights, save_model
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ModelAdapter, capabilities
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.store.atomic import atomic_path, check_output
@@ -156,28 +156,30 @@ class FinetuneResult:
 @contextlib.contextmanager
 def _masked_loss(adapter: ModelAdapter) -> Iterator[None]:
     """Use the masked-LM loss while the block runs (a ``paper-compat`` adapter is switched back)."""
-    mode = getattr(adapter, "loss_mode", None)
-    if mode is None or mode == "masked":
+    caps = capabilities(adapter)
+    mode = caps.loss_mode
+    if mode == "masked":
         yield
         return
-    adapter.loss_mode = "masked"  # type: ignore[attr-defined]
+    caps.loss_mode = "masked"
     try:
         yield
     finally:
-        adapter.loss_mode = mode  # type: ignore[attr-defined]
+        caps.loss_mode = mode
 
 
 @contextlib.contextmanager
 def _masking(adapter: ModelAdapter, masking: Any) -> Iterator[None]:
-    old = getattr(adapter, "masking", None)
+    caps = capabilities(adapter)
+    old = caps.masking
     if old is None:
         yield
         return
-    adapter.masking = masking  # type: ignore[attr-defined]
+    caps.masking = masking
     try:
         yield
     finally:
-        adapter.masking = old  # type: ignore[attr-defined]
+        caps.masking = old
 
 
 def diagnose(
