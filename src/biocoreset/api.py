@@ -36,10 +36,10 @@ __all__ = ["Selection", "score", "score_to_file", "select"]
 
 
 def _execute(
-    model: Any, sequences: Any, cfg: ScoreConfig, output: Any, force: bool, *components: Any
+    model: Any, sequences: Any, cfg: ScoreConfig, output: Any, force: bool, **components: Any
 ) -> tuple[dict[str, Any], Any]:
-    """Build the components (``tokenizer, adapter, adapter_options``) and run the phases."""
-    adp, scorer, curvature = build_components(model, *components, cfg)
+    """Build the components (``tokenizer=, adapter=, adapter_options=``) and run the phases."""
+    adp, scorer, curvature = build_components(model, cfg=cfg, **components)
     return ScoringRun(adp, scorer, curvature, as_source(sequences), cfg).execute(output, force)
 
 
@@ -91,7 +91,16 @@ def score(
         InputError: Bad input (the message names the record).
     """
     cfg = resolve_config(config, options)
-    meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    meta, out = _execute(
+        model,
+        sequences,
+        cfg,
+        output,
+        force,
+        tokenizer=tokenizer,
+        adapter=adapter,
+        adapter_options=adapter_options,
+    )
     if output is not None:
         result = ScoreResult.load(out)
     else:
@@ -120,7 +129,16 @@ def score_to_file(
         The metadata written with the scores.
     """
     cfg = resolve_config(config, options)
-    meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    meta, out = _execute(
+        model,
+        sequences,
+        cfg,
+        output,
+        force,
+        tokenizer=tokenizer,
+        adapter=adapter,
+        adapter_options=adapter_options,
+    )
     if current().is_main:
         emit(score_file_advice(out, meta))
     return meta

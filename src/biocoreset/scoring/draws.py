@@ -32,7 +32,7 @@ import attrs
 import numpy as np
 import torch
 
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.protocols import CurvatureEstimator, Engine, ModelAdapter, Scorer
 from biocoreset.stats import split_half_stability
 
 __all__ = ["RELIABILITY_WARNING", "DrawScores", "score_draws", "stability_figures"]
@@ -66,7 +66,7 @@ def score_draws(
     scorer: Scorer,
     adapter: ModelAdapter,
     records: Sequence[tuple[str, str]],
-    engine: Any,
+    engine: Engine,
     curvature: CurvatureEstimator | None,
     *,
     seed: int,

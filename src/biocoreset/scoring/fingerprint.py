@@ -20,7 +20,7 @@ from biocoreset._version import __version__
 from biocoreset.config import ScoreConfig
 from biocoreset.data.masking import resolve_schedule
 from biocoreset.data.validation import SourceIndex
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer, capabilities
+from biocoreset.protocols import CurvatureEstimator, Engine, ModelAdapter, Scorer, capabilities
 from biocoreset.scoring.streaming import grouping_window
 from biocoreset.scoring.subset import SUBSET_RULE
 
@@ -53,7 +53,7 @@ def run_fingerprint(
     scorer: Scorer,
     curvature: CurvatureEstimator | None,
     params: Mapping[str, torch.nn.Parameter],
-    engine: Any,
+    engine: Engine,
     index: SourceIndex,
 ) -> dict[str, Any]:
     """Every setting that changes a score, the model's hash, the data digest and the version."""
