@@ -90,17 +90,9 @@ def score(
         ConfigError: A bad option, or an unfinished run in ``output`` with a different configuration.
         InputError: Bad input (the message names the record).
     """
+    components = {"tokenizer": tokenizer, "adapter": adapter, "adapter_options": adapter_options}
     cfg = resolve_config(config, options)
-    meta, out = _execute(
-        model,
-        sequences,
-        cfg,
-        output,
-        force,
-        tokenizer=tokenizer,
-        adapter=adapter,
-        adapter_options=adapter_options,
-    )
+    meta, out = _execute(model, sequences, cfg, output, force, **components)
     if output is not None:
         result = ScoreResult.load(out)
     else:
@@ -128,17 +120,9 @@ def score_to_file(
     Returns:
         The metadata written with the scores.
     """
+    components = {"tokenizer": tokenizer, "adapter": adapter, "adapter_options": adapter_options}
     cfg = resolve_config(config, options)
-    meta, out = _execute(
-        model,
-        sequences,
-        cfg,
-        output,
-        force,
-        tokenizer=tokenizer,
-        adapter=adapter,
-        adapter_options=adapter_options,
-    )
+    meta, out = _execute(model, sequences, cfg, output, force, **components)
     if current().is_main:
         emit(score_file_advice(out, meta))
     return meta
