@@ -154,32 +154,23 @@ class FinetuneResult:
 
 
 @contextlib.contextmanager
-def _masked_loss(adapter: ModelAdapter) -> Iterator[None]:
-    """Use the masked-LM loss while the block runs (a ``paper-compat`` adapter is switched back)."""
+def _finetune_mode(adapter: ModelAdapter, masking: Any) -> Iterator[None]:
+    """While the block runs: the masked-LM loss (a ``paper-compat`` adapter is switched back) and,
+    when the adapter has its own masking, ``masking``; both restored after."""
     caps = capabilities(adapter)
-    mode = caps.loss_mode
-    if mode == "masked":
-        yield
-        return
-    caps.loss_mode = "masked"
+    changes: dict[str, Any] = {}
+    if caps.loss_mode != "masked":
+        changes["loss_mode"] = "masked"
+    if caps.masking is not None:
+        changes["masking"] = masking
+    saved = {name: getattr(caps, name) for name in changes}
+    for name, value in changes.items():
+        setattr(caps, name, value)
     try:
         yield
     finally:
-        caps.loss_mode = mode
-
-
-@contextlib.contextmanager
-def _masking(adapter: ModelAdapter, masking: Any) -> Iterator[None]:
-    caps = capabilities(adapter)
-    old = caps.masking
-    if old is None:
-        yield
-        return
-    caps.masking = masking
-    try:
-        yield
-    finally:
-        caps.masking = old
+        for name, value in saved.items():
+            setattr(caps, name, value)
 
 
 def diagnose(
@@ -315,7 +306,7 @@ def finetune(
         "replacement": list(cfg.masking.replacement),
     }
 
-    with _masked_loss(adp), _masking(adp, cfg.masking):
+    with _finetune_mode(adp, cfg.masking):
         diag_records: list[tuple[str, str]] = []
         if cfg.enabled and cfg.diagnostic_samples != 0:
             k = (
