@@ -145,10 +145,8 @@ class LayerFactors:
         inputs: torch.Tensor | None = None,
         output_grads: torch.Tensor | None = None,
     ) -> None:
-        self.block = block
-        self.batch_size = batch_size
-        self.inputs = inputs
-        self.output_grads = output_grads
+        self.block, self.batch_size = block, batch_size
+        self.inputs, self.output_grads = inputs, output_grads
         self._grads_fn = grads_fn
         self._grads: dict[str, torch.Tensor] | None = None
 

@@ -192,12 +192,8 @@ class Validator:
                     f"replacement letter {replacement!r} is not in the adapter's alphabet "
                     f"({''.join(sorted(self.alphabet))}); choose one of those."
                 )
-        self.policy = policy
-        self.replacement = replacement
-        self.hook = hook
-        self.max_length = max_length
-        self.long_policy = long_policy
-        self.where = where
+        self.policy, self.replacement, self.hook = policy, replacement, hook
+        self.max_length, self.long_policy, self.where = max_length, long_policy, where
         self.report = ValidationReport(policy=policy)
 
     @classmethod

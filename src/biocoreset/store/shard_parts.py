@@ -101,19 +101,10 @@ class Sink(Protocol):
         """Indices of the shards already written before this run (resuming skips them)."""
         ...
 
-    def write_shard(
-        self,
-        k: int,
-        rows: Any,
-        ids: list[str],
-        scores: Any,
-        loss: Any,
-        length: Any,
-        sequence_hash: Any = None,
-        halves: Any = None,
-    ) -> None:
-        """Keep shard ``k``: its rows, ids, scores, losses and lengths (``sequence_hash`` of each
-        row's sequence as read and the ``(2, m)`` ``halves`` of the mask draws are optional)."""
+    def write_shard(self, k: int, *columns: Any, **optional: Any) -> None:
+        """Keep shard ``k``: ``rows, ids, scores, loss, length`` (and, by keyword,
+        ``sequence_hash`` of each row's sequence as read and the ``(2, m)`` ``halves`` of the mask
+        draws)."""
         ...
 
 
@@ -137,18 +128,11 @@ class MemorySink:
         """Nothing is ever completed before the run."""
         return set()
 
-    def write_shard(
-        self,
-        k: int,
-        rows: Any,
-        ids: list[str],
-        scores: Any,
-        loss: Any,
-        length: Any,
-        sequence_hash: Any = None,
-        halves: Any = None,
-    ) -> None:
-        """Keep one shard (``sequence_hash`` is not needed in memory)."""
+    def write_shard(self, k: int, *columns: Any, **optional: Any) -> None:
+        """Keep one shard: ``rows, ids, scores, loss, length`` (of the optional ``sequence_hash``
+        and ``halves``, only ``halves``: ``sequence_hash`` is not needed in memory)."""
+        rows, ids, scores, loss, length = columns
+        halves = optional.get("halves")
         self.rows.append(np.asarray(rows, dtype=np.int64))
         self.ids.append(list(ids))
         self.scores.append(np.asarray(scores, dtype=np.float64))
