@@ -434,52 +434,29 @@ class AdapterBase:
     A method capability defaults to ``None``, Python's mark of a protocol member that is not
     supported (``isinstance(adapter, SupportsProbe)`` is then false); an adapter offers it by
     defining the method.
-
-    Attributes:
-        name: The registered name (required by :class:`ModelAdapter`; ``None`` when missing).
-        max_length: Longest sequence in residues, special tokens excluded (``None``: no limit; part
-            of :class:`ModelAdapter`, defaulted here for adapters that predate it).
-        loss_mode: ``"masked"`` or ``"paper-compat"`` (see ``docs/design.md``).
-        masking: The adapter's :class:`~biocoreset.data.masking.MaskingConfig` (``None``: the
-            run's ``ScoreConfig.masking``).
-        stats: Counts of what input hygiene did, recorded with the scores.
-        long_policy: What the adapter does with a sequence over ``max_length`` (``None``: unknown).
-        truncation: How a long sequence is cut (``"keep-eos"`` or ``"first-tokens"``).
-        alphabet: The residue letters the model accepts (``None``: no letter check).
-        replacement: The letter input validation puts in place of a rejected one.
-        mask_token_id, pad_token_id, random_token_ids: Token ids used to probe the model.
-        tokenizer: Saved with trained models (``None``: none).
-        pad_to: Every row padded to this many tokens (``None``: to the batch's longest row).
-        attend_to_padding: Whether real tokens attend to padding.
-        composition_free: Whether a sequence's loss does not depend on its batch companions
-            (``None``: derived from ``loss_mode``, ``attend_to_padding`` and ``pad_to``).
-        validate: ``validate(record_id, sequence) -> str`` (:class:`SupportsValidation`).
-        encode: ``encode(record_id, sequence)`` (:class:`SupportsEncode`).
-        probe_batch: ``probe_batch() -> Batch`` (:class:`SupportsProbe`).
-        embed: ``embed(input_ids, attention_mask) -> [B, T, H]`` final hidden states (the
-            downstream benchmarks' representations; ``None``: read from the model's outputs).
+    Each member below is commented with what it means.
     """
 
-    name: str | None = None
-    max_length: int | None = None
-    loss_mode: str = "masked"
-    masking: Any = None
-    stats: Mapping[str, int] = MappingProxyType({})
-    long_policy: str | None = None
-    truncation: str = "keep-eos"
-    alphabet: frozenset[str] | None = None
-    replacement: str | None = None
-    mask_token_id: int | None = None
+    name: str | None = None  # the registered name (required by ModelAdapter)
+    max_length: int | None = None  # residues, special tokens excluded (None: no limit)
+    loss_mode: str = "masked"  # or "paper-compat" (docs/design.md)
+    masking: Any = None  # the adapter's MaskingConfig (None: the run's ScoreConfig.masking)
+    stats: Mapping[str, int] = MappingProxyType({})  # input hygiene counts, kept with the scores
+    long_policy: str | None = None  # what a sequence over max_length gets (None: unknown)
+    truncation: str = "keep-eos"  # how a long sequence is cut, or "first-tokens"
+    alphabet: frozenset[str] | None = None  # accepted residue letters (None: no letter check)
+    replacement: str | None = None  # the letter validation puts for a rejected one
+    mask_token_id: int | None = None  # these three token ids build the engine's probe batch
     pad_token_id: int | None = None
     random_token_ids: Sequence[int] = ()
-    tokenizer: Any = None
-    pad_to: int | None = None
-    attend_to_padding: bool = False
-    composition_free: bool | None = None
-    validate: Callable[[str, str], str] | None = None
-    encode: Callable[[str, str], tuple[list[int], list[bool]]] | None = None
-    probe_batch: Callable[[], Batch] | None = None
-    embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    tokenizer: Any = None  # saved with trained models
+    pad_to: int | None = None  # every row padded to this many tokens (None: the longest row)
+    attend_to_padding: bool = False  # whether real tokens attend to padding
+    composition_free: bool | None = None  # loss free of batch companions (None: derived)
+    validate: Callable[[str, str], str] | None = None  # SupportsValidation
+    encode: Callable[[str, str], tuple[list[int], list[bool]]] | None = None  # SupportsEncode
+    probe_batch: Callable[[], Batch] | None = None  # SupportsProbe
+    embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # [B, T, H] states
 
     @property
     def device(self) -> Any:
