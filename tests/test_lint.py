@@ -49,3 +49,62 @@ def test_no_frame_walking_in_the_library():
         if "sys._getframe" in line or "inspect.currentframe" in line
     ]
     assert not walking, f"frame walking in {walking}; pass what the code needs explicitly"
+
+
+def _adapter_probes(source: str) -> list[int]:
+    """Line numbers of ``getattr``/``hasattr`` calls on an adapter: a name or attribute that says
+    ``adapter`` (or ``adp``), or ``self`` inside an adapter class or mixin."""
+    import ast
+
+    def names_adapter(node: ast.expr, in_adapter_class: bool) -> bool:
+        name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+        if name == "self":
+            return in_adapter_class
+        return "adapter" in name.lower() or name == "adp"
+
+    found: list[int] = []
+
+    def visit(node: ast.AST, in_adapter_class: bool) -> None:
+        if isinstance(node, ast.ClassDef):
+            in_adapter_class = "adapter" in node.name.lower()
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and node.args
+            and names_adapter(node.args[0], in_adapter_class)
+        ):
+            found.append(node.lineno)
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_adapter_class)
+
+    visit(ast.parse(source), False)
+    return found
+
+
+def test_the_adapter_probe_finder_finds_probes():
+    source = (
+        "x = getattr(adapter, 'loss_mode', 'masked')\n"
+        "y = hasattr(self.adapter, 'embed')\n"
+        "z = getattr(adp, 'masking', None)\n"
+        "class MyAdapterMixin:\n"
+        "    def f(self):\n"
+        "        return getattr(self, 'truncation', None)\n"
+        "w = getattr(config, 'mask_draws', 1)\n"
+    )
+    assert _adapter_probes(source) == [1, 2, 3, 6]
+
+
+def test_no_adapter_probes_outside_protocols_and_adapters():
+    """Optional adapter capabilities are read through ``protocols.capabilities`` (their defaults
+    live on ``protocols.AdapterBase``), never probed with ``getattr``/``hasattr``."""
+    probes = [
+        f"{p.relative_to(PACKAGE)}:{line}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name != "protocols.py" and p.relative_to(PACKAGE).parts[0] != "adapters"
+        for line in _adapter_probes(p.read_text(encoding="utf-8"))
+    ]
+    assert not probes, (
+        f"adapter probed with getattr/hasattr at {probes}; declare the member with its default on "
+        "biocoreset.protocols.AdapterBase and read it as capabilities(adapter).<member>"
+    )

@@ -37,9 +37,9 @@ __all__ = ["Selection", "score", "score_to_file", "select"]
 
 
 def _execute(
-    model: Any, sequences: Any, cfg: ScoreConfig, output: Any, force: bool, *components: Any
+    model: Any, sequences: Any, cfg: ScoreConfig, output: Any, force: bool, **components: Any
 ) -> tuple[dict[str, Any], Any]:
-    """Build the components (``tokenizer, adapter, adapter_options``) and run the phases."""
+    """Build the components (``tokenizer=, adapter=, adapter_options=``) and run the phases."""
     if output is not None:
         seqs = [sequences] if isinstance(sequences, (str, os.PathLike)) else sequences
         paths = (
@@ -51,10 +51,14 @@ def _execute(
     if isinstance(model, (str, os.PathLike)):  # a model folder or file, loaded as the CLI does
         from biocoreset.modelio import load_model
 
-        _tok, name, options = components
-        model = load_model(model, adapter=None if name == "auto" else name, options=options)
-        components = (None, "auto", None)
-    adp, scorer, curvature = build_components(model, *components, cfg)
+        name = components.get("adapter", "auto")
+        model = load_model(
+            model,
+            adapter=None if name == "auto" else name,
+            options=components.get("adapter_options"),
+        )
+        components = {**components, "tokenizer": None, "adapter": "auto", "adapter_options": None}
+    adp, scorer, curvature = build_components(model, cfg=cfg, **components)
     return ScoringRun(adp, scorer, curvature, as_source(sequences), cfg).execute(output, force)
 
 
@@ -107,8 +111,9 @@ def score(
         ConfigError: A bad option, or an unfinished run in ``output`` with a different configuration.
         InputError: Bad input (the message names the record).
     """
+    components = {"tokenizer": tokenizer, "adapter": adapter, "adapter_options": adapter_options}
     cfg = resolve_config(config, options)
-    meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    meta, out = _execute(model, sequences, cfg, output, force, **components)
     if output is not None:
         result = ScoreResult.load(out)
     else:
@@ -136,8 +141,9 @@ def score_to_file(
     Returns:
         The metadata written with the scores.
     """
+    components = {"tokenizer": tokenizer, "adapter": adapter, "adapter_options": adapter_options}
     cfg = resolve_config(config, options)
-    meta, out = _execute(model, sequences, cfg, output, force, tokenizer, adapter, adapter_options)
+    meta, out = _execute(model, sequences, cfg, output, force, **components)
     if current().is_main:
         emit(score_file_advice(out, meta))
     return meta

@@ -17,15 +17,18 @@ driver rely on from it is the :class:`Engine` protocol.
 
 Beyond the required members, the core uses a few **optional capabilities** when a component has
 them. They are declared here, so that a plugin can offer them on purpose and the core reads them by
-one documented name: data members with their defaults in :data:`OPTIONAL_MEMBERS` (read with
-:func:`optional`), methods as small runtime-checkable protocols (:class:`SupportsValidation`,
-:class:`SupportsEncode`, :class:`SupportsProbe`, :class:`MultiPassCurvature`,
-:class:`SavableCurvature`, :class:`OrientedSelector`, :class:`PlanningSelector`).
+one documented name: an adapter's are the attributes and methods of :class:`AdapterBase`, with
+their defaults (the core reads them through :func:`capabilities`, so an adapter that does not
+subclass it gets the same defaults); method capabilities are also small runtime-checkable
+protocols (:class:`SupportsValidation`, :class:`SupportsEncode`, :class:`SupportsProbe`), as are
+the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
+:class:`OrientedSelector`, :class:`PlanningSelector`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -35,7 +38,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: `from biocoreset import
     import torch
 
 __all__ = [
-    "OPTIONAL_MEMBERS",
+    "AdapterBase",
     "Batch",
     "CurvatureEstimator",
     "Engine",
@@ -51,7 +54,7 @@ __all__ = [
     "SupportsEncode",
     "SupportsProbe",
     "SupportsValidation",
-    "optional",
+    "capabilities",
 ]
 
 
@@ -142,10 +145,8 @@ class LayerFactors:
         inputs: torch.Tensor | None = None,
         output_grads: torch.Tensor | None = None,
     ) -> None:
-        self.block = block
-        self.batch_size = batch_size
-        self.inputs = inputs
-        self.output_grads = output_grads
+        self.block, self.batch_size = block, batch_size
+        self.inputs, self.output_grads = inputs, output_grads
         self._grads_fn = grads_fn
         self._grads: dict[str, torch.Tensor] | None = None
 
@@ -197,13 +198,9 @@ class ModelAdapter(Protocol):
     (a sequence's masked positions depend only on the global seed and the sequence id), collation,
     the per-sample loss and the set of scored parameters.
 
-    Optional members the core reads when present (defaults in :data:`OPTIONAL_MEMBERS`):
-    ``loss_mode`` (``"masked"`` or ``"paper-compat"``), ``masking`` (its
-    :class:`~biocoreset.data.masking.MaskingConfig`), ``stats`` (counts of what input hygiene did,
-    recorded with the scores), ``device`` (of the model), ``long_policy`` and ``alphabet`` /
-    ``replacement`` (read by input validation), the token ids ``mask_token_id``, ``pad_token_id``,
-    ``random_token_ids`` (used to probe the model), ``tokenizer`` (saved with trained models), and
-    the methods of :class:`SupportsValidation`, :class:`SupportsEncode` and :class:`SupportsProbe`.
+    The optional capabilities (``loss_mode``, ``masking``, ``stats``, ``device``, ``alphabet``,
+    ``validate``, ``probe_batch``, ...) are the members of :class:`AdapterBase`, with their
+    defaults; the core reads them through :func:`capabilities`.
 
     Attributes:
         name: Registered component name (e.g. ``"hf"``, ``"rna-fm"``).
@@ -425,38 +422,76 @@ class PlanningSelector(Protocol):
         ...
 
 
-OPTIONAL_MEMBERS: Mapping[str, Mapping[str, Any]] = {
-    "adapter": {
-        "loss_mode": "masked",
-        "masking": None,
-        "stats": {},
-        "device": "cpu",
-        "long_policy": None,
-        "alphabet": None,
-        "replacement": None,
-        "mask_token_id": None,
-        "pad_token_id": None,
-        "random_token_ids": (),
-        "tokenizer": None,
-        "validate": None,
-        "encode": None,
-        "probe_batch": None,
-    },
-    "curvature": {"fit_passes": 1, "state_dict": None, "load_state_dict": None},
-    "selector": {"oriented": None, "plan": None},
-    "engine": {"describe": None},
-}
-"""Kind → optional member → the value the core assumes when a component lacks it."""
+class AdapterBase:
+    """The optional capabilities of a :class:`ModelAdapter`, with the defaults the core assumes.
 
+    As kronfluence's ``Task``: an adapter that subclasses this class (every built-in one does,
+    through :class:`~biocoreset.adapters.base.MaskedLMAdapter`) inherits a default for each
+    capability and overrides what it offers. The core never probes an adapter for a member; it
+    reads these names through :func:`capabilities`, which also gives an adapter that does not
+    subclass this class (a third-party plugin) the same defaults.
 
-def optional(component: Any, member: str, kind: str = "adapter") -> Any:
-    """The optional ``member`` of ``component``, or its documented default.
-
-    Raises:
-        KeyError: ``member`` is not a declared optional member of ``kind`` (a typo in the core).
-
-    >>> optional(object(), "loss_mode")
-    'masked'
+    A method capability defaults to ``None``, Python's mark of a protocol member that is not
+    supported (``isinstance(adapter, SupportsProbe)`` is then false); an adapter offers it by
+    defining the method.
+    Each member below is commented with what it means.
     """
-    default = OPTIONAL_MEMBERS[kind][member]
-    return getattr(component, member, default)
+
+    name: str | None = None  # the registered name (required by ModelAdapter)
+    max_length: int | None = None  # residues, special tokens excluded (None: no limit)
+    loss_mode: str = "masked"  # or "paper-compat" (docs/design.md)
+    masking: Any = None  # the adapter's MaskingConfig (None: the run's ScoreConfig.masking)
+    stats: Mapping[str, int] = MappingProxyType({})  # input hygiene counts, kept with the scores
+    long_policy: str | None = None  # what a sequence over max_length gets (None: unknown)
+    truncation: str = "keep-eos"  # how a long sequence is cut, or "first-tokens"
+    alphabet: frozenset[str] | None = None  # accepted residue letters (None: no letter check)
+    replacement: str | None = None  # the letter validation puts for a rejected one
+    mask_token_id: int | None = None  # these three token ids build the engine's probe batch
+    pad_token_id: int | None = None
+    random_token_ids: Sequence[int] = ()
+    tokenizer: Any = None  # saved with trained models
+    pad_to: int | None = None  # every row padded to this many tokens (None: the longest row)
+    attend_to_padding: bool = False  # whether real tokens attend to padding
+    composition_free: bool | None = None  # loss free of batch companions (None: derived)
+    validate: Callable[[str, str], str] | None = None  # SupportsValidation
+    encode: Callable[[str, str], tuple[list[int], list[bool]]] | None = None  # SupportsEncode
+    probe_batch: Callable[[], Batch] | None = None  # SupportsProbe
+    embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # [B, T, H] states
+
+    @property
+    def device(self) -> Any:
+        """The device of the model (``"cpu"`` by default)."""
+        return "cpu"
+
+
+class _AdapterView(AdapterBase):
+    """An adapter that does not subclass :class:`AdapterBase`, seen with its defaults: every member
+    is the adapter's own when it has one, else the default."""
+
+    def __init__(self, adapter: Any) -> None:
+        object.__setattr__(self, "_adapter", adapter)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_adapter":
+            return object.__getattribute__(self, name)
+        try:
+            return getattr(object.__getattribute__(self, "_adapter"), name)
+        except AttributeError:
+            return object.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(object.__getattribute__(self, "_adapter"), name, value)
+
+
+def capabilities(adapter: Any) -> AdapterBase:
+    """``adapter`` with every optional capability of :class:`AdapterBase`: the adapter itself when it
+    subclasses it, else a view that reads the adapter's own member and falls back to the default
+    (setting a member sets it on the adapter).
+
+    >>> capabilities(object()).loss_mode
+    'masked'
+    >>> class Plugin: loss_mode = "paper-compat"
+    >>> capabilities(Plugin()).loss_mode, capabilities(Plugin()).probe_batch is None
+    ('paper-compat', True)
+    """
+    return adapter if isinstance(adapter, AdapterBase) else _AdapterView(adapter)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from biocoreset.data.masking import MaskingConfig, mask_positions
 from biocoreset.errors import ConfigError, InputError, did_you_mean
-from biocoreset.protocols import Batch
+from biocoreset.protocols import AdapterBase, Batch
 
 __all__ = [
     "LONG_POLICIES",
@@ -102,7 +102,7 @@ def last_layer_groups(groups: Mapping[str, Sequence[str]], spec: str | int) -> l
     return [g for g in groups if (m := _GROUP_LAYER_RE.match(g)) and int(m.group(1)) in keep]
 
 
-class MaskedLMAdapter:
+class MaskedLMAdapter(AdapterBase):
     """Base class of the built-in adapters.
 
     Subclasses provide :meth:`encode` (token ids with special tokens and a maskable flag per
@@ -139,6 +139,7 @@ class MaskedLMAdapter:
     """
 
     name = "masked-lm"
+    max_length: int
     mask_token_id: int
     pad_token_id: int
     random_token_ids: Sequence[int]

@@ -27,7 +27,7 @@ import torch
 
 from biocoreset.errors import ConfigError
 from biocoreset.modelio import load_model, quiet_transformers, resolve_device
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ModelAdapter, capabilities
 
 __all__ = [
     "Backbone",
@@ -96,14 +96,15 @@ def encode_batch(
     Raises:
         ConfigError: The adapter has no ``encode`` method.
     """
-    encode = getattr(adapter, "encode", None)
+    caps = capabilities(adapter)
+    encode = caps.encode
     if not callable(encode):
         raise ConfigError(
-            f"adapter {getattr(adapter, 'name', type(adapter).__name__)!r} has no encode(record_id, sequence) "
+            f"adapter {caps.name or type(adapter).__name__!r} has no encode(record_id, sequence) "
             "method; benchmark tasks need it to tokenise without masking."
         )
     rows, flags = [], []
-    limit = int(getattr(adapter, "max_length", 10**9))
+    limit = int(caps.max_length if caps.max_length is not None else 10**9)
     for k, seq in enumerate(sequences):
         rid = ids[k] if ids is not None else f"#{k}"
         tok, res = encode(rid, seq)
@@ -118,15 +119,15 @@ def encode_batch(
         rows.append(t_out)
         flags.append(r_out)
     width = max(len(r) for r in rows)
-    pad = int(getattr(adapter, "pad_token_id", 0))
+    pad = int(caps.pad_token_id if caps.pad_token_id is not None else 0)
     B = len(rows)
     input_ids = torch.full((B, width), pad, dtype=torch.long)
     attention = torch.zeros((B, width), dtype=torch.long)
     residue = torch.zeros((B, width), dtype=torch.bool)
-    for b, (r, f) in enumerate(zip(rows, flags, strict=True)):
-        input_ids[b, : len(r)] = torch.tensor(r)
-        attention[b, : len(r)] = 1
-        residue[b, : len(f)] = torch.tensor(f)
+    for b, (row, flag) in enumerate(zip(rows, flags, strict=True)):
+        input_ids[b, : len(row)] = torch.tensor(row)
+        attention[b, : len(row)] = 1
+        residue[b, : len(flag)] = torch.tensor(flag)
     return input_ids, attention, residue
 
 
@@ -134,8 +135,8 @@ def representations(
     adapter: ModelAdapter, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
     """``[B, T, H]`` final hidden states of the encoder (see the module docstring for the order tried)."""
-    embed = getattr(adapter, "embed", None)
-    if callable(embed):
+    embed = capabilities(adapter).embed
+    if embed is not None:
         return embed(input_ids, attention_mask)
     model = adapter.model
     base = getattr(model, "base_model", None)

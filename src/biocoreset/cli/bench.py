@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from biocoreset.cli.common import add_progress_option, progress
+from biocoreset.cli.common import add_command, add_force, progress
 from biocoreset.errors import ConfigError
 
 __all__ = ["add_bench_parser"]
@@ -26,18 +26,21 @@ def _checkpoint_arg(text: str) -> dict[str, Any]:
     return {"name": name, "path": path}
 
 
+_IO = (
+    "config",
+    "benchmark config (TOML or JSON; see docs/pretrain-bench.md)",
+    "folder for results.md, results.csv, summary.csv",
+)
+_HELP = "run downstream tasks on checkpoints; write Markdown + CSV tables"
+_ABOUT = (
+    "Run the tasks of a benchmark config (TOML/JSON) on each checkpoint with seeds 0, 1, 2 "
+    "and write results.md (tables like the paper's), results.csv and summary.csv."
+)
+
+
 def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``bench`` subcommand on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "bench",
-        help="run downstream tasks on checkpoints; write Markdown + CSV tables",
-        description="Run the tasks of a benchmark config (TOML/JSON) on each checkpoint with seeds 0, 1, 2 "
-        "and write results.md (tables like the paper's), results.csv and summary.csv.",
-    )
-    p.add_argument("config", help="benchmark config (TOML or JSON; see docs/pretrain-bench.md)")
-    p.add_argument(
-        "-o", "--output", required=True, help="folder for results.md, results.csv, summary.csv"
-    )
+    p = add_command(subparsers, "bench", _cmd_bench, help=_HELP, description=_ABOUT, io=_IO)
     p.add_argument(
         "--checkpoint",
         action="append",
@@ -62,9 +65,7 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's, else 0 1 2)")
     p.add_argument("--device", help="'auto', 'cpu', 'cuda:0', ...")
-    p.add_argument("--force", action="store_true", help="overwrite existing result files")
-    add_progress_option(p)
-    p.set_defaults(func=_cmd_bench)
+    add_force(p, "overwrite existing result files")
     return p
 
 

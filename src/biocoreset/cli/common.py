@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from biocoreset.runtime.progress import PROGRESS_MODES
 
 __all__ = [
+    "SEQUENCE_FILE",
+    "add_adapter_options",
+    "add_command",
     "add_common",
     "add_data_options",
+    "add_flags",
+    "add_force",
+    "add_input_output",
     "add_model_options",
     "add_progress_option",
+    "add_sequence_command",
+    "add_subset_options",
     "json_object",
     "load_adapter",
     "open_source",
@@ -26,6 +34,10 @@ __all__ = [
     "progress",
     "progress_mode",
 ]
+
+
+SEQUENCE_FILE = "sequence file: FASTA, FASTQ, CSV or TSV (plain or .gz)"
+"""The help of a command's sequence file argument."""
 
 
 def parse_budget(text: str) -> int | float:
@@ -64,6 +76,63 @@ def add_progress_option(p: argparse.ArgumentParser) -> None:
         "rate and ETA; bar; log; none",
     )
     p.add_argument("--no-progress", action="store_true", help="same as --progress none")
+
+
+def add_command(
+    subparsers: Any,
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str | None = None,
+    io: tuple[str, str, str] | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand ``name`` whose handler is ``func`` (``args.func``); ``io``: its positional
+    input and the required ``-o/--output`` (``(name, help, output help)``)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    if io is not None:
+        add_input_output(p, *io)
+    return p
+
+
+def add_sequence_command(
+    subparsers: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, output: str
+) -> argparse.ArgumentParser:
+    """A subcommand over a sequence file with a model: the sequence file, ``-o/--output``, the
+    model options and the input options."""
+    p = add_command(subparsers, name, func, help=help, io=("sequences", SEQUENCE_FILE, output))
+    add_model_options(p)
+    add_data_options(p)
+    return p
+
+
+def add_input_output(p: argparse.ArgumentParser, name: str, what: str, output: str) -> None:
+    """The positional input ``name`` and the required ``-o/--output``."""
+    p.add_argument(name, help=what)
+    p.add_argument("-o", "--output", required=True, help=output)
+
+
+def add_force(p: argparse.ArgumentParser, help: str) -> None:
+    """``--force`` (what it overwrites: ``help``) and the progress options."""
+    p.add_argument("--force", action="store_true", help=help)
+    add_progress_option(p)
+
+
+def add_flags(g: Any, *flags: tuple[str, Callable[[str], Any] | None, str | None]) -> None:
+    """Plain options ``(flag, type, help)`` on a parser or an argument group."""
+    for flag, kind, text in flags:
+        g.add_argument(flag, type=kind, help=text)
+
+
+def add_subset_options(g: Any) -> None:
+    """``--subset`` (the size of ``D_sub``) and ``--subset-seed``."""
+    g.add_argument(
+        "--subset",
+        type=parse_budget,
+        help="D_sub size (int) or fraction (float); default 1%% (>= 256)",
+    )
+    g.add_argument("--subset-seed", type=int, help="seed of the D_sub draw (default: --seed)")
 
 
 def progress_mode(args: argparse.Namespace) -> str | None:
@@ -133,6 +202,15 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_adapter_options(g: Any) -> None:
+    """``--adapter-options``, a JSON object."""
+    g.add_argument(
+        "--adapter-options",
+        type=json_object,
+        help='JSON object of adapter options, e.g. \'{"size": "small"}\'',
+    )
+
+
 def add_model_options(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     """``--model``, ``--adapter``, ``--adapter-options``, ``--weights`` (and ``--device``)."""
     g = p.add_argument_group("model")
@@ -146,11 +224,7 @@ def add_model_options(p: argparse.ArgumentParser, *, device: bool = True) -> Non
         help="adapter name (see `biocoreset plugins`; default: the saved folder's, else guessed "
         "from the files, else hf)",
     )
-    g.add_argument(
-        "--adapter-options",
-        type=json_object,
-        help='JSON object of adapter options, e.g. \'{"size": "small"}\'',
-    )
+    add_adapter_options(g)
     g.add_argument("--weights", help="state dict loaded over the model (e.g. ft/model.pt)")
     if device:
         g.add_argument(
@@ -166,5 +240,4 @@ def add_common(p: argparse.ArgumentParser) -> None:
         choices=["default", "paper-compat"],
         help="base settings (see docs/pipeline.md); explicit options override them",
     )
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    add_progress_option(p)
+    add_force(p, "overwrite existing outputs")

@@ -7,20 +7,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from biocoreset.bench.dedup import IDENTITY_METHODS, MOLECULES
-from biocoreset.cli.common import add_progress_option, progress
+from biocoreset.cli.common import add_command, add_force, progress
 from biocoreset.errors import ConfigError
 
 __all__ = ["add_dedup_parser"]
 
 
+_HELP = "remove benchmark test sequences from a pretraining corpus"
+_ABOUT = (
+    "Write the corpus without every sequence that also occurs in the given test splits "
+    "(exact match after normalising case and T->U; optionally by identity) and report the counts."
+)
+
+
 def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``dedup`` subcommand on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "dedup",
-        help="remove benchmark test sequences from a pretraining corpus",
-        description="Write the corpus without every sequence that also occurs in the given test splits "
-        "(exact match after normalising case and T->U; optionally by identity) and report the counts.",
-    )
+    p = add_command(subparsers, "dedup", _cmd_dedup, help=_HELP, description=_ABOUT)
     p.add_argument("corpus", help="corpus FASTA (plain or .gz)")
     p.add_argument(
         "-t",
@@ -49,9 +51,7 @@ def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
         "-k", type=int, help="k-mer length for the identity search (default 8 RNA, 4 protein)"
     )
     p.add_argument("--removed-ids", help="write the removed ids here, one per line")
-    p.add_argument("--force", action="store_true", help="overwrite outputs")
-    add_progress_option(p)
-    p.set_defaults(func=_cmd_dedup)
+    add_force(p, "overwrite outputs")
     return p
 
 

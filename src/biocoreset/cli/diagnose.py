@@ -6,22 +6,32 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from biocoreset.cli.common import add_data_options, add_progress_option, open_source
+from biocoreset.cli.common import (
+    add_command,
+    add_data_options,
+    add_progress_option,
+    open_source,
+)
 
 __all__ = ["add_diagnose_parser"]
 
 
+_HELP = "report: score vs length and loss, stability, coreset composition, warnings"
+_ABOUT = (
+    "Write report.md, report.json and plots about a score file and, optionally, "
+    "coresets selected from it: how much of the score is length, how stable it is across mask "
+    "draws, and what each coreset covers against random sets of the same size."
+)
+_IO = (
+    "scores",
+    "score file written by `biocoreset score`",
+    "folder for report.md, report.json, PNGs",
+)
+
+
 def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``diagnose`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "diagnose",
-        help="report: score vs length and loss, stability, coreset composition, warnings",
-        description="Write report.md, report.json and plots about a score file and, optionally, "
-        "coresets selected from it: how much of the score is length, how stable it is across mask "
-        "draws, and what each coreset covers against random sets of the same size.",
-    )
-    p.add_argument("scores", help="score file written by `biocoreset score`")
-    p.add_argument("-o", "--output", required=True, help="folder for report.md, report.json, PNGs")
+    p = add_command(subparsers, "diagnose", _cmd_diagnose, help=_HELP, description=_ABOUT, io=_IO)
     p.add_argument(
         "--sequences",
         help="the corpus, for the full header lines that --label-regex reads (default: the ids)",
@@ -48,7 +58,6 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing report")
     add_data_options(p)
     add_progress_option(p)
-    p.set_defaults(func=_cmd_diagnose)
     return p
 
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from biocoreset.cli.common import (
     add_common,
-    add_data_options,
-    add_model_options,
+    add_flags,
+    add_sequence_command,
+    add_subset_options,
     load_adapter,
     open_source,
     overrides,
-    parse_budget,
     progress,
 )
 
@@ -36,47 +36,34 @@ _OPTIONS = (
 )
 
 
+_OUTPUT = "folder for the fine-tuned model (model.pt, its manifest) and finetune.json"
+_HELP = "fine-tune on a random subset D_sub (paper A.5) before scoring"
+
+
 def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``finetune`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "finetune", help="fine-tune on a random subset D_sub (paper A.5) before scoring"
-    )
-    p.add_argument("sequences", help="sequence file: FASTA, FASTQ, CSV or TSV (plain or .gz)")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        help="folder for the fine-tuned model (model.pt, its manifest) and finetune.json",
-    )
-    add_model_options(p)
-    add_data_options(p)
+    p = add_sequence_command(subparsers, "finetune", _cmd_finetune, _HELP, _OUTPUT)
     g = p.add_argument_group("fine-tuning (defaults: the paper's)")
-    g.add_argument(
-        "--subset",
-        type=parse_budget,
-        help="D_sub size (int) or fraction (float); default 1%% (>= 256)",
+    add_subset_options(g)
+    add_flags(
+        g,
+        ("--epochs", int, "passes over D_sub (1)"),
+        ("--lr", float, "AdamW learning rate (1e-5)"),
+        ("--weight-decay", float, "AdamW weight decay (0.01)"),
+        ("--warmup-steps", int, "linear warm-up steps (50)"),
     )
-    g.add_argument("--subset-seed", type=int, help="seed of the D_sub draw (default: --seed)")
-    g.add_argument("--epochs", type=int, help="passes over D_sub (1)")
-    g.add_argument("--lr", type=float, help="AdamW learning rate (1e-5)")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (0.01)")
-    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps (50)")
     g.add_argument(
         "--schedule", choices=["linear", "constant"], help="after warm-up (linear decay)"
     )
-    g.add_argument("--batch-size", type=int, help="sequences per step over all ranks (16)")
-    g.add_argument("--seed", type=int, help="seed of shuffling and masking (0)")
-    g.add_argument("--max-steps", type=int, help="stop after this many steps")
-    g.add_argument(
-        "--max-grad-norm", type=float, help="clip the gradient norm (default: no clipping)"
-    )
-    g.add_argument(
-        "--diagnostic-samples",
-        type=int,
-        help="D_sub sequences for the before/after diagnostic (512)",
+    add_flags(
+        g,
+        ("--batch-size", int, "sequences per step over all ranks (16)"),
+        ("--seed", int, "seed of shuffling and masking (0)"),
+        ("--max-steps", int, "stop after this many steps"),
+        ("--max-grad-norm", float, "clip the gradient norm (default: no clipping)"),
+        ("--diagnostic-samples", int, "D_sub sequences for the before/after diagnostic (512)"),
     )
     add_common(p)
-    p.set_defaults(func=_cmd_finetune)
     return p
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from biocoreset.cli.common import add_progress_option, json_object, progress
+from biocoreset.cli.common import (
+    add_adapter_options,
+    add_command,
+    add_flags,
+    add_force,
+    progress,
+)
 
 __all__ = ["add_pretrain_parser"]
 
@@ -25,63 +31,67 @@ _OPTIONS = (
 )
 
 
+_IO = (
+    "corpus",
+    "corpus FASTA (plain or .gz)",
+    "run folder (checkpoints, final model, loss curve)",
+)
+_HELP = "masked-LM pretraining from scratch on a coreset"
+_CORESET = "id list (one id per line, e.g. from `biocoreset select`); default: whole corpus"
+_ADAPTER = (
+    "adapter whose architecture is trained (default: the --model folder's, else hf; "
+    "see `biocoreset plugins`)"
+)
+_MODEL = (
+    "where the architecture comes from: a transformers folder (config), a saved model "
+    "folder or a checkpoint; omit it to build from --adapter-options (e.g. a named size)"
+)
+_ABOUT = (
+    "Pretrain the adapter's architecture from scratch on a coreset (paper recipe by "
+    "default). Rerun the same command to resume after a crash; run it under torchrun for DDP. "
+    "The trained model lands in OUTPUT/final; every command loads it with --model OUTPUT."
+)
+
+
 def add_pretrain_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``pretrain`` on an :mod:`argparse` subparsers object (handler ``func``)."""
     from biocoreset.train.pretrain_config import PRECISIONS
     from biocoreset.train.schedules import SCHEDULES
 
-    p = subparsers.add_parser(
-        "pretrain",
-        help="masked-LM pretraining from scratch on a coreset",
-        description="Pretrain the adapter's architecture from scratch on a coreset (paper recipe by "
-        "default). Rerun the same command to resume after a crash; run it under torchrun for DDP. "
-        "The trained model lands in OUTPUT/final; every command loads it with --model OUTPUT.",
+    p = add_command(subparsers, "pretrain", _cmd_pretrain, help=_HELP, description=_ABOUT, io=_IO)
+    add_flags(
+        p,
+        ("--coreset", None, _CORESET),
+        ("--adapter", None, _ADAPTER),
+        ("--model", None, _MODEL),
     )
-    p.add_argument("corpus", help="corpus FASTA (plain or .gz)")
-    p.add_argument(
-        "-o", "--output", required=True, help="run folder (checkpoints, final model, loss curve)"
-    )
-    p.add_argument(
-        "--coreset",
-        help="id list (one id per line, e.g. from `biocoreset select`); default: whole corpus",
-    )
-    p.add_argument(
-        "--adapter",
-        help="adapter whose architecture is trained (default: the --model folder's, else hf; "
-        "see `biocoreset plugins`)",
-    )
-    p.add_argument(
-        "--model",
-        help="where the architecture comes from: a transformers folder (config), a saved model "
-        "folder or a checkpoint; omit it to build from --adapter-options (e.g. a named size)",
-    )
-    p.add_argument(
-        "--adapter-options",
-        type=json_object,
-        help='JSON object of adapter options, e.g. \'{"size": "small"}\'',
-    )
+    add_adapter_options(p)
     p.add_argument("--config", help="TOML/JSON file of pretrain options (flags below override it)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--schedule", choices=sorted(SCHEDULES))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch size (over all ranks)")
-    p.add_argument("--max-steps", type=int, help="equal compute: exactly this many optimizer steps")
-    p.add_argument(
-        "--reference-size",
-        type=int,
-        help="equal compute: the steps `epochs` epochs over this many sequences would take",
+    add_flags(
+        p,
+        ("--lr", float, None),
+        ("--weight-decay", float, None),
+        ("--warmup-steps", int, None),
     )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--schedule", choices=sorted(SCHEDULES))
+    add_flags(
+        p,
+        ("--epochs", int, None),
+        ("--batch-size", int, "global batch size (over all ranks)"),
+        ("--max-steps", int, "equal compute: exactly this many optimizer steps"),
+        (
+            "--reference-size",
+            int,
+            "equal compute: the steps `epochs` epochs over this many sequences would take",
+        ),
+        ("--seed", int, None),
+        ("--checkpoint-every", int, None),
+    )
     p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--device", help="'auto', 'cpu', 'cuda:0', ...")
     p.add_argument("--no-reinit", action="store_true", help="continue from the model's weights")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an unfinished run")
-    p.add_argument("--force", action="store_true", help="delete the output folder first")
-    add_progress_option(p)
-    p.set_defaults(func=_cmd_pretrain)
+    add_force(p, "delete the output folder first")
     return p
 
 

@@ -5,32 +5,27 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from biocoreset.cli.common import add_progress_option, progress
+from biocoreset.cli.common import add_command, add_force, progress
 
 __all__ = ["add_demo_parser", "add_run_parser"]
+
+_RUN = "fine-tune, score and select as one TOML file says (resumable)"
+_DEMO = "the whole method on a generated RNA corpus with a tiny model (~1 min)"
 
 
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``run`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "run", help="fine-tune, score and select as one TOML file says (resumable)"
-    )
+    p = add_command(subparsers, "run", _cmd_run, help=_RUN)
     p.add_argument("config", help="TOML file (see docs/pipeline.md for every key)")
-    p.add_argument("--force", action="store_true", help="discard the run folder's existing results")
-    add_progress_option(p)
-    p.set_defaults(func=_cmd_run)
+    add_force(p, "discard the run folder's existing results")
     return p
 
 
 def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``demo`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "demo", help="the whole method on a generated RNA corpus with a tiny model (~1 min)"
-    )
+    p = add_command(subparsers, "demo", _cmd_demo, help=_DEMO)
     p.add_argument("-o", "--output", default="biocoreset-demo", help="output folder")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
-    add_progress_option(p)
-    p.set_defaults(func=_cmd_demo)
+    add_force(p, "overwrite an existing output folder")
     return p
 
 

@@ -7,16 +7,18 @@ from typing import Any
 
 from biocoreset.cli.common import (
     add_common,
-    add_data_options,
-    add_model_options,
+    add_flags,
+    add_sequence_command,
+    add_subset_options,
     load_adapter,
     open_source,
     overrides,
-    parse_budget,
     progress,
 )
 
 __all__ = ["add_score_parser"]
+_OUTPUT = "score file to write (Parquet)"
+_HELP = "score every sequence (streamed; rerun the same command to resume)"
 
 _OPTIONS = (
     "curvature",
@@ -40,22 +42,14 @@ _OPTIONS = (
 
 def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``score`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "score", help="score every sequence (streamed; rerun the same command to resume)"
-    )
-    p.add_argument("sequences", help="sequence file: FASTA, FASTQ, CSV or TSV (plain or .gz)")
-    p.add_argument("-o", "--output", required=True, help="score file to write (Parquet)")
-    add_model_options(p)
-    add_data_options(p)
+    p = add_sequence_command(subparsers, "score", _cmd_score, _HELP, _OUTPUT)
     g = p.add_argument_group("scoring")
-    g.add_argument("--curvature", help="diagonal (default), identity, kfac, ekfac or a plugin's")
-    g.add_argument("--scorer", help="self-influence (default), loss, grad-norm or a plugin's")
-    g.add_argument(
-        "--subset",
-        type=parse_budget,
-        help="D_sub size (int) or fraction (float); default 1%% (>= 256)",
+    add_flags(
+        g,
+        ("--curvature", None, "diagonal (default), identity, kfac, ekfac or a plugin's"),
+        ("--scorer", None, "self-influence (default), loss, grad-norm or a plugin's"),
     )
-    g.add_argument("--subset-seed", type=int, help="seed of the D_sub draw (default: --seed)")
+    add_subset_options(g)
     g.add_argument(
         "--fit-on",
         choices=["subset", "all"],
@@ -67,9 +61,12 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         "default 0.1*mean",
     )
     g.add_argument("--damping-relative", help=argparse.SUPPRESS)  # merged into --damping
-    g.add_argument("--batch-size", type=int, help="sequences per batch (16)")
-    g.add_argument("--max-tokens", type=int, help="most padded residues per batch (no limit)")
-    g.add_argument("--seed", type=int, help="seed of D_sub and masking (0)")
+    add_flags(
+        g,
+        ("--batch-size", int, "sequences per batch (16)"),
+        ("--max-tokens", int, "most padded residues per batch (no limit)"),
+        ("--seed", int, "seed of D_sub and masking (0)"),
+    )
     g.add_argument(
         "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"
     )
@@ -96,7 +93,6 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         "unbiased score of the mean gradient (needs --mask-draws >= 2; can be <= 0)",
     )
     add_common(p)
-    p.set_defaults(func=_cmd_score)
     return p
 
 

@@ -6,8 +6,10 @@ import argparse
 from typing import Any
 
 from biocoreset.cli.common import (
+    add_command,
     add_common,
     add_data_options,
+    add_flags,
     json_object,
     open_source,
     parse_budget,
@@ -17,27 +19,29 @@ from biocoreset.cli.common import (
 __all__ = ["add_select_parser"]
 
 
+_IO = (
+    "scores",
+    "score file written by `biocoreset score`",
+    "folder for coreset.fasta, coreset_ids.txt, selection.png",
+)
+_HELP = "select a coreset: FASTA, id list and a plot of the selection"
+
+
 def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``select`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = subparsers.add_parser(
-        "select", help="select a coreset: FASTA, id list and a plot of the selection"
-    )
-    p.add_argument("scores", help="score file written by `biocoreset score`")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        help="folder for coreset.fasta, coreset_ids.txt, selection.png",
-    )
+    p = add_command(subparsers, "select", _cmd_select, help=_HELP, io=_IO)
     p.add_argument(
         "--method", default="cci", help="selector: cci (default), topk, random or a plugin's"
     )
     p.add_argument(
         "--budget", type=parse_budget, required=True, help="count (int) or fraction (float)"
     )
-    p.add_argument("--seed", type=int, help="seed of random choices (default: the preset's, 0)")
-    p.add_argument("--beta", type=float, help="CCI hard cutoff rate (default 0.05)")
-    p.add_argument("--strata", type=int, help="CCI number of strata (default 50)")
+    add_flags(
+        p,
+        ("--seed", int, "seed of random choices (default: the preset's, 0)"),
+        ("--beta", float, "CCI hard cutoff rate (default 0.05)"),
+        ("--strata", int, "CCI number of strata (default 50)"),
+    )
     p.add_argument("--options", type=json_object, help="JSON object of selector options")
     p.add_argument(
         "--debias",
@@ -56,7 +60,6 @@ def add_select_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_data_options(p)
     add_common(p)
-    p.set_defaults(func=_cmd_select)
     return p
 
 

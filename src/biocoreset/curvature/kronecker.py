@@ -50,12 +50,8 @@ class KroneckerBlock:
         d_out: int,
         device: torch.device,
     ) -> None:
-        self.name = name
-        self.weight = weight
-        self.bias = bias
-        self.d_in = d_in
-        self.d_out = d_out
-        self.device = device
+        self.name, self.weight, self.bias = name, weight, bias
+        self.d_in, self.d_out, self.device = d_in, d_out, device
         f64 = torch.float64
         self.a_sum: torch.Tensor | None = torch.zeros((d_in, d_in), dtype=f64, device=device)
         self.s_sum: torch.Tensor | None = torch.zeros((d_out, d_out), dtype=f64, device=device)

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from biocoreset.errors import ConfigError, InputError
-from biocoreset.protocols import Batch
+from biocoreset.protocols import AdapterBase, Batch
 
 __all__ = [
     "INVALID_POLICIES",
@@ -310,7 +310,7 @@ def windowed_logits(
     return stacked.gather(1, index.unsqueeze(-1).expand(-1, -1, stacked.shape[-1]))
 
 
-class HygieneAdapterMixin:
+class HygieneAdapterMixin(AdapterBase):
     """The adapter side of the hygiene, for :class:`~biocoreset.adapters.base.MaskedLMAdapter`
     subclasses whose rows are ``<cls> residues <eos>`` with one token per residue letter.
 
@@ -344,6 +344,7 @@ class HygieneAdapterMixin:
     max_length: int
     long_policy: str
     loss_mode: str
+    truncation: str
     pad_token_id: int
     alphabet: frozenset[str] | None
 
@@ -362,7 +363,7 @@ class HygieneAdapterMixin:
     ) -> None:
         if long_policy not in LONG_POLICIES:
             raise ConfigError(f"long_policy must be one of {LONG_POLICIES}, got {long_policy!r}.")
-        if long_policy == "windows" and getattr(self, "loss_mode", "masked") != "masked":
+        if long_policy == "windows" and self.loss_mode != "masked":
             raise ConfigError(
                 "long_policy='windows' needs loss_mode='masked' (paper-compat labels padding too)."
             )
@@ -465,7 +466,7 @@ class HygieneAdapterMixin:
             self.stats["windowed"] += 1
             return ids, maskable
         self.stats["truncated"] += 1
-        if getattr(self, "truncation", "keep-eos") == "first-tokens":
+        if self.truncation == "first-tokens":
             keep = self.max_length + 2  # <cls> + max_length + 1 residues, no <eos>
             return ids[:keep], maskable[:keep]
         keep = self.max_length + 1

@@ -60,13 +60,7 @@ class SequenceSource:
     def iter(self, counter: ByteCounter | None = None) -> Iterator[tuple[str, str]]:
         """Iterate the records; ``counter`` (files only) receives the bytes read from disk."""
         if self.path is not None:
-            return read_records(
-                self.path,
-                format=self.format,
-                id_column=self.id_column,
-                sequence_column=self.sequence_column,
-                counter=counter,
-            )
+            return self._read(self.path, counter, headers=False)
         return self._iter_records()
 
     def iter_with_headers(
@@ -79,15 +73,19 @@ class SequenceSource:
         [('r1', 'ACGU', 'r1')]
         """
         if self.path is not None:
-            return read_records(
-                self.path,
-                format=self.format,
-                id_column=self.id_column,
-                sequence_column=self.sequence_column,
-                counter=counter,
-                headers=True,
-            )
+            return self._read(self.path, counter, headers=True)
         return ((rid, seq, rid) for rid, seq in self._iter_records())
+
+    def _read(self, path: Any, counter: ByteCounter | None, *, headers: bool) -> Iterator[Any]:
+        """The records of the file ``path`` with this source's reader options."""
+        return read_records(
+            path,
+            format=self.format,
+            id_column=self.id_column,
+            sequence_column=self.sequence_column,
+            counter=counter,
+            headers=headers,
+        )
 
     def _iter_records(self) -> Iterator[tuple[str, str]]:
         assert self.records is not None

@@ -192,12 +192,8 @@ class Validator:
                     f"replacement letter {replacement!r} is not in the adapter's alphabet "
                     f"({''.join(sorted(self.alphabet))}); choose one of those."
                 )
-        self.policy = policy
-        self.replacement = replacement
-        self.hook = hook
-        self.max_length = max_length
-        self.long_policy = long_policy
-        self.where = where
+        self.policy, self.replacement, self.hook = policy, replacement, hook
+        self.max_length, self.long_policy, self.where = max_length, long_policy, where
         self.report = ValidationReport(policy=policy)
 
     @classmethod
@@ -211,17 +207,17 @@ class Validator:
     ) -> Validator:
         """A validator configured from an adapter's optional ``alphabet``, ``validate``,
         ``replacement``, ``max_length`` and ``long_policy`` members."""
-        from biocoreset.protocols import SupportsValidation, optional
+        from biocoreset.protocols import capabilities
 
-        alphabet = optional(adapter, "alphabet")
-        repl = replacement or optional(adapter, "replacement")
+        caps = capabilities(adapter)
+        alphabet = caps.alphabet
         return cls(
             alphabet=alphabet,
             policy=policy,
-            replacement=repl,
-            hook=adapter.validate if isinstance(adapter, SupportsValidation) else None,
-            max_length=getattr(adapter, "max_length", None) if alphabet is not None else None,
-            long_policy=optional(adapter, "long_policy"),
+            replacement=replacement or caps.replacement,
+            hook=caps.validate,
+            max_length=caps.max_length if alphabet is not None else None,
+            long_policy=caps.long_policy,
             where=where,
         )
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from biocoreset.errors import ConfigError
-from biocoreset.protocols import Batch, ModelAdapter
+from biocoreset.protocols import Batch, ModelAdapter, capabilities
 
 __all__ = ["PROBE_BATCH", "PROBE_TOKENS", "ProbeUnavailable", "probe_batch"]
 
@@ -43,17 +43,16 @@ def probe_batch(adapter: ModelAdapter) -> Batch:
         ProbeUnavailable: The adapter has neither ``probe_batch()`` nor the token ids to build one.
         ConfigError: ``probe_batch()`` returned something other than a 5-row batch.
     """
-    custom = getattr(adapter, "probe_batch", None)
-    if callable(custom):
-        batch = custom()
+    caps = capabilities(adapter)
+    if caps.probe_batch is not None:
+        batch = caps.probe_batch()
         if not isinstance(batch, Batch) or len(batch) != PROBE_BATCH:
             raise ConfigError(
                 f"{type(adapter).__name__}.probe_batch() must return a Batch of {PROBE_BATCH} rows, got {batch!r}."
             )
         return batch
-    mask = getattr(adapter, "mask_token_id", None)
-    pad = getattr(adapter, "pad_token_id", None)
-    tokens = list(getattr(adapter, "random_token_ids", ()) or ())
+    mask, pad = caps.mask_token_id, caps.pad_token_id
+    tokens = list(caps.random_token_ids or ())
     if mask is None or pad is None or not tokens:
         raise ProbeUnavailable(
             f"the hook engine cannot build a probe batch for {type(adapter).__name__}: give the adapter a "

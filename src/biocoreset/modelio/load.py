@@ -32,7 +32,7 @@ from biocoreset.errors import ConfigError, InputError
 from biocoreset.modelio.device import resolve_device
 from biocoreset.modelio.manifest import model_folder, options_from_json, read_manifest
 from biocoreset.modelio.quiet import quiet_transformers
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ModelAdapter, capabilities
 
 __all__ = ["guess_adapter", "load_model", "load_weights", "model_spec"]
 
@@ -52,7 +52,7 @@ def model_spec(adapter: ModelAdapter) -> dict[str, Any]:
     known = _SPECS.get(adapter.model)
     if known is not None:
         return dict(known)
-    return {"adapter": getattr(adapter, "name", None), "adapter_options": {}, "model": None}
+    return {"adapter": capabilities(adapter).name, "adapter_options": {}, "model": None}
 
 
 def _remember(adapter: ModelAdapter, spec: dict[str, Any]) -> None:

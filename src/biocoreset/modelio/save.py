@@ -31,7 +31,7 @@ from biocoreset.errors import ConfigError
 from biocoreset.modelio.load import model_spec
 from biocoreset.modelio.manifest import ModelManifest, write_manifest
 from biocoreset.modelio.quiet import quiet_transformers
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ModelAdapter, capabilities
 from biocoreset.store.atomic import atomic_path, check_output
 
 __all__ = ["WEIGHTS_FILE", "save_model"]
@@ -94,16 +94,16 @@ def save_model(
             config = getattr(model, "config", None)
             if hf_model and hasattr(config, "save_pretrained"):
                 config.save_pretrained(out)  # type: ignore[union-attr]
-        tokenizer = getattr(adapter, "tokenizer", None)
+        tokenizer = capabilities(adapter).tokenizer
         if hf_model and hasattr(tokenizer, "save_pretrained"):
-            tokenizer.save_pretrained(out)  # type: ignore[union-attr]
+            tokenizer.save_pretrained(out)
     options = {
         k: v for k, v in (recorded.get("adapter_options") or {}).items() if k not in _UNSAVED
     }
     manifest = ModelManifest(
         format=fmt,
         weights=weights,
-        adapter=recorded.get("adapter") or getattr(adapter, "name", None),
+        adapter=recorded.get("adapter") or capabilities(adapter).name,
         adapter_options=options,
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         biocoreset_version=_version(),

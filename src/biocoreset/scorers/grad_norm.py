@@ -7,37 +7,28 @@ from typing import ClassVar
 import attrs
 import torch
 
-from biocoreset.grads.totals import BatchTotal
-from biocoreset.protocols import Batch, CurvatureEstimator, Engine, LayerFactors, ModelAdapter
+from biocoreset.protocols import CurvatureEstimator, LayerFactors
+from biocoreset.scorers.base import BlockScorer
 
 __all__ = ["GradNormScorer"]
 
 
 @attrs.frozen(kw_only=True)
-class GradNormScorer:
+class GradNormScorer(BlockScorer):
     """Score = Euclidean norm of the per-sample gradient over the scored parameters.
 
     >>> GradNormScorer().needs_curvature
     False
     """
 
-    name: ClassVar[str] = "grad-norm"
-    needs_curvature: ClassVar[bool] = False
-    needs_gradients: ClassVar[bool] = True
+    name: ClassVar[str] = "grad-norm"  # needs gradients, no curvature (the base's defaults)
 
-    def score_batch(
-        self,
-        adapter: ModelAdapter,
-        batch: Batch,
-        engine: Engine,
-        curvature: CurvatureEstimator | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum squared norms over blocks, then take the square root."""
-        total = BatchTotal(len(batch))
+    def block_values(
+        self, factors: LayerFactors, curvature: CurvatureEstimator | None
+    ) -> torch.Tensor:
+        """The block's squared norms (summed over blocks, then square-rooted)."""
+        return factors.squared_norms()
 
-        def on_block(factors: LayerFactors) -> None:
-            total.add(factors.squared_norms())
-
-        losses = engine.run(batch, on_block)
-        squares, host_losses = total.to_host(losses)
-        return squares.sqrt(), host_losses
+    def finish(self, totals: torch.Tensor) -> torch.Tensor:
+        """The square root of the summed squared norms."""
+        return totals.sqrt()

@@ -7,13 +7,14 @@ from typing import ClassVar
 import attrs
 import torch
 
-from biocoreset.protocols import Batch, CurvatureEstimator, Engine, ModelAdapter
+from biocoreset.protocols import Batch, ModelAdapter
+from biocoreset.scorers.base import BlockScorer
 
 __all__ = ["LossScorer"]
 
 
 @attrs.frozen(kw_only=True)
-class LossScorer:
+class LossScorer(BlockScorer):
     """Score = per-sample masked-LM loss (no gradients, no curvature).
 
     >>> LossScorer().needs_gradients
@@ -24,12 +25,8 @@ class LossScorer:
     needs_curvature: ClassVar[bool] = False
     needs_gradients: ClassVar[bool] = False
 
-    def score_batch(
-        self,
-        adapter: ModelAdapter,
-        batch: Batch,
-        engine: Engine,
-        curvature: CurvatureEstimator | None,
+    def forward_scores(
+        self, adapter: ModelAdapter, batch: Batch
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass without gradients."""
         with torch.no_grad():

@@ -8,15 +8,16 @@ import attrs
 import torch
 
 from biocoreset.errors import ConfigError
-from biocoreset.grads.totals import BatchTotal
-from biocoreset.protocols import Batch, CurvatureEstimator, Engine, LayerFactors, ModelAdapter
+from biocoreset.protocols import CurvatureEstimator, LayerFactors
+from biocoreset.scorers.base import BlockScorer
 
 __all__ = ["SelfInfluenceScorer"]
 
 
 @attrs.frozen(kw_only=True)
-class SelfInfluenceScorer:
-    """Subset-based self-influence with the fitted curvature.
+class SelfInfluenceScorer(BlockScorer):
+    """Subset-based self-influence with the fitted curvature: the curvature's quadratic form summed
+    over blocks (on the device; the batch's scores and losses reach the host in one transfer).
 
     >>> SelfInfluenceScorer().needs_curvature
     True
@@ -26,22 +27,14 @@ class SelfInfluenceScorer:
     needs_curvature: ClassVar[bool] = True
     needs_gradients: ClassVar[bool] = True
 
-    def score_batch(
-        self,
-        adapter: ModelAdapter,
-        batch: Batch,
-        engine: Engine,
-        curvature: CurvatureEstimator | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the engine once and sum the curvature's quadratic form over blocks (on the device;
-        the batch's scores and losses reach the host in one transfer)."""
+    def check(self, curvature: CurvatureEstimator | None) -> None:
+        """Refuse a missing curvature."""
         if curvature is None:
             raise ConfigError("the 'self-influence' scorer needs a curvature (e.g. 'diagonal').")
-        total = BatchTotal(len(batch))
 
-        def on_block(factors: LayerFactors) -> None:
-            total.add(curvature.quadratic_form(factors))
-
-        losses = engine.run(batch, on_block)
-        scores, host_losses = total.to_host(losses)
-        return scores, host_losses
+    def block_values(
+        self, factors: LayerFactors, curvature: CurvatureEstimator | None
+    ) -> torch.Tensor:
+        """The curvature's quadratic form on the block."""
+        assert curvature is not None  # check() ran first
+        return curvature.quadratic_form(factors)

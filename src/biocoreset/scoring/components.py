@@ -81,6 +81,7 @@ def resolve_config(config: ScoreConfig | None, options: Mapping[str, Any]) -> Sc
 
 def build_components(
     model: Any,
+    *,
     tokenizer: Any,
     adapter: str,
     adapter_options: Mapping[str, Any] | None,

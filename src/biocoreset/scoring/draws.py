@@ -39,7 +39,14 @@ import torch
 from biocoreset.errors import ConfigError
 from biocoreset.grads.groups import group_factors
 from biocoreset.grads.totals import BatchTotal
-from biocoreset.protocols import Batch, CurvatureEstimator, LayerFactors, ModelAdapter, Scorer
+from biocoreset.protocols import (
+    Batch,
+    CurvatureEstimator,
+    Engine,
+    LayerFactors,
+    ModelAdapter,
+    Scorer,
+)
 from biocoreset.stats import split_half_stability
 
 __all__ = [
@@ -80,7 +87,7 @@ def score_draws(
     scorer: Scorer,
     adapter: ModelAdapter,
     records: Sequence[tuple[str, str]],
-    engine: Any,
+    engine: Engine,
     curvature: CurvatureEstimator | None,
     *,
     seed: int,

@@ -20,7 +20,7 @@ from biocoreset._version import __version__
 from biocoreset.config import ScoreConfig
 from biocoreset.data.masking import resolve_schedule
 from biocoreset.data.validation import SourceIndex
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.protocols import CurvatureEstimator, Engine, ModelAdapter, Scorer, capabilities
 from biocoreset.scoring.streaming import grouping_window
 from biocoreset.scoring.subset import SUBSET_RULE
 
@@ -53,11 +53,12 @@ def run_fingerprint(
     scorer: Scorer,
     curvature: CurvatureEstimator | None,
     params: Mapping[str, torch.nn.Parameter],
-    engine: Any,
+    engine: Engine,
     index: SourceIndex,
 ) -> dict[str, Any]:
     """Every setting that changes a score, the model's hash, the data digest and the version."""
-    masking = getattr(adp, "masking", cfg.masking)
+    caps = capabilities(adp)
+    masking = caps.masking if caps.masking is not None else cfg.masking
     draws: dict[str, Any] = {}
     if cfg.mask_draws > 1:  # absent for one draw, so earlier single-mask runs still resume
         draws = {
@@ -89,9 +90,9 @@ def run_fingerprint(
         "invalid": cfg.invalid,
         "replacement": cfg.replacement,
         "adapter": adp.name,
-        "loss_mode": getattr(adp, "loss_mode", "masked"),
-        "max_length": getattr(adp, "max_length", None),
-        "long_policy": getattr(adp, "long_policy", None),
+        "loss_mode": caps.loss_mode,
+        "max_length": caps.max_length,
+        "long_policy": caps.long_policy,
         "model": model_fingerprint(adp.model),
         "data": index.digest,
         "biocoreset_version": __version__,

@@ -14,14 +14,13 @@ of each draw's empirical Fisher (for K-FAC, the mean over draws of the factor st
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numpy as np
 
 from biocoreset.config import ScoreConfig
 from biocoreset.data.sources import SequenceSource
 from biocoreset.errors import ConfigError
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter
+from biocoreset.protocols import CurvatureEstimator, Engine, ModelAdapter, MultiPassCurvature
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.scoring.streaming import (
@@ -38,7 +37,7 @@ __all__ = ["fit_curvature"]
 def fit_curvature(
     curvature: CurvatureEstimator,
     adapter: ModelAdapter,
-    engine: Any,
+    engine: Engine,
     source: SequenceSource | Callable[[], Iterable[Row]],
     subset: np.ndarray | None,
     config: ScoreConfig,
@@ -64,9 +63,12 @@ def fit_curvature(
         ConfigError: ``subset`` is ``None`` and ``num_rows`` is not given.
     """
     ctx = ctx or current()
-    if subset is None and num_rows is None:
+    if subset is not None:
+        m = len(subset)
+    elif num_rows is not None:
+        m = int(num_rows)
+    else:
         raise ConfigError("fit_curvature needs num_rows when subset is None (fit on every row).")
-    m = len(subset) if subset is not None else int(num_rows)  # type: ignore[arg-type]
     draws = int(getattr(config, "mask_draws", 1))
     m *= draws  # gradient samples: the Fisher is the mean over draws of each draw's Fisher
     curvature.fit_begin(engine.blocks)
@@ -74,7 +76,7 @@ def fit_curvature(
     if not curvature.needs_fit:
         curvature.fit_end(m, reduce)
         return
-    passes = int(getattr(curvature, "fit_passes", 1))
+    passes = int(curvature.fit_passes) if isinstance(curvature, MultiPassCurvature) else 1
     show = progress_enabled(config.progress) and ctx.is_main
     for p in range(passes):
         if isinstance(source, SequenceSource):

@@ -36,7 +36,7 @@ from biocoreset.data.sources import SequenceSource
 from biocoreset.data.validation import SourceIndex, Validator, sequence_hash
 from biocoreset.errors import BioCoresetWarning, ConfigError
 from biocoreset.grads import make_engine
-from biocoreset.protocols import CurvatureEstimator, ModelAdapter, Scorer
+from biocoreset.protocols import CurvatureEstimator, Engine, ModelAdapter, Scorer, capabilities
 from biocoreset.runtime.distributed import current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.scoring.draws import (
@@ -60,11 +60,49 @@ from biocoreset.scoring.streaming import (
     pending_rows,
 )
 from biocoreset.scoring.subset import SUBSET_RULE, draw_subset, explicit_ids, subset_order
-from biocoreset.store.shards import MemorySink, ScoreStore, fingerprint_hash
+from biocoreset.store.shards import MemorySink, ScoreStore, Sink, fingerprint_hash
 
-__all__ = ["ScoringRun"]
+__all__ = ["RunState", "ScoringRun"]
 
-Sink = ScoreStore | MemorySink
+
+@attrs.frozen(kw_only=True)
+class RunState:
+    """What the phases after the index share, built once by :meth:`ScoringRun.execute`.
+
+    Attributes:
+        store: The score store (``None``: scores stay in memory).
+        sink: Where shards go: ``store``, or a :class:`~biocoreset.store.shards.MemorySink`.
+        memory: The in-memory sink (``None`` with a store).
+        index: The index pass's result (the id hashes already freed).
+        subset: ``D_sub``'s rows, sorted.
+        params: The scored parameters.
+        engine: The per-sample gradient engine.
+        fingerprint: Every setting that changes a score (see :mod:`~biocoreset.scoring.fingerprint`).
+        shard_size: Rows per shard (given, resumed or sized from the rows and ranks).
+        resumed: Whether the store resumed an earlier run.
+        done: Shards already written before this run.
+        force: Whether an existing output may be replaced.
+        t_start: When the run started (``time.perf_counter()``).
+    """
+
+    store: ScoreStore | None
+    sink: Sink
+    memory: MemorySink | None
+    index: SourceIndex
+    subset: np.ndarray
+    params: dict[str, torch.nn.Parameter]
+    engine: Engine
+    fingerprint: dict[str, Any]
+    shard_size: int
+    resumed: bool
+    done: set[int]
+    force: bool
+    t_start: float
+
+    @property
+    def num_rows(self) -> int:
+        """Rows to score."""
+        return self.index.num_rows
 
 
 class ScoringRun:
@@ -92,7 +130,7 @@ class ScoringRun:
         self.show = progress_enabled(config.progress) and self.ctx.is_main
         self.timing: dict[str, float] = {}
         self.window = grouping_window(adapter, config.batch_size, config.length_window)
-        if config.mask_draws > 1 and getattr(adapter, "loss_mode", "masked") == "paper-compat":
+        if config.mask_draws > 1 and capabilities(adapter).loss_mode == "paper-compat":
             raise ConfigError(
                 f"mask_draws={config.mask_draws} needs a masked loss, but the adapter's loss_mode is "
                 "'paper-compat' (no masking: every draw would be the same); use mask_draws=1."
@@ -159,45 +197,46 @@ class ScoringRun:
             self.cfg, self.adp, self.scorer, self.curvature, params, engine, index
         )
         try:
-            return self._run(store, index, subset, params, engine, fingerprint, force, t_start)
+            sink, memory, size, resumed = self._sink(store, fingerprint, index.num_rows, force)
+            state = RunState(
+                store=store,
+                sink=sink,
+                memory=memory,
+                index=index,
+                subset=subset,
+                params=params,
+                engine=engine,
+                fingerprint=fingerprint,
+                shard_size=size,
+                resumed=resumed,
+                done=sink.completed_shards(),
+                force=force,
+                t_start=t_start,
+            )
+            return self._run(state)
         finally:
             if store is not None:
                 store.release_lock()  # every way out (an error, Ctrl-C); merge removed it on success
 
-    def _run(
-        self,
-        store: ScoreStore | None,
-        index: SourceIndex,
-        subset: np.ndarray,
-        params: dict[str, torch.nn.Parameter],
-        engine: Any,
-        fingerprint: dict[str, Any],
-        force: bool,
-        t_start: float,
-    ) -> tuple[dict[str, Any], Any]:
-        n = index.num_rows
-        sink, size, resumed = self._sink(store, fingerprint, n, force)
-        done = sink.completed_shards()
+    def _run(self, state: RunState) -> tuple[dict[str, Any], Any]:
         self.ctx.barrier()  # every rank has listed the finished shards before anyone writes new ones
         was_training = self.adp.model.training
         self.adp.model.eval()
         try:
             with self._timed("fit"):
-                restored = self._fit(engine, store, resumed, subset, n)
+                restored = self._fit(state)
             with self._timed("score"):
-                stats_before = Counter(getattr(self.adp, "stats", {}))
-                subset_ids = self._score_pass(engine, sink, n, size, done, subset)
+                stats_before = Counter(capabilities(self.adp).stats)
+                subset_ids = self._score_pass(state)
                 # hygiene counts of the scoring pass only (the fit pass tokenises D_sub again)
-                score_stats = Counter(getattr(self.adp, "stats", {})) - stats_before
+                score_stats = Counter(capabilities(self.adp).stats) - stats_before
         finally:
             self.adp.model.train(was_training)
         self.ctx.barrier()
-        stability = self._stability(store, sink)
-        meta = self._metadata(
-            index, fingerprint, params, subset, subset_ids, size, done, restored, score_stats
-        )
+        stability = self._stability(state)
+        meta = self._metadata(state, subset_ids, restored, score_stats)
         meta = attrs.evolve(meta, stability=stability)
-        return self._finish(store, sink, meta, n, force, t_start)
+        return self._finish(state, meta)
 
     @property
     def subset_seed(self) -> int:
@@ -206,11 +245,14 @@ class ScoringRun:
 
     def _sink(
         self, store: ScoreStore | None, fingerprint: dict[str, Any], n: int, force: bool
-    ) -> tuple[Sink, int, bool]:
+    ) -> tuple[Sink, MemorySink | None, int, bool]:
+        """Where shards go, the in-memory sink (``None`` with a store), the shard size, and
+        whether the store resumed an earlier run."""
         ctx, cfg = self.ctx, self.cfg
         size = cfg.shard_size or auto_shard_size(n, ctx.world_size, cfg.batch_size)
         if store is None:
-            return MemorySink(n), size, False
+            memory = MemorySink(n)
+            return memory, memory, size, False
         auto = cfg.shard_size is None
         resumed: bool = ctx.main_only(
             lambda: store.prepare(
@@ -220,31 +262,34 @@ class ScoringRun:
         if not ctx.is_main:
             store.attach(fingerprint)
         assert store.manifest is not None
-        return store, int(store.manifest["shard_size"]), resumed
+        return store, None, int(store.manifest["shard_size"]), resumed
 
-    def _fit(
-        self, engine: Any, store: ScoreStore | None, resumed: bool, subset: np.ndarray, n: int
-    ) -> bool:
+    def _fit(self, state: RunState) -> bool:
         """Fit the curvature (or restore it when resuming); whether it was restored."""
-        curvature = self.curvature
+        curvature, store, subset = self.curvature, state.store, state.subset
         if curvature is None:
             return False
-        if store is not None and resumed:
-            curvature.fit_begin(engine.blocks)
-            ok = store.load_curvature(curvature, getattr(self.adp, "device", "cpu"))
+        if store is not None and state.resumed:
+            curvature.fit_begin(state.engine.blocks)
+            ok = store.load_curvature(curvature, capabilities(self.adp).device)
             if all(self.ctx.all_gather_object(ok)):
                 return True
         fit_rows = subset if self.cfg.fit_on == "subset" else None  # None: every row
         fit_curvature(
-            curvature, self.adp, engine, self.rows, fit_rows, self.cfg, self.ctx, num_rows=n
+            curvature,
+            self.adp,
+            state.engine,
+            self.rows,
+            fit_rows,
+            self.cfg,
+            self.ctx,
+            num_rows=state.num_rows,
         )
         if store is not None and self.ctx.is_main:
             store.save_curvature(curvature)
         return False
 
-    def _score_pass(
-        self, engine: Any, sink: Sink, n: int, size: int, done: set[int], subset: np.ndarray
-    ) -> list[str]:
+    def _score_pass(self, state: RunState) -> list[str]:
         """Score this rank's unfinished shards; return ``D_sub``'s ids (in canonical order).
 
         The rank's rows stream through length-grouped windows that may span several of its shards
@@ -253,6 +298,7 @@ class ScoringRun:
         window is one batch, and batches stay aligned with the shards (whole batches each).
         """
         ctx, cfg = self.ctx, self.cfg
+        n, size, done, subset = state.num_rows, state.shard_size, state.done, state.subset
         in_subset = np.zeros(n, dtype=bool)
         in_subset[subset] = True
         subset_ids: list[str] = []
@@ -283,7 +329,7 @@ class ScoringRun:
                     self.scorer,
                     self.adp,
                     [(rid, seq) for _, rid, seq in chunk],
-                    engine,
+                    state.engine,
                     self.curvature,
                     seed=cfg.seed,
                     draws=cfg.mask_draws,
@@ -298,7 +344,7 @@ class ScoringRun:
                     hashes,
                     res.halves,
                 ):
-                    sink.write_shard(
+                    state.sink.write_shard(
                         k,
                         shard.rows,
                         shard.ids,
@@ -312,17 +358,19 @@ class ScoringRun:
         shards.check_closed()
         return [subset_ids[i] for i in subset_order(subset_ids, cfg.subset, self.subset_seed)]
 
-    def _stability(self, store: ScoreStore | None, sink: Sink) -> dict[str, Any] | None:
+    def _stability(self, state: RunState) -> dict[str, Any] | None:
         """Split-half stability of the mask draws (``mask_draws >= 2``; on every rank), with a
         :class:`~biocoreset.errors.BioCoresetWarning` when the projected reliability is low."""
         draws = self.cfg.mask_draws
         if draws < 2 or (self.cfg.mask_reduce == "mean-gradient" and draws < 4):
             return None  # mean-gradient halves need two draws each
+        store, memory = state.store, state.memory
         if store is not None:  # rank 0 reads the shards' half-means; every rank gets the figures
             figs = self.ctx.main_only(lambda: stability_figures(*store.read_halves(), draws))
         else:
-            rows, part = sink.local_halves()  # type: ignore[union-attr]
-            lengths_local = sink.local_parts()[4]  # type: ignore[union-attr]
+            assert memory is not None
+            rows, part = memory.local_halves()
+            lengths_local = memory.local_parts()[4]
             local = (rows, part, lengths_local)
             parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
             rows = np.concatenate([p[0] for p in parts])
@@ -342,18 +390,10 @@ class ScoringRun:
         return figs
 
     def _metadata(
-        self,
-        index: SourceIndex,
-        fingerprint: dict[str, Any],
-        params: dict[str, torch.nn.Parameter],
-        subset: np.ndarray,
-        subset_ids: list[str],
-        size: int,
-        done: set[int],
-        restored: bool,
-        score_stats: Counter[str],
+        self, state: RunState, subset_ids: list[str], restored: bool, score_stats: Counter[str]
     ) -> ScoreMetadata:
-        cfg, n = self.cfg, index.num_rows
+        cfg, n, index, subset = self.cfg, state.num_rows, state.index, state.subset
+        fingerprint, params = state.fingerprint, state.params
         return ScoreMetadata(
             scorer=self.scorer.name,
             curvature=self.curvature.name if self.curvature is not None else None,
@@ -366,13 +406,11 @@ class ScoringRun:
             batch_size=cfg.batch_size,
             max_tokens=cfg.max_tokens,
             length_window=self.window // cfg.batch_size,
-            shard_size=size,
+            shard_size=state.shard_size,
             masking=fingerprint["masking"],
             mask_draws=cfg.mask_draws,
             mask_reduce=cfg.mask_reduce,
-            mask_schedule=resolve_schedule(
-                getattr(self.adp, "masking", cfg.masking).schedule, cfg.mask_draws
-            ),
+            mask_schedule=resolve_schedule(_masking(self.adp, cfg).schedule, cfg.mask_draws),
             loss_mode=fingerprint["loss_mode"],
             fit_on=cfg.fit_on,
             fit_samples=n if cfg.fit_on == "all" else len(subset),
@@ -389,25 +427,19 @@ class ScoringRun:
             config_hash=fingerprint_hash(fingerprint),
             data_digest=index.digest,
             world_size=self.ctx.world_size,
-            resumed_shards=len(done),
+            resumed_shards=len(state.done),
             curvature_restored=restored,
             biocoreset_version=__version__,
             torch_version=torch.__version__,
             curvature_info=self.curvature.metadata() if self.curvature is not None else {},
         )
 
-    def _finish(
-        self,
-        store: ScoreStore | None,
-        sink: Sink,
-        meta: ScoreMetadata,
-        n: int,
-        force: bool,
-        t_start: float,
-    ) -> tuple[dict[str, Any], Any]:
+    def _finish(self, state: RunState, meta: ScoreMetadata) -> tuple[dict[str, Any], Any]:
+        store, memory, n, force = state.store, state.memory, state.num_rows, state.force
+
         def stamped() -> dict[str, Any]:
             timing = {k: round(v, 3) for k, v in self.timing.items()}
-            seconds = round(time.perf_counter() - t_start, 3)
+            seconds = round(time.perf_counter() - state.t_start, 3)
             return attrs.evolve(meta, timing=timing, seconds=seconds).to_dict()
 
         if store is not None:
@@ -419,8 +451,9 @@ class ScoringRun:
 
             self.ctx.main_only(merge)
             return out, store.output
+        assert memory is not None
         with self._timed("merge"):
-            local = sink.local_parts()  # type: ignore[union-attr]
+            local = memory.local_parts()
             parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
         return stamped(), assemble(parts, n)
 
@@ -442,3 +475,9 @@ def engine_options(cfg: ScoreConfig) -> dict[str, Any]:
             "drop autocast."
         )
     return {"autocast": cfg.autocast}
+
+
+def _masking(adapter: ModelAdapter, cfg: ScoreConfig) -> Any:
+    """The adapter's masking, else the run's."""
+    own = capabilities(adapter).masking
+    return own if own is not None else cfg.masking

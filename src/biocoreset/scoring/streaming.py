@@ -28,6 +28,7 @@ from biocoreset.data.batching import length_batches
 from biocoreset.data.sources import SequenceSource
 from biocoreset.data.validation import Validator
 from biocoreset.errors import InputError
+from biocoreset.protocols import capabilities
 from biocoreset.runtime.distributed import DistContext
 
 __all__ = [
@@ -95,7 +96,7 @@ def length_key(adapter: Any) -> Callable[[tuple[Any, ...]], int]:
     >>> length_key(A())((0, "id", "ACGUACGU")), length_key(object())((0, "id", "ACGUACGU"))
     (4, 8)
     """
-    cap = getattr(adapter, "max_length", None)
+    cap = capabilities(adapter).max_length
     if isinstance(cap, int) and not isinstance(cap, bool):
         return lambda item: min(len(item[-1]), cap)
     return lambda item: len(item[-1])
@@ -147,14 +148,12 @@ def composition_free(adapter: Any) -> bool:
     >>> composition_free(A()), composition_free(type("B", (A,), {"pad_to": 1024})())
     (False, True)
     """
-    flag = getattr(adapter, "composition_free", None)
-    if isinstance(flag, bool):
-        return flag
-    if getattr(adapter, "pad_to", None) is not None:
+    caps = capabilities(adapter)
+    if isinstance(caps.composition_free, bool):
+        return caps.composition_free
+    if caps.pad_to is not None:
         return True
-    return getattr(adapter, "loss_mode", "masked") == "masked" and not getattr(
-        adapter, "attend_to_padding", False
-    )
+    return caps.loss_mode == "masked" and not caps.attend_to_padding
 
 
 def grouping_window(adapter: Any, batch_size: int, length_window: int) -> int:

@@ -17,11 +17,11 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["HALF_COLUMNS", "MemorySink", "file_sha256", "fingerprint_hash", "shard_table"]
+__all__ = ["HALF_COLUMNS", "MemorySink", "Sink", "file_sha256", "fingerprint_hash", "shard_table"]
 
 
 def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
@@ -93,8 +93,23 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+class Sink(Protocol):
+    """Where a scoring pass writes its shards: the score store (a file,
+    :class:`~biocoreset.store.shards.ScoreStore`) or :class:`MemorySink`."""
+
+    def completed_shards(self) -> set[int]:
+        """Indices of the shards already written before this run (resuming skips them)."""
+        ...
+
+    def write_shard(self, k: int, *columns: Any, **optional: Any) -> None:
+        """Keep shard ``k``: ``rows, ids, scores, loss, length`` (and, by keyword,
+        ``sequence_hash`` of each row's sequence as read and the ``(2, m)`` ``halves`` of the mask
+        draws)."""
+        ...
+
+
 class MemorySink:
-    """Collects shards in memory (scoring without an output file); same interface as a store.
+    """Collects shards in memory (scoring without an output file); a :class:`Sink`.
 
     Args:
         num_rows: Rows to score.
@@ -113,18 +128,11 @@ class MemorySink:
         """Nothing is ever completed before the run."""
         return set()
 
-    def write_shard(
-        self,
-        k: int,
-        rows: Any,
-        ids: list[str],
-        scores: Any,
-        loss: Any,
-        length: Any,
-        sequence_hash: Any = None,
-        halves: Any = None,
-    ) -> None:
-        """Keep one shard (``sequence_hash`` is not needed in memory)."""
+    def write_shard(self, k: int, *columns: Any, **optional: Any) -> None:
+        """Keep one shard: ``rows, ids, scores, loss, length`` (of the optional ``sequence_hash``
+        and ``halves``, only ``halves``: ``sequence_hash`` is not needed in memory)."""
+        rows, ids, scores, loss, length = columns
+        halves = optional.get("halves")
         self.rows.append(np.asarray(rows, dtype=np.int64))
         self.ids.append(list(ids))
         self.scores.append(np.asarray(scores, dtype=np.float64))

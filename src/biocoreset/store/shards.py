@@ -59,6 +59,7 @@ from biocoreset.store.result import METADATA_KEY, is_score_file
 from biocoreset.store.shard_parts import (
     HALF_COLUMNS,
     MemorySink,
+    Sink,
     _diff,
     file_sha256,
     fingerprint_hash,
@@ -70,6 +71,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MemorySink",
     "ScoreStore",
+    "Sink",
     "fingerprint_hash",
     "restore_curvature",
     "snapshot_curvature",

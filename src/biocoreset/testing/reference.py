@@ -145,13 +145,14 @@ def fit(
 ) -> None:
     """Fit ``curvature`` on ``records`` as the pipeline does: ``fit_begin(engine.blocks)``, then
     ``fit_passes`` passes of ``fit_accumulate`` over every block of every batch and ``fit_end``."""
-    from biocoreset.protocols import optional
+    from biocoreset.protocols import MultiPassCurvature
 
     curvature.fit_begin(engine.blocks)
     if not curvature.needs_fit:
         curvature.fit_end(len(records))
         return
-    for _ in range(int(optional(curvature, "fit_passes", "curvature"))):
+    passes = curvature.fit_passes if isinstance(curvature, MultiPassCurvature) else 1
+    for _ in range(int(passes)):
         for start in range(0, len(records), batch_size):
             batch = adapter.collate(list(records[start : start + batch_size]), seed=seed)
             engine.run(batch, curvature.fit_accumulate)

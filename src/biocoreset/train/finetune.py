@@ -64,7 +64,7 @@ from biocoreset.data.sources import as_source
 from biocoreset.data.validation import Validator
 from biocoreset.errors import ConfigError
 from biocoreset.modelio import load_weights, save_model
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ModelAdapter, capabilities
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.runtime.progress import progress_bar, progress_enabled
 from biocoreset.store.atomic import atomic_path
@@ -156,30 +156,23 @@ class FinetuneResult:
 
 
 @contextlib.contextmanager
-def _masked_loss(adapter: ModelAdapter) -> Iterator[None]:
-    """Use the masked-LM loss while the block runs (a ``paper-compat`` adapter is switched back)."""
-    mode = getattr(adapter, "loss_mode", None)
-    if mode is None or mode == "masked":
-        yield
-        return
-    adapter.loss_mode = "masked"  # type: ignore[attr-defined]
+def _finetune_mode(adapter: ModelAdapter, masking: Any) -> Iterator[None]:
+    """While the block runs: the masked-LM loss (a ``paper-compat`` adapter is switched back) and,
+    when the adapter has its own masking, ``masking``; both restored after."""
+    caps = capabilities(adapter)
+    changes: dict[str, Any] = {}
+    if caps.loss_mode != "masked":
+        changes["loss_mode"] = "masked"
+    if caps.masking is not None:
+        changes["masking"] = masking
+    saved = {name: getattr(caps, name) for name in changes}
+    for name, value in changes.items():
+        setattr(caps, name, value)
     try:
         yield
     finally:
-        adapter.loss_mode = mode  # type: ignore[attr-defined]
-
-
-@contextlib.contextmanager
-def _masking(adapter: ModelAdapter, masking: Any) -> Iterator[None]:
-    old = getattr(adapter, "masking", None)
-    if old is None:
-        yield
-        return
-    adapter.masking = masking  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        adapter.masking = old  # type: ignore[attr-defined]
+        for name, value in saved.items():
+            setattr(caps, name, value)
 
 
 def diagnose(
@@ -315,7 +308,7 @@ def finetune(
         "replacement": list(cfg.masking.replacement),
     }
 
-    with _masked_loss(adp), _masking(adp, cfg.masking):
+    with _finetune_mode(adp, cfg.masking):
         diag_records: list[tuple[str, str]] = []
         if cfg.enabled and cfg.diagnostic_samples != 0:
             k = (

@@ -56,7 +56,7 @@ from biocoreset.data.batching import grouped_order
 from biocoreset.diagnose.plots import plot_training_history
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import FINAL_DIR, MODEL_MANIFEST, resolve_device, save_model
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ModelAdapter, capabilities
 from biocoreset.runtime.distributed import DistContext, current
 from biocoreset.store.atomic import atomic_path
 from biocoreset.train.checkpoints import (
@@ -338,7 +338,7 @@ def pretrain(
             "world_size": ctx.world_size,
             "resumed_from": resumed_from,
             "final_loss": history[-1][2] if history else None,
-            "adapter": getattr(adapter, "name", None),
+            "adapter": capabilities(adapter).name,
             "seconds": round(time.time() - t0, 3),
             "biocoreset_version": getattr(sys.modules.get("biocoreset"), "__version__", None),
         }
