@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("olga")
 pytest.importorskip("anarci")
 
-from biocoreset.bench.antibody.germlines import load_germline_table  # noqa: E402
-from biocoreset.bench.antibody.repertoire import (  # noqa: E402
+from biocoreset.bench.antibody.germlines import load_germline_table
+from biocoreset.bench.antibody.repertoire import (
     AntibodyRecord,
     RepertoireConfig,
     build_repertoire,
@@ -22,7 +22,7 @@ from biocoreset.bench.antibody.repertoire import (  # noqa: E402
     v_prefix,
     write_fasta,
 )
-from biocoreset.errors import ConfigError, InputError  # noqa: E402
+from biocoreset.errors import ConfigError, InputError
 
 N = 300
 
@@ -121,7 +121,13 @@ def test_motif_helpers():
 
 def test_family_label():
     r = AntibodyRecord(
-        id="a", sequence="Q", species="human", chain="H", v_gene="IGHV3-23", j_gene="J", cdr3_length=1
+        id="a",
+        sequence="Q",
+        species="human",
+        chain="H",
+        v_gene="IGHV3-23",
+        j_gene="J",
+        cdr3_length=1,
     )
     assert r.v_family == "IGHV3"
 

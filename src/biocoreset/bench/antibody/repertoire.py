@@ -42,10 +42,11 @@ __all__ = [
     "RepertoireConfig",
     "build_repertoire",
     "heldout_genes",
+    "j_suffix",
     "parse_header",
     "read_repertoire",
+    "translate",
     "v_prefix",
-    "j_suffix",
     "write_fasta",
 ]
 
@@ -244,7 +245,9 @@ class _Model:
             model.load_and_process_igor_model(marginals)
             self.gen = generation.SequenceGenerationVJ(model, data)
         table = load_germline_table()
-        anchors = {seg: _anchors(os.path.join(path, f"{seg}_gene_CDR3_anchors.csv")) for seg in "VJ"}
+        anchors = {
+            seg: _anchors(os.path.join(path, f"{seg}_gene_CDR3_anchors.csv")) for seg in "VJ"
+        }
         v_aa = [_olga_v_aa(g[0], g[2], anchors["V"]) for g in data.genV]
         j_aa = [_olga_j_aa(g[0], g[2], anchors["J"]) for g in data.genJ]
         v_table = {a: v_prefix(s) for a, s in table["V"][self.chain][species].items()}
@@ -255,7 +258,11 @@ class _Model:
 
     @staticmethod
     def _map(
-        names: list[str], olga_aa: list[str | None], alleles: dict[str, str | None], *, from_end: bool
+        names: list[str],
+        olga_aa: list[str | None],
+        alleles: dict[str, str | None],
+        *,
+        from_end: bool,
     ) -> tuple[list[str | None], list[str]]:
         """OLGA allele → anarci allele: the same name; else the same gene's first allele; else
         (OLGA's mouse models use anonymous names) the allele whose amino acids match best, aligned
@@ -367,7 +374,9 @@ def _draws(
         prefix = v_prefix(table["V"][m.chain][m.species][v_allele])
         suffix = j_suffix(table["J"][m.chain][m.species][j_allele])
         if prefix is None:
-            dropped["no-cys" if "*" not in table["V"][m.chain][m.species][v_allele] else "stop"] += 1
+            dropped[
+                "no-cys" if "*" not in table["V"][m.chain][m.species][v_allele] else "stop"
+            ] += 1
             continue
         if suffix is None:
             dropped["no-j-motif"] += 1
@@ -471,7 +480,7 @@ def read_repertoire(path: str | os.PathLike[str]) -> list[AntibodyRecord]:
     """
     out: list[AntibodyRecord] = []
     header, seq = None, []
-    lines = Path(path).read_text(encoding="utf-8").splitlines() + [">"]
+    lines = [*Path(path).read_text(encoding="utf-8").splitlines(), ">"]
     for line in lines:
         if line.startswith(">"):
             if header is not None:
