@@ -479,7 +479,8 @@ def read_repertoire(path: str | os.PathLike[str]) -> list[AntibodyRecord]:
         InputError: A header without labels or a record without a sequence.
     """
     out: list[AntibodyRecord] = []
-    header, seq = None, []
+    header: str | None = None
+    seq: list[str] = []
     lines = [*Path(path).read_text(encoding="utf-8").splitlines(), ">"]
     for line in lines:
         if line.startswith(">"):
