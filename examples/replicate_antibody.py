@@ -68,8 +68,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "quick": {
         "corpus_n": 400,
-        "n_train": 120,
-        "n_test": 60,
+        "n_train": 80,
+        "n_test": 40,
         "model": {"d_model": 32, "n_heads": 4, "n_layers": 1},
         "pretrain": {
             "max_steps": 6,
