@@ -66,7 +66,7 @@ class _LabelTask(SupervisedTask):
 
 
 class AntibodyVFamilyTask(_LabelTask):
-    """V-gene family of an antibody V domain (``IGHV3``, ``IGKV1``...): accuracy and macro-F1."""
+    """V-gene family of an antibody V domain (IGHV3, IGKV1...): accuracy and macro-F1."""
 
     name, title = "antibody-v-family", "VFam"
     default_data_options: ClassVar[dict[str, Any]] = {
