@@ -395,7 +395,7 @@ class Runner:
         evals = [j for j in evals if j["arm"] == "untrained" or j["pretrain_seed"] == s0]
         rows = [r for part in self._map(eval_job, evals) for r in part]
         gate = gate_figures(rows, f"random-100-s{s0}")
-        gate["pretrain_seconds"] = round(pretrain_seconds, 1)
+        gate["pretrain_seconds"] = pre.get("seconds", round(pretrain_seconds, 1))
         gate["pretrain_steps"] = pre.get("steps", self.profile["pretrain"]["max_steps"])
         gate["final_train_loss"] = pre.get("final_loss")
         _write_json(self.out / "gate.json", gate)
