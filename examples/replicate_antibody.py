@@ -24,7 +24,7 @@ Usage::
 
     python examples/replicate_antibody.py --out runs/antibody              # the whole round
     python examples/replicate_antibody.py --out runs/antibody --gate-only  # stages 1-2
-    python examples/replicate_antibody.py --quick --out /tmp/ab-q          # ~2 min; in the tests
+    python examples/replicate_antibody.py --quick --out /tmp/ab-q          # minutes; in the tests
 
 Every stage skips work whose output exists, so an interrupted run resumes. Only the public API is
 used: ``build_repertoire``, ``pretrain``, ``score``, ``select``, ``run_bench``.
@@ -60,6 +60,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "checkpoint_every": 200,
         },
         "score_batch_size": 32,
+        "score_subset": None,
         "budgets": (0.10, 0.01),
         "task_epochs": 20,
         "seeds": (0, 1, 2),
@@ -67,7 +68,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "mask_draws": 4,
     },
     "quick": {
-        "corpus_n": 400,
+        "corpus_n": 160,
         "n_train": 80,
         "n_test": 40,
         "model": {"d_model": 32, "n_heads": 4, "n_layers": 1},
@@ -82,6 +83,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "checkpoint_every": 6,
         },
         "score_batch_size": 16,
+        "score_subset": 32,
         "budgets": (0.10, 0.05),
         "task_epochs": 2,
         "seeds": (0, 1),
@@ -272,6 +274,7 @@ def score_job(job: dict[str, Any]) -> dict[str, Any]:
         batch_size=job["batch_size"],
         mask_draws=job["mask_draws"],
         progress=False,
+        **({} if job.get("subset") is None else {"subset": job["subset"]}),
     )
     info = {
         "model": job["model"],
@@ -414,6 +417,7 @@ class Runner:
             j["out"] = str(self.out / "scores" / f"{j['name']}.parquet")
             j["corpus"] = str(self.corpus)
             j["batch_size"] = self.profile["score_batch_size"]
+            j["subset"] = self.profile["score_subset"]
         (self.out / "scores").mkdir(parents=True, exist_ok=True)
         return dict(zip([j["name"] for j in jobs], self._map(score_job, jobs), strict=True))
 
