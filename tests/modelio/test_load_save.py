@@ -215,3 +215,29 @@ def test_resolve_device():
     assert resolve_device("auto").type == expected
     with pytest.raises(ConfigError, match="not a torch device"):
         resolve_device("gpu-please")
+
+
+def test_a_manifests_random_init_does_not_discard_the_saved_weights(tmp_path):
+    """A model first built with ``random_init=True`` (recorded in its manifest) loads its trained
+    weights back, not a fresh random model (issue 25: ESM-C pretraining runs evaluated at random)."""
+    pytest.importorskip("esm")
+    from biocoreset.modelio import load_model, save_model
+    from biocoreset.plugins import create
+
+    size = {"d_model": 32, "n_heads": 2, "n_layers": 1}
+    adapter = create("adapter", "esmc", model_name=size, random_init=True)
+    with torch.no_grad():
+        for p in adapter.model.parameters():
+            p.add_(0.5)
+    spec = {"adapter": "esmc", "adapter_options": {"model_name": size, "random_init": True}}
+    folder = save_model(adapter, tmp_path / "m", format="state-dict", spec=spec)
+    back = load_model(folder, device=None)
+    for (name, a), (_, b) in zip(
+        adapter.model.state_dict().items(), back.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    fresh = load_model(folder, device=None, random_init=True)  # still available when asked for
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(adapter.model.parameters(), fresh.model.parameters(), strict=True)
+    )

@@ -164,6 +164,14 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         """``[B, T, 33]`` logits of one ESM-C call (padding is read from ``<pad>`` tokens)."""
         return esmc_logits(self.model, input_ids)
 
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d_model]`` final-layer embeddings (what the benchmark harness's frozen features
+        and fine-tuning read; padding is read from ``<pad>`` tokens)."""
+        out = self.model(sequence_tokens=input_ids).embeddings
+        if out is None:  # pragma: no cover - every released ESMC returns embeddings
+            raise ConfigError("this ESM-C model returned no embeddings; cannot give features.")
+        return out
+
     @classmethod
     def from_path(
         cls,
@@ -284,7 +292,7 @@ def make_esmc_adapter(
             model = load_esmc_from_hf_cache(
                 name, cache_dir=None if cache_dir is None else Path(cache_dir)
             )
-        elif name in ESMC_HF_WEIGHTS and not random_init:
+        elif isinstance(name, str) and name in ESMC_HF_WEIGHTS and not random_init:
             raise ConfigError(
                 f"name={name!r} without weights: pass weights='/path/to/{Path(ESMC_HF_WEIGHTS[name][1]).name}', "
                 "hf_cache=True (a filled Hugging Face cache, offline), or random_init=True for random weights."

@@ -18,6 +18,7 @@ BCE), ``regression`` (MSE on standardised targets; predictions mapped back), ``r
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -447,7 +448,9 @@ class _Represent:
     def _frozen(self, split: str, part: str) -> list[torch.Tensor]:
         exs = self.splits[split]
         seqs = [e.sequence if part == "a" else (e.sequence_b or "") for e in exs]
-        key = (self.task.name, id(self.task), split, part)
+        # keyed by content: tasks that share a training file (or a test file) share its features
+        digest = hashlib.sha256("\n".join(seqs).encode()).hexdigest()
+        key = ("frozen", len(seqs), digest)
         return self.backbone.features(key, seqs, self.level, [e.id for e in exs])
 
     def probe(self) -> tuple[int, torch.dtype]:

@@ -191,7 +191,11 @@ def load_model(
         manifest = read_manifest(folder) if folder.is_dir() else None
         name = adapter or (manifest.adapter if manifest else None) or guess_adapter(folder)
         same = manifest is not None and manifest.adapter in (None, name)
-        opts = {**(manifest.adapter_options if same and manifest else {}), **user}
+        saved = dict(manifest.adapter_options if same and manifest else {})
+        # ``random_init`` is how the saved model was first built, never a property of its weights:
+        # honouring it from a manifest would silently load random weights (issue 25)
+        saved.pop("random_init", None)
+        opts = {**saved, **user}
         component = _component(name)
         raw = component.load()  # the factory itself: its from_path is an attribute of it
         kwargs = options_from_json(opts)

@@ -20,6 +20,7 @@ Entry = tuple[str, str, str]
 """``(name, "module:attr", description)``."""
 
 _TASKS = "biocoreset.bench.tasks"
+_AB_TASKS = "biocoreset.bench.antibody.tasks"
 _FAMILIES = "biocoreset.adapters.hf_families"
 
 BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
@@ -220,6 +221,31 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
                     "Protein–protein binding affinity regression on sequence pairs: MAE and RMSE.",
                 ),
             )
+        ),
+    },
+    _AB_TASKS: {
+        "task": (
+            (
+                "antibody-v-family",
+                f"{_AB_TASKS}:AntibodyVFamilyTask",
+                "V-gene family of an antibody V domain (IGHV3, IGKV1...): accuracy and macro-F1.",
+            ),
+            (
+                "antibody-chain",
+                f"{_AB_TASKS}:AntibodyChainTask",
+                "Chain type (heavy, kappa, lambda) of an antibody V domain: accuracy and macro-F1.",
+            ),
+            (
+                "antibody-species",
+                f"{_AB_TASKS}:AntibodySpeciesTask",
+                "Species (human, mouse) of an antibody V domain: accuracy and macro-F1.",
+            ),
+            (
+                "antibody-mlm-buckets",
+                f"{_AB_TASKS}:AntibodyMaskedLossTask",
+                "Held-out masked-LM loss per V-gene-frequency bucket, beside a letter-frequency "
+                "predictor.",
+            ),
         ),
     },
 }
