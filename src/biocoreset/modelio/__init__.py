@@ -28,9 +28,9 @@ from biocoreset.modelio.manifest import (
     write_manifest,
 )
 from biocoreset.modelio.quiet import quiet_transformers
-from biocoreset.modelio.sources import MODEL_SOURCES, model_source
 from biocoreset.modelio.save import WEIGHTS_FILE, save_model
 from biocoreset.modelio.sizes import model_sizes
+from biocoreset.modelio.sources import MODEL_SOURCES, model_source
 
 __all__ = [
     "FINAL_DIR",
