@@ -113,6 +113,9 @@ def repair_residue_tokenizer(tokenizer: Any) -> Any:
         pieces = None
     if pieces == letters:
         return tokenizer
-    specials = {r: getattr(tokenizer, r, None) for r in _ROLES}
-    specials = {r: t for r, t in specials.items() if isinstance(t, str) and t in vocab}
+    specials: dict[str, str] = {}
+    for role in _ROLES:
+        token = getattr(tokenizer, role, None)
+        if isinstance(token, str) and token in vocab:
+            specials[role] = token
     return residue_tokenizer(vocab, specials)
