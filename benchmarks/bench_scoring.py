@@ -29,6 +29,8 @@ Run::
     python benchmarks/bench_scoring.py                 # both models (~35 min on 2 CPU threads)
     python benchmarks/bench_scoring.py --quick         # a few minutes
     python benchmarks/bench_scoring.py --models small --n 512 --subset 128
+    python benchmarks/bench_scoring.py --models antiberty --methods paired biocoreset --n 2000 \
+        --subset 256 --threads 2     # AntiBERTy at K = 1 on 2,000 germlines (biocoreset[antibody])
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ RNAFM_TOKENS = [
 MODELS = {
     "small": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "rnafm": {"layers": 12, "hidden": 640, "heads": 20, "ffn": 5120},
+    # AntiBERTy (antiberty==0.1.3, biocoreset[antibody]): 8 layers x 512, trained weights, on
+    # ANARCI germline V domains (91-102 residues; every allele, so repeats are kept).
+    "antiberty": {"layers": 8, "hidden": 512, "heads": 8, "ffn": 2048},
 }
 METHODS = ("plain", "loop", "biocoreset", "bc-linear", "kronfluence", "paired")
 
@@ -124,9 +129,24 @@ def read_records(
     return recs[:n]
 
 
+def germline_records(n: int) -> list[tuple[str, str]]:
+    """``n`` ANARCI germline V domains (every allele, H/K/L, all species; cycled past 1,664)."""
+    from biocoreset.bench.antibody.corpus import corpus_records, header_labels
+
+    recs = [(header_labels(h)["id"], s) for h, s in corpus_records(keep_duplicates=True)]
+    return [
+        (f"{rid}#{i // len(recs)}", seq) for i, (rid, seq) in enumerate(recs * (n // len(recs) + 1))
+    ][:n]
+
+
 def build_adapter(model_name: str, seed: int = 0) -> Any:
     """The benchmark model (float32, eval mode) wrapped in the ``hf`` adapter."""
     import torch
+
+    if model_name == "antiberty":
+        from biocoreset.modelio import load_model
+
+        return load_model("antiberty", device="cpu")
     from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
 
     from biocoreset.adapters.hf import HFAdapter
@@ -434,7 +454,10 @@ def worker(method: str, cfg: dict[str, Any], queue: Any) -> None:
 
         torch.set_num_threads(cfg["threads"])
         adapter = build_adapter(cfg["model"])
-        records = read_records(max(cfg["n"], cfg["loop_n"]))
+        if cfg["model"] == "antiberty":
+            records = germline_records(max(cfg["n"], cfg["loop_n"]))
+        else:
+            records = read_records(max(cfg["n"], cfg["loop_n"]))
         data = batches(adapter, records[: cfg["n"]], cfg["batch_size"])
         adapter.scored_parameters()  # the adapter's own probe, outside the timings
         base_rss, base_peak = rss_mib(), peak_mib()
@@ -493,7 +516,7 @@ def summarise(
 ) -> tuple[str, dict[str, Any]]:
     ok = {m: r for m, r in res.items() if "error" not in r}
     lines = [
-        f"### `{model}` — N = {cfg['n']}, D_sub = {cfg['subset']}, B = {cfg['batch_size']}, T = 128, "
+        f"### `{model}` — N = {cfg['n']}, D_sub = {cfg['subset']}, B = {cfg['batch_size']}, T = {cfg.get('T', 128)}, "
         f"{cfg['threads']} threads",
         "",
     ]
@@ -650,18 +673,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     report, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         for model in args.models:
-            default_n = {"small": 64 if args.quick else 512, "rnafm": 32 if args.quick else 256}[
-                model
-            ]
+            default_n = {
+                "small": 64 if args.quick else 512,
+                "rnafm": 32 if args.quick else 256,
+                "antiberty": 64 if args.quick else 2000,
+            }[model]
             n = args.n or default_n
             subset = args.subset or max(args.batch_size, n // 4)
             subset = min(subset - subset % args.batch_size or args.batch_size, n)
-            loop_n = (
-                args.loop_n
-                or {"small": 16 if args.quick else 64, "rnafm": 4 if args.quick else 16}[model]
+            loop_n = args.loop_n or {"small": 16, "rnafm": 4, "antiberty": 4}[model] * (
+                1 if args.quick else 4
             )
             cfg = {
                 "model": model,
+                "T": "93-104" if model == "antiberty" else 128,
                 "n": n,
                 "subset": subset,
                 "subset_batches": subset // args.batch_size,
@@ -670,7 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threads": args.threads,
                 "tmp": tmp,
                 "pairs": args.pairs
-                or {"small": 4 if args.quick else 8, "rnafm": 2 if args.quick else 4}[model],
+                or {"small": 4, "rnafm": 2, "antiberty": 8}[model] * (1 if args.quick else 2),
             }
             print(f"\n## {model}: N={n}, D_sub={subset}, loop on {loop_n}", flush=True)
             res: dict[str, dict[str, Any]] = {}
