@@ -417,14 +417,16 @@ def run_paired(adapter: Any, data: list[Any], _: Any, cfg: dict[str, Any]) -> di
 
     fns = {"plain": plain, "score": score, "fit": fit}
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}  # process CPU s: what load cannot inflate
     for f in fns.values():
         f(data[0])
     for i in range(cfg["pairs"]):
         batch = data[i % len(data)]
         for k, f in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             f(batch)
             times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
     ratios = {
         k: statistics.median(a / b for a, b in zip(times[k], times["plain"], strict=True))
         for k in fns
@@ -433,6 +435,8 @@ def run_paired(adapter: Any, data: list[Any], _: Any, cfg: dict[str, Any]) -> di
         "seconds": sum(map(sum, times.values())),
         "sequences": cfg["pairs"] * cfg["batch_size"],
         "times": times,
+        "cpu": cpu,
+        "cpu_ratios": {k: sum(cpu[k]) / sum(cpu["plain"]) for k in fns},
         "ratios": ratios,
     }
 
@@ -591,6 +595,24 @@ def summarise(
             f"plain median {med:.2f} s per batch."
         )
         summary["paired"] = r
+        cpu = ok["paired"].get("cpu")
+        if cpu:
+            cr = ok["paired"]["cpu_ratios"]
+            per_seq = {k: sum(v) / (len(v) * cfg["batch_size"]) for k, v in cpu.items()}
+            lines.append(
+                f"- paired, process CPU time: scoring {cr['score']:.2f}× plain, fitting "
+                f"{cr['fit']:.2f}×; CPU s per sequence: plain {per_seq['plain']:.3f}, score "
+                f"{per_seq['score']:.3f}, fit {per_seq['fit']:.3f}."
+            )
+            if cfg.get("project_n"):
+                m, sub = cfg["project_n"], cfg.get("project_subset") or cfg["subset"]
+                total = m * per_seq["score"] + sub * per_seq["fit"]
+                lines.append(
+                    f"- projected for N = {m:,}, D_sub = {sub} at K = 1 (fit + score, CPU time, "
+                    f"model load excluded): {total:.0f} CPU s = {total / 60:.1f} min on one idle "
+                    f"core; {total / 120:.1f} min if {cfg['threads']} threads used both cores fully."
+                )
+            summary["paired_cpu"] = {"ratios": cr, "per_sequence": per_seq}
     if "bc-linear" in ok and "kronfluence" in ok:
         a, b = np.load(ok["bc-linear"]["scores"]), np.load(ok["kronfluence"]["scores"])
         rho = spearman(a, b)
@@ -687,6 +709,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = {
                 "model": model,
                 "T": "93-104" if model == "antiberty" else 128,
+                "project_n": 2000 if model == "antiberty" else None,
+                "project_subset": 256,
                 "n": n,
                 "subset": subset,
                 "subset_batches": subset // args.batch_size,
