@@ -44,12 +44,21 @@ class ModelSource:
 
     def load(self, **options: Any) -> Any:
         """The ``hf`` adapter over this source's weights and a per-residue tokenizer."""
+        from transformers.utils import logging as hf_logging
+
         from biocoreset.adapters.hf import HFAdapter
         from biocoreset.adapters.residue_tokenizer import residue_tokenizer
 
         folder, vocab = self.files()
         tokens = [t for t in vocab.read_text(encoding="utf-8").splitlines() if t.strip()]
-        return HFAdapter.from_path(folder, tokenizer=residue_tokenizer(tokens), **options)
+        # The package's checkpoint also holds heads the masked LM does not use (AntiBERTy's
+        # species, chain and graft heads): transformers' report of them is noise here.
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            return HFAdapter.from_path(folder, tokenizer=residue_tokenizer(tokens), **options)
+        finally:
+            hf_logging.set_verbosity(level)
 
 
 def _package_dir(package: str, extra: str) -> Path:
