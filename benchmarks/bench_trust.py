@@ -38,8 +38,8 @@ With ``--source antibody`` the model is a strongly trained one, ``--model antibe
 germline V domains of the ANARCI corpus; one fine-tune and one Fisher for both mask seeds, every
 draw's score kept so that K = 1, 2, 4 come from the K = 8 runs (see ``trust_antibody.py``)::
 
-    python benchmarks/bench_trust.py --source antibody --model antiberty --n 160 --subset 64 \
-        --ks 1,2,4,8 --wo-ft-draws 4 --threads 2 \
+    python benchmarks/bench_trust.py --source antibody --model antiberty --n 128 --subset 32 \
+        --ks 1,2,4,8 --wo-ft-draws 2 --threads 2 \
         --out benchmarks/results/trust_antibody.json
 
 Results are recorded in ``docs/trust.md``.

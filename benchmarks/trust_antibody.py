@@ -3,7 +3,7 @@
 ``--n`` germline V domains are drawn (seed 0) from the ANARCI germline corpus
 (:mod:`biocoreset.bench.antibody.corpus`: one record per distinct sequence; chains H, K, L; eight
 species). ``--model antiberty`` is fine-tuned once on ``D_sub`` (``--subset`` sequences of the
-sample, ``subset_seed=0``, library defaults otherwise), and that one model is scored with
+sample, ``subset_seed=0``, no warm-up by default: ``--ft-warmup``), and that one model is scored with
 ``mask_draws=--draws`` under masking seeds 0 and 1: D_sub, the fine-tune and the Fisher's D_sub are
 the same in both runs; only the masks differ.
 
