@@ -21,7 +21,7 @@ Sources:
 
 Run (the figures in ``docs/trust.md``)::
 
-    python benchmarks/bench_mask_reduce.py --source nrc --model /tmp/mr/pretrain --per-class 15 \\
+    python -m benchmarks.bench_mask_reduce --source nrc --model /tmp/mr/pretrain --per-class 15 \\
         --ks 4,8 --threads 2 --out benchmarks/results/mask_reduce_nrc.json
 """
 

@@ -29,6 +29,8 @@ Run::
     python -m benchmarks.bench_scoring                 # both models (~35 min on 2 CPU threads)
     python -m benchmarks.bench_scoring --quick         # a few minutes
     python -m benchmarks.bench_scoring --models small --n 512 --subset 128
+    python -m benchmarks.bench_scoring --models antiberty --methods paired biocoreset --n 2000 \
+        --subset 256 --threads 2     # AntiBERTy at K = 1 on 2,000 germlines (biocoreset[antibody])
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ RNAFM_TOKENS = [
 MODELS = {
     "small": {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024},
     "rnafm": {"layers": 12, "hidden": 640, "heads": 20, "ffn": 5120},
+    # AntiBERTy (antiberty==0.1.3, biocoreset[antibody]): 8 layers x 512, trained weights, on
+    # ANARCI germline V domains (91-102 residues; every allele, so repeats are kept).
+    "antiberty": {"layers": 8, "hidden": 512, "heads": 8, "ffn": 2048},
 }
 METHODS = ("plain", "loop", "biocoreset", "bc-linear", "kronfluence", "paired")
 
@@ -127,8 +132,22 @@ def read_records(
     return recs[:n]
 
 
+def germline_records(n: int) -> list[tuple[str, str]]:
+    """``n`` ANARCI germline V domains (every allele, H/K/L, all species; cycled past 1,664)."""
+    from biocoreset.bench.antibody.corpus import corpus_records, header_labels
+
+    recs = [(header_labels(h)["id"], s) for h, s in corpus_records(keep_duplicates=True)]
+    return [
+        (f"{rid}#{i // len(recs)}", seq) for i, (rid, seq) in enumerate(recs * (n // len(recs) + 1))
+    ][:n]
+
+
 def build_adapter(model_name: str, seed: int = 0) -> Any:
     """The benchmark model (float32, eval mode) wrapped in the ``hf`` adapter."""
+    if model_name == "antiberty":
+        from biocoreset.modelio import load_model
+
+        return load_model("antiberty", device="cpu")
     from biocoreset.adapters.hf import HFAdapter
 
     spec = MODELS[model_name]
@@ -376,14 +395,16 @@ def run_paired(adapter: Any, data: list[Any], _: Any, cfg: dict[str, Any]) -> di
 
     fns = {"plain": plain, "score": score, "fit": fit}
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}  # process CPU s: what load cannot inflate
     for f in fns.values():
         f(data[0])
     for i in range(cfg["pairs"]):
         batch = data[i % len(data)]
         for k, f in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             f(batch)
             times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
     ratios = {
         k: statistics.median(a / b for a, b in zip(times[k], times["plain"], strict=True))
         for k in fns
@@ -392,6 +413,8 @@ def run_paired(adapter: Any, data: list[Any], _: Any, cfg: dict[str, Any]) -> di
         "seconds": sum(map(sum, times.values())),
         "sequences": cfg["pairs"] * cfg["batch_size"],
         "times": times,
+        "cpu": cpu,
+        "cpu_ratios": {k: sum(cpu[k]) / sum(cpu["plain"]) for k in fns},
         "ratios": ratios,
     }
 
@@ -413,7 +436,10 @@ def worker(method: str, cfg: dict[str, Any], queue: Any) -> None:
 
         torch.set_num_threads(cfg["threads"])
         adapter = build_adapter(cfg["model"])
-        records = read_records(max(cfg["n"], cfg["loop_n"]))
+        if cfg["model"] == "antiberty":
+            records = germline_records(max(cfg["n"], cfg["loop_n"]))
+        else:
+            records = read_records(max(cfg["n"], cfg["loop_n"]))
         data = batches(adapter, records[: cfg["n"]], cfg["batch_size"])
         adapter.scored_parameters()  # the adapter's own probe, outside the timings
         base_rss, base_peak = rss_mib(), peak_mib()
@@ -466,7 +492,7 @@ def summarise(
 ) -> tuple[str, dict[str, Any]]:
     ok = {m: r for m, r in res.items() if "error" not in r}
     lines = [
-        f"### `{model}` — N = {cfg['n']}, D_sub = {cfg['subset']}, B = {cfg['batch_size']}, T = 128, "
+        f"### `{model}` — N = {cfg['n']}, D_sub = {cfg['subset']}, B = {cfg['batch_size']}, T = {cfg.get('T', 128)}, "
         f"{cfg['threads']} threads",
         "",
     ]
@@ -541,6 +567,24 @@ def summarise(
             f"plain median {med:.2f} s per batch."
         )
         summary["paired"] = r
+        cpu = ok["paired"].get("cpu")
+        if cpu:
+            cr = ok["paired"]["cpu_ratios"]
+            per_seq = {k: sum(v) / (len(v) * cfg["batch_size"]) for k, v in cpu.items()}
+            lines.append(
+                f"- paired, process CPU time: scoring {cr['score']:.2f}× plain, fitting "
+                f"{cr['fit']:.2f}×; CPU s per sequence: plain {per_seq['plain']:.3f}, score "
+                f"{per_seq['score']:.3f}, fit {per_seq['fit']:.3f}."
+            )
+            if cfg.get("project_n"):
+                m, sub = cfg["project_n"], cfg.get("project_subset") or cfg["subset"]
+                total = m * per_seq["score"] + sub * per_seq["fit"]
+                lines.append(
+                    f"- projected for N = {m:,}, D_sub = {sub} at K = 1 (fit + score, CPU time, "
+                    f"model load excluded): {total:.0f} CPU s = {total / 60:.1f} min on one idle "
+                    f"core; {total / 120:.1f} min if {cfg['threads']} threads used both cores fully."
+                )
+            summary["paired_cpu"] = {"ratios": cr, "per_sequence": per_seq}
     if "bc-linear" in ok and "kronfluence" in ok:
         a, b = np.load(ok["bc-linear"]["scores"]), np.load(ok["kronfluence"]["scores"])
         rho = spearman(a, b)
@@ -623,18 +667,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     report, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         for model in args.models:
-            default_n = {"small": 64 if args.quick else 512, "rnafm": 32 if args.quick else 256}[
-                model
-            ]
+            default_n = {
+                "small": 64 if args.quick else 512,
+                "rnafm": 32 if args.quick else 256,
+                "antiberty": 64 if args.quick else 2000,
+            }[model]
             n = args.n or default_n
             subset = args.subset or max(args.batch_size, n // 4)
             subset = min(subset - subset % args.batch_size or args.batch_size, n)
-            loop_n = (
-                args.loop_n
-                or {"small": 16 if args.quick else 64, "rnafm": 4 if args.quick else 16}[model]
+            loop_n = args.loop_n or {"small": 16, "rnafm": 4, "antiberty": 4}[model] * (
+                1 if args.quick else 4
             )
             cfg = {
                 "model": model,
+                "T": "93-104" if model == "antiberty" else 128,
+                "project_n": 2000 if model == "antiberty" else None,
+                "project_subset": 256,
                 "n": n,
                 "subset": subset,
                 "subset_batches": subset // args.batch_size,
@@ -643,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threads": args.threads,
                 "tmp": tmp,
                 "pairs": args.pairs
-                or {"small": 4 if args.quick else 8, "rnafm": 2 if args.quick else 4}[model],
+                or {"small": 4, "rnafm": 2, "antiberty": 8}[model] * (1 if args.quick else 2),
             }
             print(f"\n## {model}: N={n}, D_sub={subset}, loop on {loop_n}", flush=True)
             res: dict[str, dict[str, Any]] = {}

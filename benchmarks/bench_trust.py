@@ -23,16 +23,24 @@ Run (the model first: ~15 min alone on 2 cores; then the benchmark)::
         --adapter rna-fm --adapter-options '{"size": "small", "max_length": 1022, "invalid": "replace"}' \\
         --max-steps 4000 --batch-size 16 --lr 2e-3 --warmup-steps 200 --schedule cosine --seed 0 \\
         -o /tmp/trust2/pretrain4k
-    python benchmarks/bench_trust.py --model /tmp/trust2/pretrain4k --per-class 31 --threads 2 \\
+    python -m benchmarks.bench_trust --model /tmp/trust2/pretrain4k --per-class 31 --threads 2 \\
         --out /tmp/trust2/trust.json                                 # ~30 min
-    python benchmarks/bench_trust.py --report /tmp/trust2/trust.json    # the tables again
+    python -m benchmarks.bench_trust --report /tmp/trust2/trust.json    # the tables again
 
 With ``--source rfam`` the sample is ``--per-class`` distinct sequences of each RNA type of the
 Rfam seed corpus itself (the family table's ``type``; 24 types), which is what a user selects
 from; lengths are then those of the corpus (28–4,002 nt in the sample, truncated at 1,022)::
 
-    python benchmarks/bench_trust.py --source rfam --model /tmp/trust2/pretrain4k --per-class 18 \\
+    python -m benchmarks.bench_trust --source rfam --model /tmp/trust2/pretrain4k --per-class 18 \\
         --threads 2 --ks 1,8,16 --schedules independent --out /tmp/trust2/trust_rfam.json
+
+With ``--source antibody`` the model is a strongly trained one, ``--model antiberty``, on ``--n``
+germline V domains of the ANARCI corpus; one fine-tune and one Fisher for both mask seeds, every
+draw's score kept so that K = 1, 2, 4 come from the K = 8 runs (see ``_trust_antibody.py``)::
+
+    python -m benchmarks.bench_trust --source antibody --model antiberty --n 128 --subset 32 \
+        --ks 1,2,4,8 --wo-ft-draws 2 --threads 2 \
+        --out benchmarks/results/trust_antibody.json
 
 Results are recorded in ``docs/trust.md``.
 """
@@ -179,10 +187,21 @@ def main() -> None:
     ap.add_argument("--model", help="pretrained model folder (see the docstring)")
     ap.add_argument(
         "--source",
-        choices=("nrc", "rfam"),
+        choices=("nrc", "rfam", "antibody"),
         default="nrc",
-        help="nRC test split by class, or the Rfam seed corpus by RNA type",
+        help="nRC test split by class, the Rfam seed corpus by RNA type, or antibody germlines",
     )
+    ap.add_argument("--n", type=int, default=160, help="germlines (--source antibody)")
+    ap.add_argument(
+        "--wo-ft-draws", type=int, default=4, help="draws of the w/o-ft runs (antibody)"
+    )
+    ap.add_argument(
+        "--ft-warmup",
+        type=int,
+        default=0,
+        help="fine-tune warm-up steps (antibody; D_sub/16 steps)",
+    )
+    ap.add_argument("--random-draws", type=int, default=20, help="random sets (antibody)")
     ap.add_argument("--data", help="the source's file (default: its file in ../shared/data)")
     ap.add_argument("--per-class", type=int, default=40)
     ap.add_argument("--max-length", type=int, default=1022)
@@ -196,10 +215,30 @@ def main() -> None:
     ap.add_argument("--cost-only", action="store_true", help="only part 3 (cost against K)")
     args = ap.parse_args()
     if args.report:
-        print(report(json.loads(Path(args.report).read_text())))
+        data = json.loads(Path(args.report).read_text())
+        if data.get("source") == "antibody":
+            from benchmarks._trust_antibody import report_antibody
+
+            print(report_antibody(data))
+        else:
+            print(report(data))
         return
     if not args.model:
         ap.error("--model is required (or --report FILE)")
+    if args.source == "antibody":
+        import torch
+
+        from benchmarks._trust_antibody import report_antibody, run_antibody
+
+        torch.set_num_threads(args.threads)
+        warnings.simplefilter("ignore")
+        out = run_antibody(args)
+        out["args"] = vars(args)
+        out["torch_threads"], out["cpu_count"] = args.threads, os.cpu_count()
+        Path(args.out).write_text(json.dumps(out, indent=1, default=str))
+        print(report_antibody(out))
+        print(f"-> {args.out}")
+        return
 
     import torch
 

@@ -38,6 +38,7 @@ SUBSTITUTIONS = {
 SKIPS = {
     "...": "an elided command (a template, not a runnable line)",
     "quantile-strata": "needs the example plugin package (examples/) installed",
+    "--model antiberty": "loads AntiBERTy's 100 MB weights (tests/cli/test_antiberty_cli.py)",
 }
 """Commands containing these texts are skipped, for the reason given. Also skipped: a command equal
 to the one before it (the pages repeat a command to show resuming a killed run; ours finished)."""

@@ -23,6 +23,7 @@ import torch
 
 from biocoreset.adapters.base import MaskedLMAdapter
 from biocoreset.adapters.hf_families import detect_family
+from biocoreset.adapters.residue_tokenizer import repair_residue_tokenizer
 from biocoreset.adapters.weights import find_weights, load_into, read_state_dict
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError, InputError
@@ -252,7 +253,11 @@ class HFAdapter(MaskedLMAdapter):
         The folder holds ``config.json`` and weights (``model.safetensors``, ``pytorch_model.bin``,
         or ``model.pt`` as ``biocoreset finetune`` writes) and usually the tokenizer. A tokenizer
         that transformers cannot load is replaced by the family's own when the family has one
-        (RNA-FM, ESM), so a folder the library saved always loads.
+        (RNA-FM, ESM), so a folder the library saved always loads. A folder whose ``vocab.txt`` is
+        special tokens and single upper-case residues (AntiBERTy, ProtBERT-style) gets a
+        per-residue tokenizer over that vocabulary
+        (:func:`~biocoreset.adapters.residue_tokenizer.repair_residue_tokenizer`): transformers'
+        own ``BertTokenizer`` would map every residue to ``[UNK]``.
 
         Args:
             path: The model folder. Nothing is downloaded.
@@ -293,6 +298,10 @@ class HFAdapter(MaskedLMAdapter):
                         f"the tokenizer in {str(p)!r} cannot be loaded ({exc}); save it with the "
                         "model (tokenizer.save_pretrained) or pass tokenizer=."
                     ) from exc
+            else:
+                # A vocab.txt of upper-case residues loads as a BertTokenizer that maps every
+                # residue to [UNK]: rebuild it per residue (same ids).
+                tokenizer = repair_residue_tokenizer(tokenizer)
         return cls(model.eval(), tokenizer, **options)
 
 

@@ -30,10 +30,12 @@ from biocoreset.modelio.manifest import (
 from biocoreset.modelio.quiet import quiet_transformers
 from biocoreset.modelio.save import WEIGHTS_FILE, save_model
 from biocoreset.modelio.sizes import model_sizes
+from biocoreset.modelio.sources import MODEL_SOURCES, model_source
 
 __all__ = [
     "FINAL_DIR",
     "MODEL_MANIFEST",
+    "MODEL_SOURCES",
     "WEIGHTS_FILE",
     "ModelManifest",
     "guess_adapter",
@@ -41,6 +43,7 @@ __all__ = [
     "load_weights",
     "model_folder",
     "model_sizes",
+    "model_source",
     "model_spec",
     "quiet_transformers",
     "read_manifest",

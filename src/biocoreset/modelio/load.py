@@ -32,6 +32,7 @@ from biocoreset.errors import ConfigError, InputError
 from biocoreset.modelio.device import resolve_device
 from biocoreset.modelio.manifest import model_folder, options_from_json, read_manifest
 from biocoreset.modelio.quiet import quiet_transformers
+from biocoreset.modelio.sources import model_source
 from biocoreset.protocols import ModelAdapter, capabilities
 
 __all__ = ["guess_adapter", "load_model", "load_weights", "model_spec"]
@@ -156,7 +157,8 @@ def load_model(
     """Build an adapter from a saved model (``--model``, ``--adapter``, ``--adapter-options``).
 
     Args:
-        path: What the library or the model's authors saved: a ``biocoreset pretrain`` run folder
+        path: A named model source (``"antiberty"``, :mod:`biocoreset.modelio.sources`), or what
+            the library or the model's authors saved: a ``biocoreset pretrain`` run folder
             or its ``final/``, a ``biocoreset finetune`` output folder, a transformers folder, a
             ``.pt``/``.pth``/``.safetensors`` state dict, an official RNA-FM ``.pth``, an ESM-C
             ``.pth``. ``None``: build from ``options`` alone (e.g. ``{"size": "tiny"}``).
@@ -186,6 +188,20 @@ def load_model(
                 "adapter's options with --adapter-options."
             ) from None
         opts = user
+    elif (named := model_source(path)) is not None:
+        name = adapter or "hf"
+        if name != "hf":
+            raise ConfigError(
+                f"--model {path} is loaded by the 'hf' adapter, not {name!r}; drop --adapter."
+            )
+        kwargs = options_from_json(user)
+        if random_init:
+            kwargs["random_init"] = True
+        raw = _component(name).load()
+        _check_loader_options(name, raw, raw.from_path, kwargs)
+        with quiet_transformers():
+            built = named.load(**kwargs)
+        opts, source = user, named.name
     else:
         folder = model_folder(path)
         manifest = read_manifest(folder) if folder.is_dir() else None
