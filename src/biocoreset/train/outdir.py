@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from biocoreset.errors import OutputExistsError, OutputPathError
+from biocoreset.errors import OutputExistsError
 from biocoreset.modelio.manifest import FINAL_DIR, MODEL_MANIFEST
 from biocoreset.store.atomic import (
     check_not_cwd,
     check_not_input,
     check_output,
     recover_dir,
-    replace_dir,
+    staged_folder,
 )
 from biocoreset.train.checkpoints import CHECKPOINT_DIR
 
@@ -115,29 +114,9 @@ def write_model_folder(dest: Path, write: Callable[[Path], object]) -> Path:
     Raises:
         OutputPathError: The folder cannot be written.
     """
-    recover_dir(dest)
-    parent = dest.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    try:
-        stage = Path(
-            tempfile.mkdtemp(
-                prefix=f".{dest.absolute().name}.{os.getpid()}.", suffix=".tmp", dir=parent
-            )
-        )
-    except OSError as exc:
-        raise OutputPathError(
-            f"the output folder {str(dest)!r} cannot be written ({exc.strerror or exc})."
-        ) from exc
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)
-    try:
+    recover_dir(dest)  # first: an interrupted swap may bring the old folder back
+    with staged_folder(dest, own=_own_entries(dest)) as stage:
         write(stage)
-        old_own = _own_entries(dest)
-        replace_dir(stage, dest, own=old_own)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
     return dest
 
 
