@@ -15,7 +15,7 @@ Sources:
   (``../shared/data/rna/type_nrc``; see ``benchmarks/bench_trust.py``), labels = the class; the
   model is an RNA model folder (e.g. a briefly pretrained small RNA-FM, see ``docs/trust.md``).
 * ``--source antibody``: AntiBERTy (the weights inside the installed ``antiberty`` package, loaded
-  as a Hugging Face BERT with a per-residue WordLevel tokenizer) on ``--per-class`` germline V
+  by `load_model("antiberty")`, the library's named source) on ``--per-class`` germline V
   domains of each chain × species of human, mouse and rhesus (``biocoreset.bench.antibody``),
   labels = chain × species.
 
@@ -35,38 +35,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-
-def antiberty_model():
-    """AntiBERTy's masked LM and a tokenizer that maps residues one to one."""
-    from importlib.resources import files
-
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import Split
-    from tokenizers.processors import TemplateProcessing
-    from transformers import BertForMaskedLM, PreTrainedTokenizerFast
-
-    root = files("antiberty") / "trained_models"
-    vocab_lines = (root / "vocab.txt").read_text().split()
-    vocab = {tok: i for i, tok in enumerate(vocab_lines)}
-    tk = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tk.pre_tokenizer = Split("", behavior="isolated")
-    tk.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    model = BertForMaskedLM.from_pretrained(str(root / "AntiBERTy_md_smooth"))
-    model.eval()
-    return model, tok
 
 
 def antibody_records(per_class: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[str]]:
@@ -108,17 +76,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # low-stability and transform warnings: measured here
     start = time.perf_counter()
+    from biocoreset.modelio import load_model
+
     if args.source == "nrc":
         if not args.model:
             ap.error("--source nrc needs --model")
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location(
-            "bench_trust", Path(__file__).with_name("bench_trust.py")
-        )
-        trust = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(trust)  # type: ignore[union-attr]
-        from biocoreset.modelio import load_model
+        from benchmarks import bench_trust as trust
 
         records, labels = trust.read_source("nrc", None, args.per_class)
         opts = {"max_length": args.max_length, "invalid": "replace"}
@@ -126,9 +89,8 @@ def main() -> None:
         model_kw: dict = {}
     else:
         records, labels = antibody_records(args.per_class)
-        model, tok = antiberty_model()
-        adapter = model
-        model_kw = {"tokenizer": tok}
+        adapter = load_model(args.model or "antiberty", device="cpu")
+        model_kw = {}
     labels_arr = np.array(labels, dtype=object)
     ks = [int(k) for k in args.ks.split(",")]
     print(f"{len(records)} sequences, {len(set(labels))} labels; K = {ks}", flush=True)

@@ -74,7 +74,13 @@ def test_existing_output_is_never_overwritten_without_force(tmp_path):
     with pytest.raises(OutputExistsError, match="is not a biocoreset score file"):
         ScoreStore(out).prepare({}, num_rows=1, shard_size=1, force=True)
     assert out.read_text() == "precious"
-    ScoreResult(ids=["a"], scores=[1.0], loss=[0.0], length=[1]).save(out, force=True)
+    result = ScoreResult(ids=["a"], scores=[1.0], loss=[0.0], length=[1])
+    with pytest.raises(OutputExistsError, match="is not a biocoreset score file"):
+        result.save(out, force=True)  # the Python API keeps the same rule
+    assert out.read_text() == "precious"
+    out.unlink()
+    result.save(out)
+    result.save(out, force=True)  # an earlier score file is replaced
     store = ScoreStore(out)
     store.prepare({}, num_rows=1, shard_size=1, force=True)
     assert not out.exists()

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from biocoreset.errors import InputError
+from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.store.atomic import atomic_path
 
 __all__ = ["METADATA_KEY", "ScoreResult", "is_score_file", "load_scores"]
@@ -72,13 +72,22 @@ class ScoreResult:
         return table.replace_schema_metadata({METADATA_KEY: meta})
 
     def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write Parquet atomically; an existing file is kept unless ``force``.
+        """Write Parquet atomically; an existing file is kept unless ``force``, and ``force``
+        replaces only an earlier score file, never another file.
 
         Returns:
             The path written.
+
+        Raises:
+            OutputExistsError: ``path`` exists and ``force`` is false, or it is not a score file.
         """
         import pyarrow.parquet as pq
 
+        if force and Path(path).is_file() and not is_score_file(path):
+            raise OutputExistsError(
+                f"{os.fspath(path)!r} exists and is not a biocoreset score file; force=True "
+                "replaces only a score file, never other files: choose another path."
+            )
         with atomic_path(path, force=force) as tmp:
             pq.write_table(self.to_table(), tmp)
         return Path(path)
