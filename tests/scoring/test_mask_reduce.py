@@ -126,8 +126,8 @@ def test_mean_gradient_with_kronecker_curvatures(curvature, monkeypatch):
 
     built = []
 
-    def keep(*args):
-        parts = build_components(*args)
+    def keep(*args, **kwargs):
+        parts = build_components(*args, **kwargs)
         built.append(parts[2])
         return parts
 
