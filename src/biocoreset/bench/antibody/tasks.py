@@ -1,13 +1,13 @@
 """Antibody downstream tasks (third replication round), registered as built-in task plugins.
 
-===============================  =======  ======================  =================  ===========
-name                             title    head / backbone         recipe             metrics
-===============================  =======  ======================  =================  ===========
-``antibody-v-family``            VFam     linear, frozen          20 ep, bs 32, 1e-3  ACC, F1
-``antibody-chain``               Chain    linear, frozen          20 ep, bs 32, 1e-3  ACC, F1
-``antibody-species``             Species  linear, frozen          20 ep, bs 32, 1e-3  ACC, F1
-``antibody-mlm-buckets``         MLM      none (masked LM head)   --                 loss per bucket
-===============================  =======  ======================  =================  ===========
+========================  =======  =====================  ==================  ===============
+name                      title    head / backbone        recipe              metrics
+========================  =======  =====================  ==================  ===============
+``antibody-v-family``     VFam     linear, frozen         20 ep, bs 32, 1e-3  ACC, F1
+``antibody-chain``        Chain    linear, frozen         20 ep, bs 32, 1e-3  ACC, F1
+``antibody-species``      Species  linear, frozen         20 ep, bs 32, 1e-3  ACC, F1
+``antibody-mlm-buckets``  MLM      none (masked LM head)  --                  loss per bucket
+========================  =======  =====================  ==================  ===============
 
 The classification tasks read the TSV files of
 :func:`~biocoreset.bench.antibody.heldout.write_task_data` (format ``labelled``, label column
