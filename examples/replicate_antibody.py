@@ -5,18 +5,20 @@ End to end on a simulated antibody repertoire (docs/antibody-corpus.md), on two 
 
 1. build the corpus (OLGA recombination models + anarci germlines, held-out V genes excluded) and
    the held-out task data (``biocoreset.bench.antibody.heldout``);
-2. the gate: pretrain the whole-corpus model from scratch (it is also the Random 100% arm's seed 0)
-   and compare it with the untrained architecture: held-out masked loss against the letter-frequency
-   predictor (must be >= 0.3 nats below) and the downstream tasks (must beat untrained by more than
-   twice the pooled sd). A failed gate stops the round (exit status 3);
+2. the gate: pretrain the whole-corpus model from scratch with every pretraining seed (these are
+   the Random 100% arm) and compare it with the untrained architecture (as many initialisation
+   seeds): held-out masked loss against the letter-frequency predictor (must be >= 0.3 nats below)
+   and the downstream tasks (must beat untrained by more than twice the pooled sd on a majority of
+   the 8 task rows). A failed gate stops the round (exit status 3);
 3. score the corpus with AntiBERTy (``load_model("antiberty")``; one mask, and ``mask_draws=4``) and
    with the whole-corpus model trained in 2 (the weak scorer), timed separately;
 4. select Random, Top-I, CCI, CCI on ``mask_draws`` scores, Top-I and CCI with ``debias="length"``
    at 10% and 1%, and CCI on the weak scorer's scores;
 5. pretrain every arm from scratch with 3 seeds and equal compute (the same steps x batch), plus
    Random 100%; evaluate every model and the untrained one on the antibody tasks (V family, chain,
-   species on real held-out germline alleles and on held-out simulated domains; masked loss per
-   V-gene frequency bucket);
+   species on real held-out germline alleles and on held-out simulated domains; J gene and CDR3
+   length on held-out simulated domains; converged linear probes on frozen features; masked loss
+   per V-gene frequency bucket);
 6. write ``results.json`` (every raw value, the summary mean ± sd over pretraining seeds, V-gene
    coverage of every coreset, the stage times).
 
@@ -64,12 +66,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "budgets": (0.10, 0.01),
         "task_epochs": 20,
         "seeds": (0, 1, 2),
-        "head_seeds": (0, 1, 2),
+        "head_seeds": (0,),
         "mask_draws": 4,
     },
     "quick": {
         "corpus_n": 160,
-        "n_train": 80,
+        "n_train": 120,
         "n_test": 40,
         "model": {"d_model": 32, "n_heads": 4, "n_layers": 1},
         "pretrain": {
@@ -95,6 +97,9 @@ GATE_NATS = 0.3
 ORIGINAL_MODEL = "antiberty"
 CLASS_TASKS = ("antibody-v-family", "antibody-chain", "antibody-species")
 TEST_SETS = ("test-germline", "test-simulated")
+RECOMBINED_TASKS = (("antibody-j-gene", "acc"), ("antibody-cdr3-length", "spearman"))
+"""Tasks with a label only for recombined domains: trained on ``train-simulated``, tested on
+``test-simulated``; with their gate metric."""
 
 
 class ReplicationError(RuntimeError):
@@ -170,8 +175,22 @@ def make_tasks(tasks_dir: str, epochs: int) -> list[dict[str, Any]]:
                     "epochs": epochs,
                 }
             )
+    for name, _ in RECOMBINED_TASKS:
+        out.append(
+            {
+                "name": name,
+                "title": f"{name}:test-simulated",
+                "train": str(d / "train-simulated.tsv"),
+                "test": str(d / "test-simulated.tsv"),
+            }
+        )
     out.append(
-        {"name": "antibody-mlm-buckets", "train": str(d / "train.tsv"), "test": str(d / "mlm.tsv")}
+        {
+            "name": "antibody-mlm-buckets",
+            "title": "antibody-mlm-buckets",
+            "train": str(d / "train.tsv"),
+            "test": str(d / "mlm.tsv"),
+        }
     )
     return out
 
@@ -328,9 +347,22 @@ class Runner:
         )
 
         info_path = self.out / "corpus.json"
-        if info_path.exists() and (self.tasks / "mlm.tsv").exists():
+        names = ("train", "train-simulated", "test-simulated", "test-germline", "mlm")
+        if info_path.exists() and all((self.tasks / f"{n}.tsv").exists() for n in names):
             return _read_json(info_path)
         cfg = RepertoireConfig(n=self.profile["corpus_n"], seed=int(self.args.seed))
+        if info_path.exists() and self.corpus.exists():  # a run of an older driver: tasks only
+            info = _read_json(info_path)
+            paths = write_task_data(
+                self.tasks,
+                read_repertoire(self.corpus),
+                cfg,
+                n_train=self.profile["n_train"],
+                n_test=self.profile["n_test"],
+            )
+            info["task_rows"] = {k: len(p.read_text().splitlines()) - 1 for k, p in paths.items()}
+            _write_json(info_path, info)
+            return info
         records, report = build_repertoire(cfg)
         write_fasta(records, self.corpus)
         paths = write_task_data(
@@ -389,18 +421,15 @@ class Runner:
 
     # stage 2
     def gate(self) -> dict[str, Any]:
-        s0 = self.profile["seeds"][0]
-        job = self._pretrain_jobs({"random-100": None})[0]
         t0 = time.time()
-        pre = pretrain_job(job)
+        pre = self._map(pretrain_job, self._pretrain_jobs({"random-100": None}))
         pretrain_seconds = time.time() - t0
-        evals = [j for j in self._eval_jobs(["random-100", "untrained"])]
-        evals = [j for j in evals if j["arm"] == "untrained" or j["pretrain_seed"] == s0]
+        evals = self._eval_jobs(["random-100", "untrained"])
         rows = [r for part in self._map(eval_job, evals) for r in part]
-        gate = gate_figures(rows, f"random-100-s{s0}")
-        gate["pretrain_seconds"] = pre.get("seconds", round(pretrain_seconds, 1))
-        gate["pretrain_steps"] = pre.get("steps", self.profile["pretrain"]["max_steps"])
-        gate["final_train_loss"] = pre.get("final_loss")
+        gate = gate_figures(rows, "random-100")
+        gate["pretrain_seconds"] = [p.get("wall_seconds", round(pretrain_seconds, 1)) for p in pre]
+        gate["pretrain_steps"] = pre[0].get("steps", self.profile["pretrain"]["max_steps"])
+        gate["final_train_loss"] = [p.get("final_loss") for p in pre]
         _write_json(self.out / "gate.json", gate)
         return gate
 
@@ -536,54 +565,60 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def gate_figures(rows: list[dict[str, Any]], model: str) -> dict[str, Any]:
-    """Gate: held-out masked loss ``>= GATE_NATS`` below letter frequencies, and the pretrained
-    model above the untrained ones by more than twice the pooled sd on at least 4 of the 6
-    (classification task, test set) accuracies. The pretrained side's sd is over head seeds; the
-    untrained side's over initialisation seeds."""
-    pre = [r for r in rows if r.get("checkpoint") == model]
-    unt = [r for r in rows if r["arm"] == "untrained"]
+GATE_ROWS = tuple(
+    [(f"{t}:{s}", "acc") for t in CLASS_TASKS for s in TEST_SETS]
+    + [(f"{t}:test-simulated", m) for t, m in RECOMBINED_TASKS]
+)
+"""The gate's downstream rows: (task:test set, metric)."""
 
-    def values(rs: list[dict[str, Any]], task: str, metric: str) -> list[float]:
-        return [
-            float(r["value"])
-            for r in rs
-            if task in (r.get("title"), r["task"]) and r["metric"] == metric
-        ]
 
-    loss = _mean_sd(values(pre, "antibody-mlm-buckets", "loss"))
-    freq = _mean_sd(values(pre, "antibody-mlm-buckets", "freq_loss"))
-    unt_loss = _mean_sd(values(unt, "antibody-mlm-buckets", "loss"))
+def gate_figures(rows: list[dict[str, Any]], arm: str) -> dict[str, Any]:
+    """Gate: ``arm``'s held-out masked loss ``>= GATE_NATS`` below letter frequencies, and ``arm``
+    above the untrained architecture by more than twice the pooled sd on a majority of
+    :data:`GATE_ROWS`. Each side's mean and sd are over its models (pretraining seeds of ``arm``,
+    initialisation seeds of the untrained network), each model's value the mean over head seeds."""
+    per_model = _by_model(rows)
+
+    def stat(which: str, task: str, metric: str) -> tuple[float, float, int]:
+        return _mean_sd(list(per_model.get((which, task, metric), {}).values()))
+
+    mlm = "antibody-mlm-buckets"
+    loss, freq, unt_loss = stat(arm, mlm, "loss"), stat(arm, mlm, "freq_loss"), stat(
+        "untrained", mlm, "loss"
+    )
     summary: dict[str, Any] = {
         "heldout_loss": loss[0],
+        "heldout_loss_sd": loss[1],
         "letter_frequency_loss": freq[0],
         "untrained_loss": unt_loss[0],
         "nats_below_letter_frequency": freq[0] - loss[0],
     }
     for b in ("common", "medium", "rare", "unseen"):
-        summary[f"loss_{b}"] = _mean_sd(values(pre, "antibody-mlm-buckets", f"loss_{b}"))[0]
+        summary[f"loss_{b}"] = stat(arm, mlm, f"loss_{b}")[0]
     downstream = {}
     wins = 0
-    for name in CLASS_TASKS:
-        for test in TEST_SETS:
-            key = f"{name}:{test}"
-            p, u = _mean_sd(values(pre, key, "acc")), _mean_sd(values(unt, key, "acc"))
-            pooled = ((p[1] ** 2 + u[1] ** 2) / 2) ** 0.5
-            beats = p[0] - u[0] > 2 * pooled
-            wins += int(beats)
-            downstream[key] = {
-                "pretrained": p[0],
-                "pretrained_sd": p[1],
-                "untrained": u[0],
-                "untrained_sd": u[1],
-                "beyond_2_pooled_sd": beats,
-            }
+    for key, metric in GATE_ROWS:
+        p, u = stat(arm, key, metric), stat("untrained", key, metric)
+        pooled = ((p[1] ** 2 + u[1] ** 2) / 2) ** 0.5
+        beats = p[0] - u[0] > 2 * pooled
+        wins += int(beats)
+        downstream[key] = {
+            "metric": metric,
+            "pretrained": p[0],
+            "pretrained_sd": p[1],
+            "untrained": u[0],
+            "untrained_sd": u[1],
+            "n": [p[2], u[2]],
+            "beyond_2_pooled_sd": beats,
+        }
     loss_ok = summary["nats_below_letter_frequency"] >= GATE_NATS
+    need = len(GATE_ROWS) // 2 + 1
     summary["downstream_wins"] = f"{wins}/{len(downstream)}"
     return {
-        "passed": bool(loss_ok and wins >= 4),
+        "passed": bool(loss_ok and wins >= need),
         "loss_ok": bool(loss_ok),
-        "downstream_ok": wins >= 4,
+        "downstream_ok": wins >= need,
+        "downstream_needed": need,
         "summary": summary,
         "downstream": downstream,
     }

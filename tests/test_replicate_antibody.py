@@ -42,7 +42,10 @@ def test_quick_round_end_to_end(tmp_path):
         f"{t}:{s}"
         for t in ("antibody-v-family", "antibody-chain", "antibody-species")
         for s in ("test-germline", "test-simulated")
-    }
+    } | {"antibody-j-gene:test-simulated", "antibody-cdr3-length:test-simulated"}
+    assert gate["downstream_needed"] == 5
+    # the gate compares every pretraining seed of Random 100% with as many untrained networks
+    assert all(row["n"] == [2, 2] for row in gate["downstream"].values())
     assert gate["summary"]["letter_frequency_loss"] > 0
     arms = {r["arm"] for r in result["summary"]}
     for method in ("random", "topk", "cci", "cci-draws", "topk-len", "cci-len", "weak-cci"):

@@ -19,7 +19,12 @@ from biocoreset.bench.antibody.heldout import (
     write_task_data,
 )
 from biocoreset.bench.antibody.repertoire import AntibodyRecord, RepertoireConfig, build_repertoire
-from biocoreset.bench.antibody.tasks import AntibodyChainTask, AntibodyMaskedLossTask
+from biocoreset.bench.antibody.tasks import (
+    AntibodyCdr3LengthTask,
+    AntibodyChainTask,
+    AntibodyJGeneTask,
+    AntibodyMaskedLossTask,
+)
 from biocoreset.bench.backbone import Backbone
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.plugins import create, get_registry
@@ -53,6 +58,8 @@ def test_tasks_are_registered():
         "antibody-v-family",
         "antibody-chain",
         "antibody-species",
+        "antibody-j-gene",
+        "antibody-cdr3-length",
         "antibody-mlm-buckets",
     } <= names
 
@@ -156,3 +163,58 @@ def test_masked_loss_errors(tmp_path):
     task = AntibodyMaskedLossTask(train="a", test=str(tmp_path / "none.tsv"))
     with pytest.raises(InputError, match="not found"):
         task.test_sequences()
+
+
+def test_train_simulated_is_the_recombined_part_of_train(data):
+    _, paths = data
+    train, sim = _tsv(paths["train"]), _tsv(paths["train-simulated"])
+    assert len(sim) == 60 and sim == train[:60]
+    assert all(r["j_gene"] and int(r["cdr3_length"]) > 0 for r in sim)
+    assert not any(r["j_gene"] for r in train[60:])  # germline alleles carry no J or CDR3
+
+
+def test_probe_task_is_the_converged_probe_on_the_frozen_features(data):
+    from biocoreset.bench import metrics as M
+    from biocoreset.bench.probe import fit_logistic, fit_ridge
+
+    _, paths = data
+    backbone = _backbone()
+    adapter = backbone.frozen()
+
+    def feats(rows):
+        from biocoreset.bench.backbone import pooled, residue_features
+
+        with torch.no_grad():
+            out = [pooled(*residue_features(adapter, [r["sequence"]], torch.device("cpu"))) for r in rows]
+        return torch.cat(out)
+
+    train, test = _tsv(paths["train-simulated"]), _tsv(paths["test-simulated"])
+    xtr, xte = feats(train), feats(test)
+    task = AntibodyJGeneTask(train=str(paths["train-simulated"]), test=str(paths["test-simulated"]))
+    m = task.run(backbone, seed=0)
+    classes = sorted({r["j_gene"] for r in train})
+    ref = fit_logistic(xtr, [classes.index(r["j_gene"]) for r in train], n_classes=len(classes))
+    pred = [classes[i] for i in ref.predict(xte).tolist()]
+    assert m["acc"] == pytest.approx(M.accuracy([r["j_gene"] for r in test], pred))
+    assert task.run(backbone, seed=5) == m  # deterministic: the seed does not enter
+
+    cdr3 = AntibodyCdr3LengthTask(
+        train=str(paths["train-simulated"]), test=str(paths["test-simulated"])
+    )
+    m = cdr3.run(backbone, seed=0)
+    ref = fit_ridge(xtr, [float(r["cdr3_length"]) for r in train])
+    y = [float(r["cdr3_length"]) for r in test]
+    assert m["mae"] == pytest.approx(M.mae(y, ref.predict(xte).tolist()), rel=1e-6)
+    assert m["spearman"] == pytest.approx(M.spearman(y, ref.predict(xte).tolist()), rel=1e-6)
+
+
+def test_probe_option_adamw_and_errors(data):
+    _, paths = data
+    task = AntibodyChainTask(
+        train=str(paths["train"]), test=str(paths["test-germline"]), probe="adamw", epochs=1
+    )
+    assert 0.0 <= task.run(_backbone(), seed=0)["acc"] <= 1.0
+    with pytest.raises(ConfigError, match="probe="):
+        AntibodyChainTask(train=str(paths["train"]), probe="sgd")
+    with pytest.raises(ConfigError, match="l2="):
+        AntibodyChainTask(train=str(paths["train"]), l2=0)

@@ -241,6 +241,16 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
                 "Species (human, mouse) of an antibody V domain: accuracy and macro-F1.",
             ),
             (
+                "antibody-j-gene",
+                f"{_AB_TASKS}:AntibodyJGeneTask",
+                "J gene of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1.",
+            ),
+            (
+                "antibody-cdr3-length",
+                f"{_AB_TASKS}:AntibodyCdr3LengthTask",
+                "CDR3 length (IMGT, residues) of a recombined antibody V domain: Spearman and MAE.",
+            ),
+            (
                 "antibody-mlm-buckets",
                 f"{_AB_TASKS}:AntibodyMaskedLossTask",
                 "Held-out masked-LM loss per V-gene-frequency bucket, beside a letter-frequency "

@@ -1,12 +1,15 @@
 """Held-out data of the antibody tasks: real unseen germline alleles and fresh simulated domains.
 
-:func:`write_task_data` writes four TSV files (columns ``id, sequence, species, chain, v_gene,
+:func:`write_task_data` writes five TSV files (columns ``id, sequence, species, chain, v_gene,
 v_family, j_gene, cdr3_length, bucket``) next to a corpus built by
 :func:`~biocoreset.bench.antibody.repertoire.build_repertoire`:
 
 ``train.tsv``
     Simulated domains drawn with another seed (none equal to a corpus sequence) plus the real
     germline V alleles of the genes the corpus *does* use: what a task head is trained on.
+``train-simulated.tsv``
+    The simulated rows of ``train.tsv`` alone: the training set of the tasks whose label exists only
+    for recombined domains (J gene, CDR3 length).
 ``test-simulated.tsv``
     More simulated domains, disjoint from the corpus and from ``train.tsv``.
 ``test-germline.tsv``
@@ -131,7 +134,8 @@ def write_task_data(
     n_train: int = 2000,
     n_test: int = 1000,
 ) -> dict[str, Path]:
-    """Write ``train.tsv``, ``test-simulated.tsv``, ``test-germline.tsv`` and ``mlm.tsv``.
+    """Write ``train.tsv``, ``train-simulated.tsv``, ``test-simulated.tsv``, ``test-germline.tsv``
+    and ``mlm.tsv``.
 
     Args:
         folder: Output folder (created).
@@ -150,20 +154,22 @@ def write_task_data(
         exclude={r.sequence for r in corpus},
     )
     buckets = frequency_buckets(corpus)
-    train = [_row(r, "") for r in extra[:n_train]]
-    train += germline_rows(
+    simulated = [_row(r, "") for r in extra[:n_train]]
+    train = simulated + germline_rows(
         heldout=False, fraction=config.heldout_fraction, seed=config.heldout_seed
     )
     sim = [_row(r, buckets.get((r.species, r.chain, r.v_gene), "rare")) for r in extra[n_train:]]
     germ = germline_rows(heldout=True, fraction=config.heldout_fraction, seed=config.heldout_seed)
     paths = {
         "train": out / "train.tsv",
+        "train-simulated": out / "train-simulated.tsv",
         "test-simulated": out / "test-simulated.tsv",
         "test-germline": out / "test-germline.tsv",
         "mlm": out / "mlm.tsv",
     }
     for name, rows in (
         ("train", train),
+        ("train-simulated", simulated),
         ("test-simulated", sim),
         ("test-germline", germ),
         ("mlm", sim + germ),
