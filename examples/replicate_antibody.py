@@ -65,6 +65,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "score_subset": None,
         "budgets": (0.10, 0.01),
         "task_epochs": 20,
+        "probe_l2": 1e-3,
         "seeds": (0, 1, 2),
         "head_seeds": (0,),
         "mask_draws": 4,
@@ -88,6 +89,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "score_subset": 32,
         "budgets": (0.10, 0.05),
         "task_epochs": 2,
+        "probe_l2": 0.1,
         "seeds": (0, 1),
         "head_seeds": (0,),
         "mask_draws": 2,
@@ -97,6 +99,16 @@ GATE_NATS = 0.3
 ORIGINAL_MODEL = "antiberty"
 CLASS_TASKS = ("antibody-v-family", "antibody-chain", "antibody-species")
 TEST_SETS = ("test-germline", "test-simulated")
+SELECTION_PLAN = (
+    ("topk", "antiberty", "topk", None),
+    ("cci", "antiberty", "cci", None),
+    ("cci-draws", "antiberty-draws", "cci", None),
+    ("topk-len", "antiberty", "topk", "length"),
+    ("cci-len", "antiberty", "cci", "length"),
+    ("weak-cci", "weak", "cci", None),
+)
+"""(arm, scores, selector, debias) of every scored arm; Random needs no scores."""
+ARMS = ("random", *(a for a, *_ in SELECTION_PLAN))
 RECOMBINED_TASKS = (("antibody-j-gene", "acc"), ("antibody-cdr3-length", "spearman"))
 """Tasks with a label only for recombined domains: trained on ``train-simulated``, tested on
 ``test-simulated``; with their gate metric."""
@@ -160,8 +172,9 @@ def pretrain_job(job: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def make_tasks(tasks_dir: str, epochs: int) -> list[dict[str, Any]]:
-    """The antibody task tables for ``run_bench`` (each classification task on both test sets)."""
+def make_tasks(tasks_dir: str, epochs: int, l2: float = 1e-3) -> list[dict[str, Any]]:
+    """The antibody task tables for ``run_bench``: V family, chain and species on both test sets,
+    J gene and CDR3 length on the simulated one (probe penalty ``l2``), and the masked loss."""
     d = Path(tasks_dir)
     out: list[dict[str, Any]] = []
     for name in CLASS_TASKS:
@@ -173,6 +186,7 @@ def make_tasks(tasks_dir: str, epochs: int) -> list[dict[str, Any]]:
                     "train": str(d / "train.tsv"),
                     "test": str(d / f"{test}.tsv"),
                     "epochs": epochs,
+                    "l2": l2,
                 }
             )
     for name, _ in RECOMBINED_TASKS:
@@ -182,6 +196,7 @@ def make_tasks(tasks_dir: str, epochs: int) -> list[dict[str, Any]]:
                 "title": f"{name}:test-simulated",
                 "train": str(d / "train-simulated.tsv"),
                 "test": str(d / "test-simulated.tsv"),
+                "l2": l2,
             }
         )
     out.append(
@@ -223,7 +238,10 @@ def eval_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     backbone = Backbone(name=job["name"], load=load, device="cpu", batch_size=64)
     t0 = time.time()
     table = run_bench(
-        make_tasks(job["tasks"], job["epochs"]), [backbone], seeds=job["seeds"], progress=False
+        make_tasks(job["tasks"], job["epochs"], job.get("l2", 1e-3)),
+        [backbone],
+        seeds=job["seeds"],
+        progress=False,
     )
     rows = [attrs.asdict(r) for r in table.rows]
     for r in rows:
@@ -231,6 +249,33 @@ def eval_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     _write_json(out, rows)
     print(f"  eval {job['name']}: {time.time() - t0:.0f} s", flush=True)
     return rows
+
+
+def composition_job(job: dict[str, Any]) -> dict[str, float]:
+    """The gate rows of a probe on amino-acid composition and length alone (no network): how much
+    of each task the letters already give away."""
+    import torch
+
+    from biocoreset.plugins import create
+
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+
+    class Composition:
+        name, torch_device = "composition", torch.device("cpu")
+
+        def features(self, key: Any, sequences: Any, level: str, ids: Any = None) -> Any:
+            rows = [[q.count(c) / len(q) for c in letters] + [len(q) / 100.0] for q in sequences]
+            return torch.tensor(rows, dtype=torch.float64).unbind(0)
+
+    out = {}
+    for spec in make_tasks(job["tasks"], 1, job["l2"]):
+        name, title = spec.pop("name"), spec.pop("title")
+        if name == "antibody-mlm-buckets":
+            continue
+        spec.pop("epochs", None)
+        metric = dict(GATE_ROWS)[title]
+        out[title] = create("task", name, **spec).run(Composition(), seed=0)[metric]
+    return out
 
 
 def load_original(name: str = ORIGINAL_MODEL) -> Any:
@@ -317,6 +362,7 @@ class Runner:
         self.profile = PROFILES["quick" if args.quick else "full"]
         self.out = Path(args.out)
         self.jobs = int(args.jobs)
+        self.arms = tuple(args.arms)
         self.times: dict[str, float] = {}
         self.corpus = self.out / "corpus.fasta"
         self.tasks = self.out / "tasks"
@@ -414,6 +460,7 @@ class Runner:
                         "adapter_options": adapter_options(self.profile),
                         "tasks": str(self.tasks),
                         "epochs": self.profile["task_epochs"],
+                        "l2": self.profile["probe_l2"],
                         "seeds": list(self.profile["head_seeds"]),
                     }
                 )
@@ -430,6 +477,9 @@ class Runner:
         gate["pretrain_seconds"] = [p.get("wall_seconds", round(pretrain_seconds, 1)) for p in pre]
         gate["pretrain_steps"] = pre[0].get("steps", self.profile["pretrain"]["max_steps"])
         gate["final_train_loss"] = [p.get("final_loss") for p in pre]
+        comp = composition_job({"tasks": str(self.tasks), "l2": self.profile["probe_l2"]})
+        for key, value in comp.items():  # information beside the rule, not part of it
+            gate["downstream"][key]["composition"] = value
         _write_json(self.out / "gate.json", gate)
         return gate
 
@@ -441,6 +491,8 @@ class Runner:
             {"name": "antiberty-draws", "model": ORIGINAL_MODEL, "mask_draws": None},
             {"name": "weak", "model": str(whole), "mask_draws": 1},
         ]
+        needed = {src for arm, src, *_ in SELECTION_PLAN if arm in self.arms}
+        jobs = [j for j in jobs if j["name"] in needed]
         for j in jobs:
             j["mask_draws"] = j["mask_draws"] or self.profile["mask_draws"]
             j["out"] = str(self.out / "scores" / f"{j['name']}.parquet")
@@ -452,7 +504,6 @@ class Runner:
 
     # stage 4
     def select(self) -> dict[str, Path | None]:
-        import numpy as np
 
         from biocoreset import select
         from biocoreset.store.result import ScoreResult
@@ -460,26 +511,16 @@ class Runner:
         sel_dir = self.out / "selections"
         sel_dir.mkdir(parents=True, exist_ok=True)
         ids = [ln[1:].split()[0] for ln in self.corpus.read_text().splitlines() if ln[:1] == ">"]
+        plan = [p for p in SELECTION_PLAN if p[0] in self.arms]
         scores = {
             n: ScoreResult.load(self.out / "scores" / f"{n}.parquet")
-            for n in ("antiberty", "antiberty-draws", "weak")
+            for n in sorted({src for _, src, *_ in plan})
         }
         arms: dict[str, Path | None] = {"random-100": None}
-        plan = [
-            ("topk", "antiberty", "topk", None),
-            ("cci", "antiberty", "cci", None),
-            ("cci-draws", "antiberty-draws", "cci", None),
-            ("topk-len", "antiberty", "topk", "length"),
-            ("cci-len", "antiberty", "cci", "length"),
-            ("weak-cci", "weak", "cci", None),
-        ]
         for frac in self.profile["budgets"]:
-            for seed in self.profile["seeds"]:  # Random: a fresh draw per pretraining seed
-                path = sel_dir / f"random-{_pct(frac)}-draw{seed}.txt"
-                if not path.exists():
-                    sel = select(np.zeros(len(ids)), "random", budget=frac, seed=seed)
-                    path.write_text("".join(ids[i] + "\n" for i in sel.indices))
-            arms[f"random-{_pct(frac)}"] = sel_dir / f"random-{_pct(frac)}-draw{{seed}}.txt"
+            if "random" in self.arms:
+                self._random_draws(sel_dir, ids, frac)
+                arms[f"random-{_pct(frac)}"] = sel_dir / f"random-{_pct(frac)}-draw{{seed}}.txt"
             for arm, source, method, debias in plan:
                 path = sel_dir / f"{arm}-{_pct(frac)}.txt"
                 if not path.exists():
@@ -488,6 +529,17 @@ class Runner:
                     path.write_text("".join(i + "\n" for i in sel.ids))
                 arms[f"{arm}-{_pct(frac)}"] = path
         return arms
+
+    def _random_draws(self, sel_dir: Path, ids: list[str], frac: float) -> None:
+        import numpy as np
+
+        from biocoreset import select
+
+        for seed in self.profile["seeds"]:  # Random: a fresh draw per pretraining seed
+            path = sel_dir / f"random-{_pct(frac)}-draw{seed}.txt"
+            if not path.exists():
+                sel = select(np.zeros(len(ids)), "random", budget=frac, seed=seed)
+                path.write_text("".join(ids[i] + "\n" for i in sel.indices))
 
     # stage 5
     def train_and_eval(self, arms: dict[str, Path | None]) -> list[dict[str, Any]]:
@@ -507,6 +559,7 @@ class Runner:
             "profile": "quick" if self.args.quick else "full",
             "settings": self.profile,
             "original_model": ORIGINAL_MODEL,
+            "arms": list(self.arms),
         }
         result["corpus"] = self._stage("corpus", self.build)
         gate = self._stage("gate", self.gate)
@@ -583,8 +636,10 @@ def gate_figures(rows: list[dict[str, Any]], arm: str) -> dict[str, Any]:
         return _mean_sd(list(per_model.get((which, task, metric), {}).values()))
 
     mlm = "antibody-mlm-buckets"
-    loss, freq, unt_loss = stat(arm, mlm, "loss"), stat(arm, mlm, "freq_loss"), stat(
-        "untrained", mlm, "loss"
+    loss, freq, unt_loss = (
+        stat(arm, mlm, "loss"),
+        stat(arm, mlm, "freq_loss"),
+        stat("untrained", mlm, "loss"),
     )
     summary: dict[str, Any] = {
         "heldout_loss": loss[0],
@@ -653,10 +708,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ignore-gate", action="store_true", help="go on after a failed gate")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    p.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help=f"comma-separated arms to run (default all: {','.join(ARMS)}); Random 100%% and "
+        "untrained always run",
+    )
     p.add_argument("--results", help="also write results.json here")
     args = p.parse_args(argv)
     if args.jobs < 1:
         print(f"error: --jobs {args.jobs}: use 1 or more", file=sys.stderr)
+        return 2
+    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = sorted(set(args.arms) - set(ARMS))
+    if unknown or not args.arms:
+        print(
+            f"error: --arms {unknown or '(none)'}: choose from {', '.join(ARMS)}", file=sys.stderr
+        )
         return 2
     try:
         return Runner(args).run()

@@ -29,6 +29,12 @@ def test_bad_jobs_is_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "--jobs" in proc.stderr
 
 
+def test_unknown_arm_is_a_clear_error(tmp_path):
+    proc = _run("--quick", "--out", str(tmp_path / "o"), "--arms", "random,topi")
+    assert proc.returncode == 2 and "topi" in proc.stderr and "cci-draws" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow
 def test_quick_round_end_to_end(tmp_path):
     for pkg in ("olga", "anarci", "antiberty", "esm"):

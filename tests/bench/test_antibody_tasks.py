@@ -185,7 +185,10 @@ def test_probe_task_is_the_converged_probe_on_the_frozen_features(data):
         from biocoreset.bench.backbone import pooled, residue_features
 
         with torch.no_grad():
-            out = [pooled(*residue_features(adapter, [r["sequence"]], torch.device("cpu"))) for r in rows]
+            out = [
+                pooled(*residue_features(adapter, [r["sequence"]], torch.device("cpu")))
+                for r in rows
+            ]
         return torch.cat(out)
 
     train, test = _tsv(paths["train-simulated"]), _tsv(paths["test-simulated"])

@@ -64,7 +64,9 @@ class LinearProbe:
 
 def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if x.ndim != 2 or x.shape[0] < 2:
-        raise InputError(f"a probe needs a [rows, features] matrix with >= 2 rows, got {tuple(x.shape)}.")
+        raise InputError(
+            f"a probe needs a [rows, features] matrix with >= 2 rows, got {tuple(x.shape)}."
+        )
     x = x.to(torch.float64)
     if not torch.isfinite(x).all():
         raise InputError("probe features hold NaN or inf: the backbone's outputs are not finite.")

@@ -58,10 +58,10 @@ from biocoreset.errors import ConfigError, InputError, QualityWarning
 
 __all__ = [
     "ANTIBODY_TASKS",
-    "AntibodyChainTask",
-    "AntibodyMaskedLossTask",
     "AntibodyCdr3LengthTask",
+    "AntibodyChainTask",
     "AntibodyJGeneTask",
+    "AntibodyMaskedLossTask",
     "AntibodySpeciesTask",
     "AntibodyVFamilyTask",
 ]
@@ -91,7 +91,9 @@ class _ProbeTask(SupervisedTask):
                 f"task {self.name!r}: probe={self.options['probe']!r}; use one of {', '.join(PROBES)}."
             )
         if not float(self.options["l2"]) > 0:
-            raise ConfigError(f"task {self.name!r}: l2={self.options['l2']!r}; use a positive number.")
+            raise ConfigError(
+                f"task {self.name!r}: l2={self.options['l2']!r}; use a positive number."
+            )
 
     def run(self, backbone: Backbone, *, seed: int) -> dict[str, float]:
         """Fit the probe on the frozen training features and score the test split (``seed`` only
@@ -166,7 +168,10 @@ class AntibodyJGeneTask(_LabelTask):
     """J gene of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1."""
 
     name, title = "antibody-j-gene", "JGene"
-    default_data_options: ClassVar[dict[str, Any]] = {"label_field": "j_gene", "molecule": "protein"}
+    default_data_options: ClassVar[dict[str, Any]] = {
+        "label_field": "j_gene",
+        "molecule": "protein",
+    }
 
 
 class AntibodyCdr3LengthTask(_ProbeTask):
