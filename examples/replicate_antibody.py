@@ -71,7 +71,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "mask_draws": 4,
     },
     "quick": {
-        "corpus_n": 160,
+        "corpus_n": 80,
         "n_train": 120,
         "n_test": 40,
         "model": {"d_model": 32, "n_heads": 4, "n_layers": 1},
@@ -86,7 +86,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "checkpoint_every": 6,
         },
         "score_batch_size": 16,
-        "score_subset": 32,
+        "score_subset": 16,
         "budgets": (0.10, 0.05),
         "task_epochs": 2,
         "probe_l2": 0.1,
@@ -362,6 +362,7 @@ class Runner:
         self.profile = PROFILES["quick" if args.quick else "full"]
         self.out = Path(args.out)
         self.jobs = int(args.jobs)
+        self._pool: cf.ProcessPoolExecutor | None = None
         self.arms = tuple(args.arms)
         self.times: dict[str, float] = {}
         self.corpus = self.out / "corpus.fasta"
@@ -376,11 +377,14 @@ class Runner:
         return value
 
     def _map(self, fn: Any, jobs: list[dict[str, Any]]) -> list[Any]:
+        """``fn`` over ``jobs`` in the run's worker processes (started once: each start imports
+        torch and the models' packages again)."""
         if self.jobs <= 1 or len(jobs) <= 1:
             return [fn(j) for j in jobs]
-        ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(self.jobs, mp_context=ctx) as pool:
-            return list(pool.map(fn, jobs))
+        if self._pool is None:
+            ctx = mp.get_context("spawn")
+            self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=ctx)
+        return list(self._pool.map(fn, jobs))
 
     # stage 1
     def build(self) -> dict[str, Any]:
@@ -553,6 +557,13 @@ class Runner:
         return [r for part in parts for r in part]
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+
+    def _run(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
         t_all = time.time()
         result: dict[str, Any] = {
