@@ -63,8 +63,6 @@ def test_quick_round_end_to_end(tmp_path):
     assert len(runs) == (7 * 2 + 1) * 2
     assert len({(r["steps"], r["config"]["batch_size"]) for r in runs.values()}) == 1
     cov = result["coverage"]
-    assert (
-        cov["cci-10pct"]["size"] == 8 and 0 < cov["cci-10pct"]["genes"] <= cov["corpus"]["genes"]
-    )
+    assert cov["cci-10pct"]["size"] == 8 and 0 < cov["cci-10pct"]["genes"] <= cov["corpus"]["genes"]
     assert result["scoring"]["antiberty-draws"]["mask_draws"] == 2
     assert result["times"]["total"] > 0

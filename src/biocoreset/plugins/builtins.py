@@ -248,7 +248,7 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
             (
                 "antibody-cdr3-length",
                 f"{_AB_TASKS}:AntibodyCdr3LengthTask",
-                "CDR3 length (IMGT, residues) of a recombined antibody V domain: Spearman and MAE.",
+                "CDR3 length (IMGT, residues) of a recombined antibody V domain: Spearman ρ and MAE.",
             ),
             (
                 "antibody-mlm-buckets",
