@@ -38,7 +38,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -83,7 +82,12 @@ class _ProbeTask(SupervisedTask):
     defaults = _RECIPE
     task_options: ClassVar[dict[str, Any]] = {"probe": "lbfgs", "l2": 1e-3}
 
-    @functools.wraps(SupervisedTask.__init__)  # keeps the options the plugin registry checks
+    @classmethod
+    def __biocoreset_options__(cls) -> tuple[Any, ...]:
+        """``SupervisedTask``'s own parameters (hidden by this ``__init__``'s ``**kw``), its
+        :class:`TrainConfig` fields and ``task_options``."""
+        return (SupervisedTask, *super().__biocoreset_options__())
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         if self.options["probe"] not in PROBES:
