@@ -401,20 +401,17 @@ class Runner:
         if info_path.exists() and all((self.tasks / f"{n}.tsv").exists() for n in names):
             return _read_json(info_path)
         cfg = RepertoireConfig(n=self.profile["corpus_n"], seed=int(self.args.seed))
-        if info_path.exists() and self.corpus.exists():  # a run of an older driver: tasks only
-            info = _read_json(info_path)
-            paths = write_task_data(
-                self.tasks,
-                read_repertoire(self.corpus),
-                cfg,
-                n_train=self.profile["n_train"],
-                n_test=self.profile["n_test"],
-            )
-            info["task_rows"] = {k: len(p.read_text().splitlines()) - 1 for k, p in paths.items()}
-            _write_json(info_path, info)
-            return info
-        records, report = build_repertoire(cfg)
-        write_fasta(records, self.corpus)
+        # a run of an older driver has the corpus but not every task file: write the tasks only
+        info = _read_json(info_path) if info_path.exists() and self.corpus.exists() else None
+        if info is None:
+            records, report = build_repertoire(cfg)
+            write_fasta(records, self.corpus)
+            info = {
+                "n": len(records),
+                "drawn": report.drawn,
+                "dropped": report.dropped,
+                "mapping": report.mapping,
+            }
         paths = write_task_data(
             self.tasks,
             read_repertoire(self.corpus),
@@ -422,13 +419,7 @@ class Runner:
             n_train=self.profile["n_train"],
             n_test=self.profile["n_test"],
         )
-        info = {
-            "n": len(records),
-            "drawn": report.drawn,
-            "dropped": report.dropped,
-            "mapping": report.mapping,
-            "task_rows": {k: len(p.read_text().splitlines()) - 1 for k, p in paths.items()},
-        }
+        info["task_rows"] = {k: len(p.read_text().splitlines()) - 1 for k, p in paths.items()}
         _write_json(info_path, info)
         return info
 

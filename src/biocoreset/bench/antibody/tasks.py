@@ -74,6 +74,11 @@ _BUCKETS = ("common", "medium", "rare", "unseen")
 PROBES = ("lbfgs", "adamw")
 
 
+def _protein(label_field: str, **more: Any) -> dict[str, Any]:
+    """Data options of a labelled-TSV task on protein sequences."""
+    return {"label_field": label_field, "molecule": "protein", **more}
+
+
 class _ProbeTask(SupervisedTask):
     """A frozen-feature task whose head is a converged probe unless ``probe="adamw"``."""
 
@@ -145,37 +150,28 @@ class AntibodyVFamilyTask(_LabelTask):
     """V-gene family of an antibody V domain (IGHV3, IGKV1...): accuracy and macro-F1."""
 
     name, title = "antibody-v-family", "VFam"
-    default_data_options: ClassVar[dict[str, Any]] = {
-        "label_field": "v_family",
-        "molecule": "protein",
-    }
+    default_data_options: ClassVar[dict[str, Any]] = _protein("v_family")
 
 
 class AntibodyChainTask(_LabelTask):
     """Chain type (heavy, kappa, lambda) of an antibody V domain: accuracy and macro-F1."""
 
     name, title = "antibody-chain", "Chain"
-    default_data_options: ClassVar[dict[str, Any]] = {"label_field": "chain", "molecule": "protein"}
+    default_data_options: ClassVar[dict[str, Any]] = _protein("chain")
 
 
 class AntibodySpeciesTask(_LabelTask):
     """Species (human, mouse) of an antibody V domain: accuracy and macro-F1."""
 
     name, title = "antibody-species", "Species"
-    default_data_options: ClassVar[dict[str, Any]] = {
-        "label_field": "species",
-        "molecule": "protein",
-    }
+    default_data_options: ClassVar[dict[str, Any]] = _protein("species")
 
 
 class AntibodyJGeneTask(_LabelTask):
     """J gene of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1."""
 
     name, title = "antibody-j-gene", "JGene"
-    default_data_options: ClassVar[dict[str, Any]] = {
-        "label_field": "j_gene",
-        "molecule": "protein",
-    }
+    default_data_options: ClassVar[dict[str, Any]] = _protein("j_gene")
 
 
 class AntibodyCdr3LengthTask(_ProbeTask):
@@ -187,11 +183,7 @@ class AntibodyCdr3LengthTask(_ProbeTask):
         MetricSpec("mae", "MAE ↓", percent=False, higher_is_better=False),
     )
     objective = "regression"
-    default_data_options: ClassVar[dict[str, Any]] = {
-        "label_field": "cdr3_length",
-        "label_type": "float",
-        "molecule": "protein",
-    }
+    default_data_options: ClassVar[dict[str, Any]] = _protein("cdr3_length", label_type="float")
     task_options: ClassVar[dict[str, Any]] = {"probe": "lbfgs", "l2": 1e-3, "standardize": True}
 
     def score(self, predictions: list[Any], examples: Sequence[Example]) -> dict[str, float]:
