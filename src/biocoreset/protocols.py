@@ -212,11 +212,13 @@ class ModelAdapter(Protocol):
     model: torch.nn.Module
     max_length: int
 
-    def collate(self, records: Sequence[tuple[str, str]], *, seed: int) -> Batch:
+    def collate(
+        self, records: Sequence[tuple[str, str]], *, seed: int, draw: int = 0, draws: int = 1
+    ) -> Batch:
         """Tokenise, mask and pad ``(id, sequence)`` records into a :class:`Batch`.
 
-        Masking must be a pure function of ``(seed, id, sequence)``; validation errors name the
-        record id and position.
+        Masking must be a pure function of ``(seed, id, sequence, draw)`` (draw 0 of 1 is the
+        default; ``mask_draws = K`` passes ``draw=k, draws=K``); errors name the id and position.
         """
         ...
 

@@ -137,7 +137,7 @@ def warnings_once(command: str) -> Iterator[None]:
         warnings.simplefilter("always", BioCoresetWarning)
         usual = warnings.showwarning
 
-        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        def show(message, category, filename, lineno, file=None, line=None):
             if not issubclass(category, BioCoresetWarning):
                 usual(message, category, filename, lineno, file, line)
             elif str(message) not in seen:

@@ -180,12 +180,14 @@ def mask_positions(
     schedule = resolve_schedule(config.schedule, draws)
     chosen, rng = _chosen(record_id, candidates, n, seed, draw, schedule)
     u = rng.random(chosen.size)
-    draws = rng.integers(0, len(random_token_ids), size=chosen.size) if random_token_ids else None
+    replacements = (
+        rng.integers(0, len(random_token_ids), size=chosen.size) if random_token_ids else None
+    )
     p_mask, p_random, _ = config.replacement
     for j, pos in enumerate(chosen.tolist()):
         labels[pos] = tokens[pos]
         if u[j] < p_mask:
             out[pos] = mask_token_id
-        elif u[j] < p_mask + p_random and draws is not None:
-            out[pos] = int(random_token_ids[int(draws[j])])
+        elif u[j] < p_mask + p_random and replacements is not None:
+            out[pos] = int(random_token_ids[int(replacements[j])])
     return out, labels

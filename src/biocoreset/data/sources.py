@@ -164,13 +164,15 @@ class ConcatSource(SequenceSource):
     def size_bytes(self) -> int | None:
         """Total size on disk (``None`` unless every part is a file)."""
         sizes = [p.size_bytes for p in self.parts]
-        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+        known = [s for s in sizes if s is not None]
+        return sum(known) if len(known) == len(sizes) else None
 
     @property
     def num_records(self) -> int | None:
         """Total in-memory records (``None`` when a part is a file)."""
         counts = [p.num_records for p in self.parts]
-        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+        known = [c for c in counts if c is not None]
+        return sum(known) if len(known) == len(counts) else None
 
     def describe(self) -> str:
         """The parts' descriptions joined with ``+``."""

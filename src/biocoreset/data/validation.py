@@ -395,12 +395,12 @@ def scan_source(
     rows = 0
     number = 0
     for number, (rid, seq) in enumerate(records(), start=1):
-        h = blake2b(rid.encode("utf-8"), digest_size=8).digest()
+        id_hash = blake2b(rid.encode("utf-8"), digest_size=8).digest()
         out = validator(number, rid, seq)
         if out is None:
-            dropped += h
+            dropped += id_hash
         else:
-            kept += h
+            kept += id_hash
             if wanted and rid in wanted:
                 positions[rid] = rows
             digest.update(rid.encode("utf-8"))

@@ -84,10 +84,10 @@ def figure_stability(stability: Mapping[str, Any]) -> Any:
         r1 = stability.get(key)
         if r1 is None or not np.isfinite(r1):
             continue
-        ax.plot(ks, [spearman_brown(r1, k) for k in ks], color=color, label=label)
-        k = stability["draws"]
+        ax.plot(ks, [spearman_brown(r1, float(k)) for k in ks], color=color, label=label)
+        draws = stability["draws"]
         proj = stability["projected" if key == "single_draw" else "projected_length_regressed"]
-        ax.plot([k], [proj], "o", color=color)
+        ax.plot([draws], [proj], "o", color=color)
     ax.axhline(stability.get("target", 0.9), color="grey", ls="--", lw=1, label="target")
     ax.set_xscale("log", base=2)
     ax.set_ylim(0, 1)

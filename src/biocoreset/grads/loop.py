@@ -79,5 +79,10 @@ class LoopEngine:
                         per[n][b] = g
         for block in self.blocks:
             sub = {n: per[n] for n in block.params}
-            on_block(LayerFactors(block, B, lambda sub=sub: sub))
+            on_block(LayerFactors(block, B, _returning(sub)))
         return loss.detach()
+
+
+def _returning(grads: dict[str, torch.Tensor]) -> Callable[[], dict[str, torch.Tensor]]:
+    """A function returning ``grads`` (bound now, not when the loop variable changes)."""
+    return lambda: grads

@@ -338,6 +338,8 @@ def _write_selection(
     if sel.debias is not None:  # the selector saw the length-conditional score: plot that
         from biocoreset.selectors.debias import debias_values
 
+        if lengths is None:  # select() refuses debias without lengths, so this cannot happen
+            raise InputError(f"{str(scores)!r} holds no lengths, which debias='length' needs.")
         shown = debias_values(values, lengths, negated=negated)[0]
         title += " (length-conditional score)"
     plot_selection(shown, sel, stage / "selection.png", title=title)

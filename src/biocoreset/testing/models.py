@@ -60,7 +60,7 @@ def tiny_esm(
     from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
 
     tokenizer = EsmTokenizer(vocab_file=_write_vocab(_ESM_RNA_VOCAB))
-    config = EsmConfig(
+    config = EsmConfig(  # type: ignore[call-arg]  # attn_implementation: not in its signature
         vocab_size=len(_ESM_RNA_VOCAB),
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -78,7 +78,9 @@ def tiny_esm(
         attn_implementation="eager",
     )
     torch.manual_seed(seed)
-    model = EsmForMaskedLM(config).to(dtype).eval()
+    # typed as nn.Module: transformers' ``@wraps(nn.Module.to)`` hides the bound ``self`` from mypy
+    model: torch.nn.Module = EsmForMaskedLM(config)
+    model = model.to(dtype).eval()
     with torch.no_grad():  # non-zero biases and norms so every parameter matters
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -104,7 +106,7 @@ def tiny_bert(
         tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=False)
     else:  # pragma: no cover - transformers 4.x
         tokenizer = BertTokenizer(vocab_file=_write_vocab(vocab), do_lower_case=False)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]  # attn_implementation: not in its signature
         vocab_size=len(vocab),
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -117,7 +119,8 @@ def tiny_bert(
         attn_implementation="eager",
     )
     torch.manual_seed(seed)
-    model = BertForMaskedLM(config).to(dtype).eval()
+    model: torch.nn.Module = BertForMaskedLM(config)  # see tiny_esm
+    model = model.to(dtype).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
