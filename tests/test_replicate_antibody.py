@@ -66,3 +66,21 @@ def test_quick_round_end_to_end(tmp_path):
     assert cov["cci-10pct"]["size"] == 8 and 0 < cov["cci-10pct"]["genes"] <= cov["corpus"]["genes"]
     assert result["scoring"]["antiberty-draws"]["mask_draws"] == 2
     assert result["times"]["total"] > 0
+
+
+@pytest.mark.slow
+def test_arms_subset_runs_only_those_arms_and_their_scores(tmp_path):
+    for pkg in ("olga", "anarci", "esm"):
+        pytest.importorskip(pkg)
+    out = tmp_path / "run"
+    proc = _run("--quick", "--ignore-gate", "--out", str(out), "--arms", "random", "--jobs", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((out / "results.json").read_text())
+    assert result["arms"] == ["random"] and result["scoring"] == {}  # Random needs no scores
+    assert {r["arm"] for r in result["summary"]} == {
+        "random-10pct",
+        "random-5pct",
+        "random-100",
+        "untrained",
+    }
+    assert not list((out / "scores").glob("*.parquet"))
