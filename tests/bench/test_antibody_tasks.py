@@ -221,3 +221,5 @@ def test_probe_option_adamw_and_errors(data):
         AntibodyChainTask(train=str(paths["train"]), probe="sgd")
     with pytest.raises(ConfigError, match="l2="):
         AntibodyChainTask(train=str(paths["train"]), l2=0)
+    with pytest.raises(ConfigError, match="l2="):
+        AntibodyChainTask(train=str(paths["train"]), l2="small")

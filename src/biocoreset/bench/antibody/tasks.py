@@ -99,14 +99,19 @@ class _ProbeTask(SupervisedTask):
             raise ConfigError(
                 f"task {self.name!r}: probe={self.options['probe']!r}; use one of {', '.join(PROBES)}."
             )
-        if not float(self.options["l2"]) > 0:
+        try:
+            l2 = float(self.options["l2"])
+        except (TypeError, ValueError):
+            l2 = float("nan")
+        if not l2 > 0:
             raise ConfigError(
                 f"task {self.name!r}: l2={self.options['l2']!r}; use a positive number."
             )
 
     def run(self, backbone: Backbone, *, seed: int) -> dict[str, float]:
-        """Fit the probe on the frozen training features and score the test split (``seed`` only
-        matters for ``probe="adamw"``)."""
+        """Fit the probe on the frozen training features and score the test split. ``seed``
+        matters only for ``probe="adamw"`` or ``finetune=True``, which train the harness's head
+        (and, fine-tuning, the backbone) by AdamW instead."""
         if self.options["probe"] == "adamw" or self.config.finetune:
             return super().run(backbone, seed=seed)
         split = self.data()
