@@ -69,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
 
     drv = import_file(ROOT / "examples" / "replicate_antibody.py", "replicate_antibody")
     run = Path(args.run)
+    missing = [
+        p for p in (run / "tasks" / "train.tsv", run / "models" / "random-100-s0") if not p.exists()
+    ]
+    if missing:
+        p.error(
+            f"--run {args.run}: {missing[0]} not found; run `python examples/replicate_antibody.py "
+            f"--gate-only --out {args.run}` first"
+        )
     profile = drv.PROFILES["full"]
     rows = []
     for model, backbone in _models(run, profile):
