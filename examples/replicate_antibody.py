@@ -26,6 +26,7 @@ Usage::
 
     python examples/replicate_antibody.py --out runs/antibody              # the whole round
     python examples/replicate_antibody.py --out runs/antibody --gate-only  # stages 1-2
+    python examples/replicate_antibody.py --out runs/antibody --select-only  # 1-4 and coverage
     python examples/replicate_antibody.py --quick --out /tmp/ab-q          # minutes; in the tests
 
 Every stage skips work whose output exists, so an interrupted run resumes. Only the public API is
@@ -567,10 +568,15 @@ class Runner:
         gate = self._stage("gate", self.gate)
         result["gate"] = gate
         print(json.dumps(gate["summary"], indent=2), flush=True)
-        if not gate["passed"] and not self.args.ignore_gate:
-            result["stopped"] = "the gate failed (see gate.json); rerun with --ignore-gate to go on"
-        elif self.args.gate_only:
+        if self.args.gate_only:
             result["stopped"] = "--gate-only"
+        elif not gate["passed"] and not (self.args.ignore_gate or self.args.select_only):
+            result["stopped"] = "the gate failed (see gate.json); rerun with --ignore-gate to go on"
+        elif self.args.select_only:  # scores and coresets do not depend on the gate
+            result["scoring"] = self._stage("score", self.score)
+            self._stage("select", self.select)
+            result["coverage"] = coverage(self.corpus, self.out / "selections")
+            result["stopped"] = "--select-only"
         else:
             result["scoring"] = self._stage("score", self.score)
             arms = self._stage("select", self.select)
@@ -589,7 +595,8 @@ class Runner:
         if self.args.results:
             _write_json(Path(self.args.results), result)
         print(f"wrote {self.out / 'results.json'} ({self.times['total']:.0f} s)", flush=True)
-        return 3 if "stopped" in result and not gate["passed"] else 0
+        failed = not gate["passed"] and not (self.args.ignore_gate or self.args.select_only)
+        return 3 if failed else 0
 
 
 # -- summaries ----------------------------------------------------------------------------------------
@@ -707,6 +714,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="run folder (resumable)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, ~2 minutes (the test's run)")
     p.add_argument("--gate-only", action="store_true", help="stop after the gate")
+    p.add_argument(
+        "--select-only",
+        action="store_true",
+        help="score and select, write each coreset's V-gene coverage, train nothing (whatever the "
+        "gate says: scores and coresets do not depend on it)",
+    )
     p.add_argument("--ignore-gate", action="store_true", help="go on after a failed gate")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
@@ -720,6 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.jobs < 1:
         print(f"error: --jobs {args.jobs}: use 1 or more", file=sys.stderr)
+        return 2
+    if args.gate_only and args.select_only:
+        print("error: --gate-only and --select-only: choose one", file=sys.stderr)
         return 2
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = sorted(set(args.arms) - set(ARMS))

@@ -29,6 +29,11 @@ def test_bad_jobs_is_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "--jobs" in proc.stderr
 
 
+def test_gate_only_and_select_only_exclude_each_other(tmp_path):
+    proc = _run("--quick", "--out", str(tmp_path / "o"), "--gate-only", "--select-only")
+    assert proc.returncode == 2 and "choose one" in proc.stderr
+
+
 def test_unknown_arm_is_a_clear_error(tmp_path):
     proc = _run("--quick", "--out", str(tmp_path / "o"), "--arms", "random,topi")
     assert proc.returncode == 2 and "topi" in proc.stderr and "cci-draws" in proc.stderr
@@ -84,3 +89,11 @@ def test_arms_subset_runs_only_those_arms_and_their_scores(tmp_path):
         "untrained",
     }
     assert not list((out / "scores").glob("*.parquet"))
+    # --select-only on the same folder: scores and selects the weak-scorer arm, trains nothing more
+    models = sorted(p.name for p in (out / "models").iterdir())
+    proc = _run("--quick", "--out", str(out), "--arms", "random,weak-cci", "--select-only")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((out / "results.json").read_text())
+    assert result["stopped"] == "--select-only" and set(result["scoring"]) == {"weak"}
+    assert {"weak-cci-10pct", "weak-cci-5pct", "random-10pct-draw0"} <= set(result["coverage"])
+    assert sorted(p.name for p in (out / "models").iterdir()) == models
