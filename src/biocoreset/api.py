@@ -117,8 +117,14 @@ def score(
     if output is not None:
         result = ScoreResult.load(out)
     else:
-        ids, scores, loss, length = out
-        result = ScoreResult(ids=ids, scores=scores, loss=loss, length=length, metadata=meta)
+        result = ScoreResult(
+            ids=out.ids,
+            scores=out.scores,
+            loss=out.loss,
+            length=out.length,
+            draws=out.draws,
+            metadata=meta,
+        )
     emit(fit_advice(meta) + length_advice(result.scores, result.length))
     return result
 

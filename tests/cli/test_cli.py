@@ -412,6 +412,19 @@ def test_score_mask_draws_and_select_debias_round_trip(workspace, tmp_path, caps
     assert code == 2 and "not 'random'" in err
 
 
+def test_score_keep_draws_from_the_shell(workspace, tmp_path, capsys):
+    scores = tmp_path / "s.parquet"
+    argv = ["score", workspace / "corpus.fa", "--model", workspace / "model", "-o", scores]
+    argv += ["--subset", 8, "--batch-size", 8, "--mask-draws", 3, "--keep-draws", "--no-progress"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0, err
+    result = load_scores(scores)
+    assert result.metadata["keep_draws"] is True
+    assert result.draws is not None and result.draws.shape == (3, len(result))
+    # float64 summation order only: the mean column is the mean of the draw columns
+    assert abs(result.draws.mean(0) - result.scores).max() <= 1e-12 * abs(result.scores).max()
+
+
 def test_run_file_takes_score_mask_draws(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('output = "r"\n[data]\npath = "c.fa"\n[score]\nmask_draws = 4\n')

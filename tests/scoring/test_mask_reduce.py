@@ -226,11 +226,11 @@ def test_resume_with_the_other_reduction_is_refused(tmp_path, monkeypatch):
     written = []
     real = ScoreStore.write_shard
 
-    def crash_after_one(self, *args, **kwargs):
+    def crash_after_one(self, record):
         if written:
             raise KeyboardInterrupt
         written.append(1)
-        return real(self, *args, **kwargs)
+        return real(self, record)
 
     monkeypatch.setattr(ScoreStore, "write_shard", crash_after_one)
     with pytest.raises(KeyboardInterrupt):

@@ -42,11 +42,11 @@ def test_a_resumed_run_keeps_its_shard_size(tmp_path, adapter, monkeypatch):
     calls = []
     original = ScoreStore.write_shard
 
-    def crash_after_two(self, k, *args, **kwargs):
-        calls.append(k)
+    def crash_after_two(self, record):
+        calls.append(record.k)
         if len(calls) > 2:
             raise KeyboardInterrupt("simulated crash")
-        return original(self, k, *args, **kwargs)
+        return original(self, record)
 
     monkeypatch.setattr(run_module, "auto_shard_size", lambda n, r, b: 4)
     monkeypatch.setattr(ScoreStore, "write_shard", crash_after_two)

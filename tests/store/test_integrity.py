@@ -11,7 +11,7 @@ import pytest
 
 from biocoreset.errors import BioCoresetWarning, ConfigError, InputError
 from biocoreset.store.lock import FolderLock, pid_alive
-from biocoreset.store.shards import ScoreStore
+from biocoreset.store.shards import ScoreStore, ShardRecord
 
 
 def _store(tmp_path, n=4, size=2):
@@ -20,7 +20,14 @@ def _store(tmp_path, n=4, size=2):
     for k in range(n // size):
         rows = list(range(k * size, (k + 1) * size))
         store.write_shard(
-            k, rows, [f"r{r}" for r in rows], [float(r) for r in rows], [0.5] * size, [3] * size
+            ShardRecord.of(
+                k,
+                rows=rows,
+                ids=[f"r{r}" for r in rows],
+                scores=[float(r) for r in rows],
+                loss=[0.5] * size,
+                length=[3] * size,
+            )
         )
     return store
 
@@ -67,7 +74,11 @@ def test_a_replaced_shard_stops_the_resume_and_rescoring_it_works(tmp_path):
     again = ScoreStore(tmp_path / "s.parquet")
     assert again.prepare({"n": 4}, num_rows=4, shard_size=2, force=False) is True
     assert again.completed_shards() == {1}
-    again.write_shard(0, [0, 1], ["r0", "r1"], [0.0, 1.0], [0.5, 0.5], [3, 3])
+    again.write_shard(
+        ShardRecord.of(
+            0, rows=[0, 1], ids=["r0", "r1"], scores=[0, 1], loss=[0.5] * 2, length=[3] * 2
+        )
+    )
     again.merge({"seed": 0})
     assert again.output.exists()
 

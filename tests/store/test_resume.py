@@ -108,11 +108,11 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = ScoreStore.write_shard
 
-    def crash_after_two(self, k, *args, **kwargs):
+    def crash_after_two(self, record):
         if calls["n"] == 2:
             raise _Crash("simulated crash")
         calls["n"] += 1
-        return original(self, k, *args, **kwargs)
+        return original(self, record)
 
     monkeypatch.setattr(ScoreStore, "write_shard", crash_after_two)
     output = tmp_path / "s.parquet"
@@ -167,7 +167,7 @@ def test_changed_data_refuses_to_resume(tmp_path, monkeypatch):
     adapter, records = _setup()
     output = tmp_path / "s.parquet"
     monkeypatch.setattr(
-        ScoreStore, "write_shard", lambda self, k, *a, **kw: (_ for _ in ()).throw(_Crash())
+        ScoreStore, "write_shard", lambda self, record: (_ for _ in ()).throw(_Crash())
     )
     with pytest.raises(_Crash):
         score(adapter, records, output=output, subset=5, batch_size=2, shard_size=4)

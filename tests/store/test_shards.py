@@ -12,19 +12,26 @@ from biocoreset.curvature.diagonal import DiagonalFisher
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
 from biocoreset.protocols import LayerFactors, ParamBlock
 from biocoreset.store.result import ScoreResult, load_scores
-from biocoreset.store.shards import ScoreStore, restore_curvature, snapshot_curvature
+from biocoreset.store.shards import (
+    ScoreStore,
+    ShardRecord,
+    restore_curvature,
+    snapshot_curvature,
+)
 
 
 def _fill(store, shards, size=2, n=5):
     for k in shards:
         rows = list(range(k * size, min((k + 1) * size, n)))
         store.write_shard(
-            k,
-            rows,
-            [f"s{r}" for r in rows],
-            [float(r) for r in rows],
-            [0.5] * len(rows),
-            [3] * len(rows),
+            ShardRecord.of(
+                k,
+                rows=rows,
+                ids=[f"s{r}" for r in rows],
+                scores=[float(r) for r in rows],
+                loss=[0.5] * len(rows),
+                length=[3] * len(rows),
+            )
         )
 
 
@@ -97,8 +104,12 @@ def test_foreign_work_folder_is_refused(tmp_path):
 def test_shard_with_wrong_rows_is_detected(tmp_path):
     store = ScoreStore(tmp_path / "s.parquet")
     store.prepare({}, num_rows=4, shard_size=2, force=False)
-    store.write_shard(0, [0, 1], ["a", "b"], [1.0, 2.0], [0.0, 0.0], [1, 1])
-    store.write_shard(1, [1, 2], ["b", "c"], [1.0, 2.0], [0.0, 0.0], [1, 1])  # overlaps shard 0
+
+    def record(k, rows, ids):
+        return ShardRecord.of(k, rows=rows, ids=ids, scores=[1.0, 2.0], loss=[0, 0], length=[1, 1])
+
+    store.write_shard(record(0, [0, 1], ["a", "b"]))
+    store.write_shard(record(1, [1, 2], ["b", "c"]))  # overlaps shard 0
     with pytest.raises(InputError, match=r"should hold 2\.\.3"):
         store.merge({})
     assert not (tmp_path / "s.parquet").exists()

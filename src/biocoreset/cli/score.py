@@ -37,6 +37,7 @@ _OPTIONS = (
     "replacement",
     "mask_draws",
     "mask_reduce",
+    "keep_draws",
 )
 
 
@@ -91,6 +92,12 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=["mean-score", "mean-gradient"],
         help="how the K draws make one score: the mean of the per-draw scores (default) or the "
         "unbiased score of the mean gradient (needs --mask-draws >= 2; can be <= 0)",
+    )
+    g.add_argument(
+        "--keep-draws",
+        action="store_true",
+        default=None,
+        help="also keep every mask draw's own score (columns score_draw_0..K-1 beside the mean)",
     )
     add_common(p)
     return p

@@ -118,6 +118,15 @@ def _check_mask_reduce(instance: Any, attribute: attrs.Attribute, value: Any) ->
         )
 
 
+def _check_keep_draws(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value and instance.mask_reduce != "mean-score":
+        raise ConfigError(
+            f"keep_draws=True needs mask_reduce='mean-score' (got {instance.mask_reduce!r}): only "
+            "the mean of the per-draw scores has a score per draw. Drop keep_draws, or use "
+            "mask_reduce='mean-score'."
+        )
+
+
 def _check_shard_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
@@ -180,6 +189,11 @@ class ScoreConfig:
             expected loss over masks, ``U = (K²‖ḡ‖²_W − Σ_k ‖g_k‖²_W) / (K(K−1))``; it drops the
             mask-noise term ``tr(W Σ_m)`` of the mean score and can be ``<= 0`` (see
             ``docs/trust.md``). The curvature is the same mean per-draw Fisher either way.
+        keep_draws: Also keep every draw's own score: columns ``score_draw_0 ..
+            score_draw_{K-1}`` of the score file beside the mean (``ScoreResult.draws``;
+            ``ScoreResult.draw(k)`` selects on one). Draw ``k`` is the score under mask ``k``
+            with the run's curvature (the mean Fisher over the ``K`` masks of ``D_sub``). Needs
+            ``mask_reduce="mean-score"``. Costs nothing but the columns.
 
     The loss (``loss_mode``) is the adapter's: pass ``adapter_options={"loss_mode": ...}``.
     """
@@ -212,6 +226,7 @@ class ScoreConfig:
     length_window: int = attrs.field(default=64, validator=integer_ge("length_window", 1))
     mask_draws: int = attrs.field(default=1, validator=integer_ge("mask_draws", 1))
     mask_reduce: str = attrs.field(default="mean-score", validator=_check_mask_reduce)
+    keep_draws: bool = attrs.field(default=False, converter=bool, validator=_check_keep_draws)
 
 
 @attrs.frozen(kw_only=True)

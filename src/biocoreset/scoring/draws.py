@@ -71,12 +71,14 @@ class DrawScores:
         loss: Mean loss over the draws.
         length: Residues per sequence.
         halves: ``(2, n)`` means of the first and second half of the draws (``None`` for one draw).
+        per_draw: ``(K, n)`` every draw's own score (``keep_draws``; ``None`` when not kept).
     """
 
     scores: np.ndarray
     loss: np.ndarray
     length: np.ndarray
     halves: np.ndarray | None = None
+    per_draw: np.ndarray | None = None
 
 
 def _host(t: torch.Tensor) -> np.ndarray:
@@ -93,6 +95,7 @@ def score_draws(
     seed: int,
     draws: int = 1,
     reduce: str = "mean-score",
+    keep: bool = False,
 ) -> DrawScores:
     """Score ``records`` under ``draws`` masks each and average.
 
@@ -106,6 +109,7 @@ def score_draws(
         draws: Masks per sequence ``K``.
         reduce: ``"mean-score"`` (the mean of the per-draw scores) or ``"mean-gradient"`` (the
             unbiased estimate of the score of the mean gradient; see :func:`mean_gradient_draws`).
+        keep: Also return every draw's own score (``DrawScores.per_draw``; ``"mean-score"`` only).
     """
     if reduce == "mean-gradient":
         return mean_gradient_draws(
@@ -114,15 +118,23 @@ def score_draws(
     if draws == 1:  # the single-mask path, exactly as before mask_draws existed
         batch = adapter.collate(list(records), seed=seed)
         s, loss = scorer.score_batch(adapter, batch, engine, curvature)
-        return DrawScores(scores=_host(s), loss=_host(loss), length=batch.lengths.to("cpu").numpy())
+        one = _host(s)
+        return DrawScores(
+            scores=one,
+            loss=_host(loss),
+            length=batch.lengths.to("cpu").numpy(),
+            per_draw=one[None].copy() if keep else None,
+        )
     half = draws // 2
     sums = np.zeros((2, len(records)), dtype=np.float64)
+    per_draw = np.empty((draws, len(records)), dtype=np.float64)
     loss_sum = np.zeros(len(records), dtype=np.float64)
     length = None
     for k in range(draws):
         batch = adapter.collate(list(records), seed=seed, draw=k, draws=draws)
         s, loss = scorer.score_batch(adapter, batch, engine, curvature)
-        sums[0 if k < half else 1] += _host(s)
+        per_draw[k] = _host(s)
+        sums[0 if k < half else 1] += per_draw[k]
         loss_sum += _host(loss)
         if length is None:
             length = batch.lengths.to("cpu").numpy()
@@ -132,6 +144,7 @@ def score_draws(
         loss=loss_sum / draws,
         length=length,
         halves=sums / np.array([[half], [draws - half]], dtype=np.float64),
+        per_draw=per_draw if keep else None,
     )
 
 

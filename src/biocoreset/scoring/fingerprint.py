@@ -69,6 +69,8 @@ def run_fingerprint(
         draws["mask_reduce"] = cfg.mask_reduce
     if cfg.autocast is not None:  # absent without autocast, so earlier runs still resume
         draws["autocast"] = cfg.autocast
+    if cfg.keep_draws:  # the shards' columns differ; absent by default, so earlier runs resume
+        draws["keep_draws"] = True
     return {
         **draws,
         "scorer": scorer.name,

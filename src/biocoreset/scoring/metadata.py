@@ -55,6 +55,7 @@ class ScoreMetadata:
             score of the mean gradient, which can be ``<= 0``).
         mask_schedule: How the draws' positions relate: ``"independent"`` (always for ``K = 1``,
             the paper's single random mask) or ``"cover"``.
+        keep_draws: Whether the file has every draw's own score (columns ``score_draw_k``).
         stability: Split-half stability of the mask draws (``K >= 2``; see
             :func:`biocoreset.scoring.draws.stability_figures`), else ``None``.
         loss_mode: The adapter's loss.
@@ -99,6 +100,7 @@ class ScoreMetadata:
     mask_draws: int = 1
     mask_reduce: str = "mean-score"
     mask_schedule: str | None = None
+    keep_draws: bool = False
     stability: dict[str, Any] | None = None
     loss_mode: str | None = None
     fit_on: str | None = None

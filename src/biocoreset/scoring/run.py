@@ -52,7 +52,6 @@ from biocoreset.scoring.metadata import ScoreMetadata
 from biocoreset.scoring.streaming import (
     OpenShards,
     Row,
-    assemble,
     auto_shard_size,
     grouping_window,
     iter_rows,
@@ -70,9 +69,8 @@ class RunState:
     """What the phases after the index share, built once by :meth:`ScoringRun.execute`.
 
     Attributes:
-        store: The score store (``None``: scores stay in memory).
-        sink: Where shards go: ``store``, or a :class:`~biocoreset.store.shards.MemorySink`.
-        memory: The in-memory sink (``None`` with a store).
+        sink: Where shards go: the score store (a resumable file) or memory; it implements every
+            phase (:class:`~biocoreset.store.shards.Sink`), so no phase asks which it is.
         index: The index pass's result (the id hashes already freed).
         subset: ``D_sub``'s rows, sorted.
         params: The scored parameters.
@@ -85,9 +83,7 @@ class RunState:
         t_start: When the run started (``time.perf_counter()``).
     """
 
-    store: ScoreStore | None
     sink: Sink
-    memory: MemorySink | None
     index: SourceIndex
     subset: np.ndarray
     params: dict[str, torch.nn.Parameter]
@@ -197,11 +193,9 @@ class ScoringRun:
             self.cfg, self.adp, self.scorer, self.curvature, params, engine, index
         )
         try:
-            sink, memory, size, resumed = self._sink(store, fingerprint, index.num_rows, force)
+            sink, size, resumed = self._sink(store, fingerprint, index.num_rows, force)
             state = RunState(
-                store=store,
                 sink=sink,
-                memory=memory,
                 index=index,
                 subset=subset,
                 params=params,
@@ -245,14 +239,13 @@ class ScoringRun:
 
     def _sink(
         self, store: ScoreStore | None, fingerprint: dict[str, Any], n: int, force: bool
-    ) -> tuple[Sink, MemorySink | None, int, bool]:
-        """Where shards go, the in-memory sink (``None`` with a store), the shard size, and
-        whether the store resumed an earlier run."""
+    ) -> tuple[Sink, int, bool]:
+        """Where shards go (the store, or memory without one), the shard size, and whether the
+        store resumed an earlier run."""
         ctx, cfg = self.ctx, self.cfg
         size = cfg.shard_size or auto_shard_size(n, ctx.world_size, cfg.batch_size)
         if store is None:
-            memory = MemorySink(n)
-            return memory, memory, size, False
+            return MemorySink(n), size, False
         auto = cfg.shard_size is None
         resumed: bool = ctx.main_only(
             lambda: store.prepare(
@@ -262,16 +255,16 @@ class ScoringRun:
         if not ctx.is_main:
             store.attach(fingerprint)
         assert store.manifest is not None
-        return store, None, int(store.manifest["shard_size"]), resumed
+        return store, int(store.manifest["shard_size"]), resumed
 
     def _fit(self, state: RunState) -> bool:
         """Fit the curvature (or restore it when resuming); whether it was restored."""
-        curvature, store, subset = self.curvature, state.store, state.subset
+        curvature, sink, subset = self.curvature, state.sink, state.subset
         if curvature is None:
             return False
-        if store is not None and state.resumed:
+        if state.resumed:
             curvature.fit_begin(state.engine.blocks)
-            ok = store.load_curvature(curvature, capabilities(self.adp).device)
+            ok = sink.load_curvature(curvature, capabilities(self.adp).device)
             if all(self.ctx.all_gather_object(ok)):
                 return True
         fit_rows = subset if self.cfg.fit_on == "subset" else None  # None: every row
@@ -285,8 +278,8 @@ class ScoringRun:
             self.ctx,
             num_rows=state.num_rows,
         )
-        if store is not None and self.ctx.is_main:
-            store.save_curvature(curvature)
+        if self.ctx.is_main:
+            sink.save_curvature(curvature)
         return False
 
     def _score_pass(self, state: RunState) -> list[str]:
@@ -334,26 +327,19 @@ class ScoringRun:
                     seed=cfg.seed,
                     draws=cfg.mask_draws,
                     reduce=cfg.mask_reduce,
+                    keep=cfg.keep_draws,
                 )
-                values = res.scores
-                for k, shard in shards.put(
+                sign = -1.0 if cfg.negate else 1.0
+                for _, shard in shards.put(
                     chunk,
-                    -values if cfg.negate else values,
+                    sign * res.scores,
                     res.loss,
                     res.length,
                     hashes,
                     res.halves,
+                    None if res.per_draw is None else sign * res.per_draw,
                 ):
-                    state.sink.write_shard(
-                        k,
-                        shard.rows,
-                        shard.ids,
-                        shard.scores,
-                        shard.loss,
-                        shard.length,
-                        sequence_hash=shard.sequence_hash,
-                        halves=shard.halves,
-                    )
+                    state.sink.write_shard(shard)
                 bar.update(len(chunk))
         shards.check_closed()
         return [subset_ids[i] for i in subset_order(subset_ids, cfg.subset, self.subset_seed)]
@@ -364,20 +350,13 @@ class ScoringRun:
         draws = self.cfg.mask_draws
         if draws < 2 or (self.cfg.mask_reduce == "mean-gradient" and draws < 4):
             return None  # mean-gradient halves need two draws each
-        store, memory = state.store, state.memory
-        if store is not None:  # rank 0 reads the shards' half-means; every rank gets the figures
-            figs = self.ctx.main_only(lambda: stability_figures(*store.read_halves(), draws))
-        else:
-            assert memory is not None
-            rows, part = memory.local_halves()
-            lengths_local = memory.local_parts()[4]
-            local = (rows, part, lengths_local)
-            parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
-            rows = np.concatenate([p[0] for p in parts])
-            order = np.argsort(rows, kind="stable")
-            halves = np.concatenate([p[1] for p in parts], axis=1)[:, order]
-            lengths = np.concatenate([p[2] for p in parts])[order]
-            figs = stability_figures(halves, lengths, draws)
+        halves = state.sink.gather_halves(self.ctx)  # every rank: it may be a collective
+
+        def figures() -> dict[str, Any]:
+            assert halves is not None  # rank 0 always has them
+            return stability_figures(*halves, draws)
+
+        figs = self.ctx.main_only(figures)
         if self.ctx.is_main and not figs["projected"] >= RELIABILITY_WARNING:
             warnings.warn(
                 f"the scores are not stable across mask draws: two runs with different seeds are "
@@ -411,6 +390,7 @@ class ScoringRun:
             mask_draws=cfg.mask_draws,
             mask_reduce=cfg.mask_reduce,
             mask_schedule=resolve_schedule(_masking(self.adp, cfg).schedule, cfg.mask_draws),
+            keep_draws=cfg.keep_draws,
             loss_mode=fingerprint["loss_mode"],
             fit_on=cfg.fit_on,
             fit_samples=n if cfg.fit_on == "all" else len(subset),
@@ -435,27 +415,22 @@ class ScoringRun:
         )
 
     def _finish(self, state: RunState, meta: ScoreMetadata) -> tuple[dict[str, Any], Any]:
-        store, memory, n, force = state.store, state.memory, state.num_rows, state.force
+        """The stamped metadata, and what the sink finishes with: the final file of the store,
+        or the :class:`~biocoreset.store.shard_parts.ScoreColumns` of memory."""
+        stamped: dict[str, Any] = {}
 
-        def stamped() -> dict[str, Any]:
+        def metadata() -> dict[str, Any]:  # once every result is in: the timing is complete
             timing = {k: round(v, 3) for k, v in self.timing.items()}
             seconds = round(time.perf_counter() - state.t_start, 3)
-            return attrs.evolve(meta, timing=timing, seconds=seconds).to_dict()
+            stamped.update(attrs.evolve(meta, timing=timing, seconds=seconds).to_dict())
+            return stamped
 
-        if store is not None:
-            out = stamped()
-
-            def merge() -> None:
-                with progress_bar(enabled=self.show, total=n, desc="merge", unit="seq") as bar:
-                    store.merge(out, force=force, progress=bar.update)
-
-            self.ctx.main_only(merge)
-            return out, store.output
-        assert memory is not None
-        with self._timed("merge"):
-            local = memory.local_parts()
-            parts = self.ctx.all_gather_object(local) if self.ctx.is_distributed else [local]
-        return stamped(), assemble(parts, n)
+        with (
+            self._timed("merge"),
+            progress_bar(enabled=self.show, total=state.num_rows, desc="merge", unit="seq") as bar,
+        ):
+            out = state.sink.finish(metadata, self.ctx, force=state.force, progress=bar.update)
+        return stamped or metadata(), out
 
 
 def engine_options(cfg: ScoreConfig) -> dict[str, Any]:

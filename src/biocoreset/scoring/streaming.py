@@ -30,14 +30,13 @@ from biocoreset.data.validation import Validator
 from biocoreset.errors import InputError
 from biocoreset.protocols import capabilities
 from biocoreset.runtime.distributed import DistContext
+from biocoreset.store.shard_parts import ShardRecord
 
 __all__ = [
     "MAX_SHARD_BATCHES",
     "SHARDS_PER_RANK",
     "OpenShards",
     "Row",
-    "ShardBuffer",
-    "assemble",
     "auto_shard_size",
     "batch_owner",
     "composition_free",
@@ -182,51 +181,6 @@ def auto_shard_size(num_rows: int, world_size: int, batch_size: int) -> int:
     return batches * batch_size
 
 
-class ShardBuffer:
-    """The results of one shard (rows ``[k·S, k·S + m)``) as they are scored, in any order.
-
-    Args:
-        k: Shard number.
-        start: Its first row.
-        size: Its number of rows.
-    """
-
-    def __init__(self, k: int, start: int, size: int, halves: bool = False) -> None:
-        self.k, self.start, self.filled = k, start, 0
-        self.rows = np.arange(start, start + size, dtype=np.int64)
-        self.ids: list[str] = [""] * size
-        self.scores = np.empty(size, dtype=np.float64)
-        self.loss = np.empty(size, dtype=np.float64)
-        self.length = np.empty(size, dtype=np.int64)
-        self.sequence_hash = np.zeros(size, dtype=np.int64)
-        self.halves = np.empty((2, size), dtype=np.float64) if halves else None
-
-    @property
-    def full(self) -> bool:
-        """Whether every row has its result."""
-        return self.filled == self.rows.size
-
-    def put(
-        self,
-        row: int,
-        rid: str,
-        score: float,
-        loss: float,
-        length: int,
-        seq_hash: int = 0,
-        halves: Any = None,
-    ) -> None:
-        """Record one row's result, the hash of its sequence as read, and its two half-means of
-        the mask draws (when kept)."""
-        i = row - self.start
-        self.ids[i] = rid
-        self.scores[i], self.loss[i], self.length[i] = score, loss, length
-        self.sequence_hash[i] = seq_hash
-        if self.halves is not None:
-            self.halves[:, i] = halves
-        self.filled += 1
-
-
 class OpenShards:
     """The shards a rank is filling: results go in by row, full shards come out.
 
@@ -239,7 +193,7 @@ class OpenShards:
 
     def __init__(self, num_rows: int, shard_size: int) -> None:
         self.n, self.size = num_rows, shard_size
-        self.open: dict[int, ShardBuffer] = {}
+        self.open: dict[int, ShardRecord] = {}
 
     def put(
         self,
@@ -249,10 +203,12 @@ class OpenShards:
         length: Any,
         hashes: dict[int, int] | None = None,
         halves: Any = None,
-    ) -> list[tuple[int, ShardBuffer]]:
+        draws: Any = None,
+    ) -> list[tuple[int, ShardRecord]]:
         """Record a batch's results; return the shards it completed. ``hashes`` maps rows to the
         hash of their sequence as read (each entry is removed when used); ``halves``:
-        ``(2, len(batch))`` half-means of the mask draws, or ``None``."""
+        ``(2, len(batch))`` half-means of the mask draws, and ``draws``: ``(K, len(batch))``
+        per-draw scores, or ``None``."""
         finished = []
         for j, ((row, rid, _), s, l_, n_) in enumerate(
             zip(batch, scores, loss, length, strict=True)
@@ -261,8 +217,14 @@ class OpenShards:
             shard = self.open.get(k)
             if shard is None:
                 start = k * self.size
-                size = min(self.size, self.n - start)
-                shard = self.open[k] = ShardBuffer(k, start, size, halves=halves is not None)
+                shard = self.open[k] = ShardRecord(
+                    k,
+                    start,
+                    min(self.size, self.n - start),
+                    halves=halves is not None,
+                    draws=0 if draws is None else len(draws),
+                    hashes=hashes is not None,
+                )
             h = hashes.pop(row, 0) if hashes is not None else 0
             shard.put(
                 row,
@@ -272,6 +234,7 @@ class OpenShards:
                 int(n_),
                 h,
                 None if halves is None else halves[:, j],
+                None if draws is None else draws[:, j],
             )
             if shard.full:
                 finished.append((k, self.open.pop(k)))
@@ -296,26 +259,3 @@ def pending_rows(n: int, size: int, done: set[int], ctx: DistContext) -> int:
         if k not in done:
             total += min(size, n - k * size)
     return total
-
-
-def assemble(
-    parts: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]], n: int
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Merge per-rank ``(rows, ids, scores, loss, length)`` parts into row order, checking that the
-    rows are ``0..n-1`` exactly once.
-
-    Raises:
-        InputError: Rows missing or duplicated (an internal error).
-    """
-    rows = np.concatenate([p[0] for p in parts])
-    ids_all = [i for p in parts for i in p[1]]
-    order = np.argsort(rows, kind="stable")
-    if rows.size != n or not np.array_equal(rows[order], np.arange(n)):
-        raise InputError(
-            f"internal error: scored rows do not cover 0..{n - 1} exactly once; please report this."
-        )
-    ids = [ids_all[i] for i in order.tolist()]
-    scores: Any = np.concatenate([p[2] for p in parts])[order]
-    loss = np.concatenate([p[3] for p in parts])[order]
-    length = np.concatenate([p[4] for p in parts])[order]
-    return ids, scores, loss, length

@@ -13,10 +13,13 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["restore_curvature", "snapshot_curvature"]
+from biocoreset.store.atomic import atomic_path
+
+__all__ = ["load_curvature", "restore_curvature", "save_curvature", "snapshot_curvature"]
 
 
 def _plain(value: Any) -> bool:
@@ -80,3 +83,30 @@ def restore_curvature(curvature: Any, state: Mapping[str, Any]) -> bool:
     except Exception:
         return False
     return bool(state.get("metadata")) and _meta_text(curvature) == state["metadata"]
+
+
+def save_curvature(path: str | os.PathLike[str], curvature: Any) -> bool:
+    """Save a fitted curvature's :func:`snapshot_curvature` to ``path`` atomically; ``False`` if
+    it has no state."""
+    import torch
+
+    state = snapshot_curvature(curvature)
+    if state is None:
+        return False
+    with atomic_path(path, force=True, fsync=True) as tmp:
+        torch.save(state, tmp)
+    return True
+
+
+def load_curvature(path: str | os.PathLike[str], curvature: Any, device: Any = "cpu") -> bool:
+    """Restore a curvature saved by :func:`save_curvature` into ``curvature`` (after its
+    ``fit_begin``); ``False`` if none was saved or it does not restore exactly (then refit)."""
+    import torch
+
+    if not os.path.exists(path):
+        return False
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception:
+        return False
+    return restore_curvature(curvature, state)

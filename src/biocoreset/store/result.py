@@ -12,6 +12,7 @@ import numpy as np
 
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.store.atomic import atomic_path
+from biocoreset.store.shard_parts import DRAW_COLUMN_RE, draw_columns
 
 __all__ = ["METADATA_KEY", "ScoreResult", "is_score_file", "load_scores"]
 
@@ -26,6 +27,10 @@ def _i64(a: Any) -> np.ndarray:
     return np.asarray(a, dtype=np.int64)
 
 
+def _draws(a: Any) -> np.ndarray | None:
+    return None if a is None else np.atleast_2d(np.asarray(a, dtype=np.float64))
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class ScoreResult:
     """One score per sequence, in input order, with what produced them.
@@ -37,6 +42,15 @@ class ScoreResult:
         length: Residues per sequence (after the long-sequence policy).
         metadata: Curvature, absolute damping, ``D_sub`` ids, seed, number of scored parameters,
             library version, ...
+        draws: ``(K, n)`` every mask draw's own score (``score(..., keep_draws=True)``; oriented
+            as ``scores``, whose mean over the draws they are), or ``None``. Saved as the columns
+            ``score_draw_0 .. score_draw_{K-1}``.
+
+    Example:
+        >>> r = ScoreResult(ids=["a", "b"], scores=[2.0, 3.0], loss=[0.1, 0.2], length=[5, 6],
+        ...                 draws=[[1.0, 4.0], [3.0, 2.0]])
+        >>> r.draw(1).scores.tolist(), r.draw(1).metadata["draw"]
+        ([3.0, 2.0], 1)
     """
 
     ids: list[str] = attrs.field(converter=list)
@@ -44,6 +58,7 @@ class ScoreResult:
     loss: np.ndarray = attrs.field(converter=_f64)
     length: np.ndarray = attrs.field(converter=_i64)
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    draws: np.ndarray | None = attrs.field(default=None, converter=_draws)
 
     def __attrs_post_init__(self) -> None:
         n = len(self.ids)
@@ -52,6 +67,28 @@ class ScoreResult:
                 raise InputError(
                     f"ScoreResult.{name} has {len(getattr(self, name))} rows, ids has {n}."
                 )
+        if self.draws is not None and (self.draws.ndim != 2 or self.draws.shape[1] != n):
+            raise InputError(
+                f"ScoreResult.draws has shape {self.draws.shape}; it must be (draws, {n})."
+            )
+
+    def draw(self, k: int) -> ScoreResult:
+        """The result with draw ``k``'s own scores as its scores (to select on one draw):
+        ``metadata["draw"]`` is ``k``; ``loss`` stays the mean over the draws.
+
+        Raises:
+            InputError: The result kept no draws, or ``k`` is not one of them.
+        """
+        if self.draws is None:
+            raise InputError(
+                "these scores kept no per-draw columns; score with keep_draws=True "
+                "(--keep-draws) to select on one mask draw."
+            )
+        if not (isinstance(k, int) and 0 <= k < len(self.draws)):
+            raise InputError(f"draw {k!r} does not exist: choose 0..{len(self.draws) - 1}.")
+        return attrs.evolve(
+            self, scores=self.draws[k], draws=None, metadata={**self.metadata, "draw": k}
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -60,14 +97,15 @@ class ScoreResult:
         """A :class:`pyarrow.Table` with the metadata in its schema."""
         import pyarrow as pa
 
-        table = pa.table(
-            {
-                "id": pa.array(self.ids, pa.string()),
-                "score": self.scores,
-                "loss": self.loss,
-                "length": self.length,
-            }
-        )
+        columns = {
+            "id": pa.array(self.ids, pa.string()),
+            "score": self.scores,
+            "loss": self.loss,
+            "length": self.length,
+        }
+        if self.draws is not None:
+            columns.update(zip(draw_columns(len(self.draws)), self.draws, strict=True))
+        table = pa.table(columns)
         meta = json.dumps(self.metadata, sort_keys=True, default=str).encode("utf-8")
         return table.replace_schema_metadata({METADATA_KEY: meta})
 
@@ -111,12 +149,23 @@ class ScoreResult:
                 f"{str(p)!r} lacks column(s) {sorted(missing)}; was it written by biocoreset?"
             )
         raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
+        found = sorted(
+            (int(m.group(1)), name)
+            for name in table.column_names
+            if (m := DRAW_COLUMN_RE.match(name))
+        )
+        if [k for k, _ in found] != list(range(len(found))):
+            raise InputError(
+                f"{str(p)!r} has per-draw columns {[n for _, n in found]}; they must be "
+                "score_draw_0 .. score_draw_{K-1} without gaps."
+            )
         return cls(
             ids=table.column("id").to_pylist(),
             scores=table.column("score").to_numpy(),
             loss=table.column("loss").to_numpy(),
             length=table.column("length").to_numpy(),
             metadata=json.loads(raw.decode("utf-8")),
+            draws=np.stack([table.column(n).to_numpy() for _, n in found]) if found else None,
         )
 
 

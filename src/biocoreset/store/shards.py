@@ -45,25 +45,32 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
+from biocoreset.runtime.distributed import DistContext
 from biocoreset.store.atomic import atomic_path, check_writable
-from biocoreset.store.curvature_state import restore_curvature, snapshot_curvature
+from biocoreset.store.curvature_state import (
+    load_curvature,
+    restore_curvature,
+    save_curvature,
+    snapshot_curvature,
+)
 from biocoreset.store.lock import FolderLock
 from biocoreset.store.result import METADATA_KEY, is_score_file
 from biocoreset.store.shard_parts import (
+    DRAW_COLUMN_RE,
     HALF_COLUMNS,
     MemorySink,
+    ShardRecord,
     Sink,
     _diff,
     file_sha256,
     fingerprint_hash,
-    shard_table,
 )
 
 __all__ = [
@@ -71,6 +78,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MemorySink",
     "ScoreStore",
+    "ShardRecord",
     "Sink",
     "fingerprint_hash",
     "restore_curvature",
@@ -96,7 +104,9 @@ class ScoreStore:
         >>> store = ScoreStore(os.path.join(tempfile.mkdtemp(), "s.parquet"))
         >>> store.prepare({"n": 2}, num_rows=2, shard_size=1, force=False)
         False
-        >>> store.write_shard(0, [0], ["a"], [1.0], [0.5], [4]); store.write_shard(1, [1], ["b"], [2.0], [0.4], [3])
+        >>> for k, rid in enumerate("ab"):
+        ...     store.write_shard(ShardRecord.of(k, rows=[k], ids=[rid], scores=[1.0 + k],
+        ...                                      loss=[0.5], length=[4]))
         >>> sorted(store.completed_shards())
         [0, 1]
         >>> store.merge({"seed": 0}).name
@@ -319,39 +329,15 @@ class ScoreStore:
         for k in sorted(self.completed_shards()):
             self.verify_shard(k)
 
-    def write_shard(
-        self,
-        k: int,
-        rows: Any,
-        ids: list[str],
-        scores: Any,
-        loss: Any,
-        length: Any,
-        sequence_hash: Any = None,
-        halves: Any = None,
-    ) -> None:
-        """Write shard ``k`` atomically (temporary file, fsync, rename), then its checksum.
-
-        ``sequence_hash`` (optional): :func:`~biocoreset.data.validation.sequence_hash` of each
-        row's sequence as read, kept in the final file so ``select`` can check the corpus.
-        ``halves`` (optional, ``(2, m)``): half-means of the mask draws, kept in the shard as the
-        :data:`HALF_COLUMNS` (for the stability figures; not in the final file).
-        """
+    def write_shard(self, record: ShardRecord) -> None:
+        """Write shard ``record.k`` atomically (temporary file, fsync, rename), then its checksum."""
         import pyarrow.parquet as pq
 
-        table = shard_table(
-            np.asarray(rows),
-            ids,
-            np.asarray(scores),
-            np.asarray(loss),
-            np.asarray(length),
-            sequence_hash,
-            halves,
-        )
+        k = record.k
         with contextlib.suppress(FileNotFoundError):  # rewritten: the old checksum is void
             self.checksum_path(k).unlink()
         with atomic_path(self.shard_path(k), force=True, fsync=True) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(record.table(), tmp)
             digest = file_sha256(tmp)
         with atomic_path(self.checksum_path(k), force=True, fsync=True) as tmp:
             tmp.write_text(f"{digest}  {self.shard_path(k).name}\n", encoding="utf-8")
@@ -405,6 +391,11 @@ class ScoreStore:
             lengths.append(table.column("length").to_numpy())
         return np.concatenate(halves, axis=1), np.concatenate(lengths)
 
+    def gather_halves(self, ctx: DistContext) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`read_halves` on rank 0 (the shards of every rank are in the folder); ``None``
+        on the other ranks."""
+        return self.read_halves() if ctx.is_main else None
+
     # -- curvature -----------------------------------------------------------------------------
 
     @property
@@ -413,28 +404,12 @@ class ScoreStore:
         return self.parts / CURVATURE_NAME
 
     def save_curvature(self, curvature: Any) -> bool:
-        """Save the fitted curvature (see :func:`snapshot_curvature`); ``False`` if it has no state."""
-        import torch
-
-        state = snapshot_curvature(curvature)
-        if state is None:
-            return False
-        with atomic_path(self.curvature_path, force=True, fsync=True) as tmp:
-            torch.save(state, tmp)
-        return True
+        """Save the fitted curvature (:func:`save_curvature`); ``False`` if it has no state."""
+        return save_curvature(self.curvature_path, curvature)
 
     def load_curvature(self, curvature: Any, device: Any = "cpu") -> bool:
-        """Restore a saved curvature into ``curvature`` (after its ``fit_begin``); ``False`` if none
-        was saved or it does not restore exactly (the caller then refits)."""
-        import torch
-
-        if not self.curvature_path.exists():
-            return False
-        try:
-            state = torch.load(self.curvature_path, map_location=device, weights_only=True)
-        except Exception:
-            return False
-        return restore_curvature(curvature, state)
+        """Restore the saved curvature (:func:`load_curvature`); ``False``: refit."""
+        return load_curvature(self.curvature_path, curvature, device)
 
     # -- final file ----------------------------------------------------------------------------
 
@@ -462,6 +437,7 @@ class ScoreStore:
         ]
         if self._shards_have("sequence_hash"):
             columns.append(("sequence_hash", pa.int64()))
+        columns.extend((name, pa.float64()) for name in self._draw_columns())
         schema = pa.schema(
             columns,
             metadata={
@@ -480,6 +456,31 @@ class ScoreStore:
                     progress(table.num_rows)
         shutil.rmtree(self.parts, ignore_errors=True)
         return self.output
+
+    def finish(
+        self,
+        metadata: Callable[[], dict[str, Any]],
+        ctx: DistContext,
+        *,
+        force: bool = False,
+        progress: Callable[[int], Any] | None = None,
+    ) -> Path:
+        """Rank 0 merges the shards with ``metadata()`` (:meth:`merge`); every rank returns the
+        final file."""
+        meta = metadata()
+        ctx.main_only(lambda: self.merge(meta, force=force, progress=progress))
+        return self.output
+
+    def _draw_columns(self) -> list[str]:
+        """The per-draw score columns of the shards (``keep_draws``, in the run's fingerprint, so
+        every shard has the same), in draw order."""
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(self.shard_path(0)).names
+        except Exception:  # a missing or unreadable shard: iter_shards names it
+            return []
+        return sorted((n for n in names if DRAW_COLUMN_RE.match(n)), key=lambda n: int(n[11:]))
 
     def _shards_have(self, column: str) -> bool:
         import pyarrow.parquet as pq
