@@ -157,6 +157,34 @@ def test_masked_loss_matches_a_float64_reference(data):
     assert m["loss_unseen"] == pytest.approx(float(np.mean(unseen)), rel=1e-6)
 
 
+def test_masked_loss_over_fixed_mask_seeds_is_the_mean_of_the_single_seeds(data):
+    """Primary 1 of the third round: the simulated-domain loss averaged over fixed mask seeds,
+    whatever seed the harness passes (so every model sees the same masks)."""
+    from biocoreset.plugins import create
+
+    _, paths = data
+    backbone = _backbone()
+    kw = {"train": str(paths["train"]), "test": str(paths["mlm"]), "batch_size": 5}
+    single = [AntibodyMaskedLossTask(**kw).run(backbone, seed=s) for s in (1, 4)]
+    fixed = create("task", "antibody-mlm-buckets", mask_seeds=[1, 4], **kw)
+    a, b = fixed.run(backbone, seed=0), fixed.run(backbone, seed=9)
+    for key in ("loss", "freq_loss", "loss_common", "loss_unseen"):
+        assert a[key] == b[key]  # one process, the same computation: the run seed is ignored
+        expected = (single[0][key] + single[1][key]) / 2  # equal per-sequence counts: mean of means
+        assert a[key] == pytest.approx(expected, rel=1e-12)
+    assert single[0]["loss"] != pytest.approx(single[1]["loss"], rel=1e-9)  # masks really differ
+    rows = _tsv(paths["mlm"])
+    sim = [r["bucket"] in ("common", "medium", "rare") for r in rows]
+    assert 0 < sum(sim) < len(rows)
+    n = {b: sum(r["bucket"] == b for r in rows) for b in ("common", "medium", "rare")}
+    weighted = sum(n[b] * a[f"loss_{b}"] for b in n if n[b]) / sum(n.values())
+    assert a["loss_simulated"] == pytest.approx(weighted, rel=1e-12)
+    with pytest.raises(ConfigError, match="mask_seeds"):
+        AntibodyMaskedLossTask(mask_seeds=[], **kw)
+    with pytest.raises(ConfigError, match="mask_seeds"):
+        AntibodyMaskedLossTask(mask_seeds=["0"], **kw)
+
+
 def test_masked_loss_errors(tmp_path):
     with pytest.raises(ConfigError, match="batch_size"):
         AntibodyMaskedLossTask(train="a", test="b", batch_size=0)

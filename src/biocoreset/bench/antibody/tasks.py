@@ -214,20 +214,29 @@ class AntibodyMaskedLossTask:
 
     ``run(backbone, seed)`` masks every test sequence with ``seed`` (the adapter's own masking) and
     returns the mean per-sequence loss of the backbone's masked-LM head over all sequences
-    (``loss``) and per bucket (``loss_common`` ... ``loss_unseen``; ``nan`` for an empty bucket),
-    and ``freq_loss``: the loss of predicting every masked label by its frequency among ``train``'s
-    masked labels, on the same masks. Lower is better.
+    (``loss``), over the simulated domains only (``loss_simulated``: buckets common, medium and
+    rare, without the real germline alleles of the ``unseen`` bucket) and per bucket
+    (``loss_common`` ... ``loss_unseen``; ``nan`` for an empty bucket), and ``freq_loss``: the loss
+    of predicting every masked label by its frequency among ``train``'s masked labels, on the same
+    masks. Lower is better.
+
+    With ``mask_seeds`` (e.g. ``(0, 1, 2, 3)``) every figure is the mean over those fixed masking
+    seeds instead, whatever ``seed`` the harness passes: masks depend only on the seed and the
+    sequence id, so every backbone with the same tokenizer sees the same masks and comparisons
+    between models stay paired.
 
     Args:
         train: TSV whose sequences give the letter frequencies (``train.tsv``).
         test: TSV with a ``bucket`` column (``mlm.tsv``).
         batch_size: Sequences per forward pass.
         max_test: Use at most this many test rows (the first ones).
+        mask_seeds: Fixed masking seeds to average over (``None``: the ``seed`` of ``run``).
     """
 
     name, title, group = "antibody-mlm-buckets", "MLM", "antibody"
     metrics = (
         MetricSpec("loss", "loss ↓", percent=False, higher_is_better=False),
+        MetricSpec("loss_simulated", "simulated ↓", percent=False, higher_is_better=False),
         *(
             MetricSpec(f"loss_{b}", f"{b} ↓", percent=False, higher_is_better=False)
             for b in _BUCKETS
@@ -242,11 +251,22 @@ class AntibodyMaskedLossTask:
         test: str | os.PathLike[str],
         batch_size: int = 64,
         max_test: int | None = None,
+        mask_seeds: Sequence[int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r}: use a positive integer.")
+        if mask_seeds is not None and (
+            isinstance(mask_seeds, (str, bytes))
+            or not list(mask_seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in mask_seeds)
+        ):
+            raise ConfigError(
+                f"mask_seeds={mask_seeds!r}: give a non-empty list of integer seeds, e.g. "
+                "[0, 1, 2, 3], or leave it out."
+            )
         self.train_path, self.test_path = train, test
         self.batch_size, self.max_test = int(batch_size), max_test
+        self.mask_seeds = None if mask_seeds is None else tuple(int(s) for s in mask_seeds)
         self._rows: list[dict[str, str]] | None = None
 
     def rows(self) -> list[dict[str, str]]:
@@ -272,13 +292,9 @@ class AntibodyMaskedLossTask:
         counts = torch.bincount(every, minlength=max(int(every.max()) + 1, 1024)).double()
         return counts / counts.sum()
 
-    def run(self, backbone: Any, *, seed: int) -> dict[str, float]:
-        """Masked loss of ``backbone`` (and of the frequency predictor) with masking seed ``seed``."""
-        adapter = backbone.frozen()
-        freqs = self._frequencies(adapter)
-        logq = torch.log(freqs.clamp(min=1e-12))
-        rows = self.rows()
-        records = [(r["id"], r["sequence"]) for r in rows]
+    def _losses(self, adapter: Any, logq: torch.Tensor, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sequence masked loss of the model and of the frequency predictor under ``seed``."""
+        records = [(r["id"], r["sequence"]) for r in self.rows()]
         model_loss, freq_loss = [], []
         with torch.no_grad():
             for i in range(0, len(records), self.batch_size):
@@ -289,9 +305,21 @@ class AntibodyMaskedLossTask:
                 idx = lab.clamp(min=0, max=logq.numel() - 1)
                 nll = torch.where(m, -logq[idx], torch.zeros((), dtype=torch.double))
                 freq_loss.append(nll.sum(1) / m.sum(1).clamp(min=1))
-        loss = torch.cat(model_loss).numpy()
-        buckets = np.asarray([r.get("bucket", "") for r in rows])
-        out = {"loss": float(loss.mean()), "freq_loss": float(torch.cat(freq_loss).mean())}
+        return torch.cat(model_loss).numpy(), torch.cat(freq_loss).numpy()
+
+    def run(self, backbone: Any, *, seed: int) -> dict[str, float]:
+        """Masked loss of ``backbone`` (and of the frequency predictor) with masking seed ``seed``
+        (or the mean over ``mask_seeds``)."""
+        adapter = backbone.frozen()
+        logq = torch.log(self._frequencies(adapter).clamp(min=1e-12))
+        seeds = self.mask_seeds if self.mask_seeds is not None else (int(seed),)
+        parts = [self._losses(adapter, logq, s) for s in seeds]
+        loss = np.mean([p[0] for p in parts], axis=0)
+        freq = np.mean([p[1] for p in parts], axis=0)
+        buckets = np.asarray([r.get("bucket", "") for r in self.rows()])
+        out = {"loss": float(loss.mean()), "freq_loss": float(freq.mean())}
+        simulated = np.isin(buckets, ("common", "medium", "rare"))
+        out["loss_simulated"] = float(loss[simulated].mean()) if simulated.any() else float("nan")
         for b in _BUCKETS:
             sel = buckets == b
             out[f"loss_{b}"] = float(loss[sel].mean()) if sel.any() else float("nan")
