@@ -265,8 +265,9 @@ def split_half_stability(
     Returns:
         ``{"draws", "split_half", "projected", "single_draw", "draws_for_target", "target"}`` and,
         with ``lengths``, the same keys with a ``_length_regressed`` suffix. ``projected`` is the
-        Spearman–Brown projection of the split-half ρ to ``K`` draws: the expected Spearman ρ
-        between two independent runs of ``K`` draws each.
+        Spearman–Brown projection of the split-half ρ to ``K`` draws: an estimate of the Spearman
+        ρ between two independent runs of ``K`` draws each that ran up to 0.1 high in the
+        measurements (the halves of one run share its Fisher and ``D_sub``; ``docs/trust.md``).
 
     >>> rng = np.random.default_rng(1)
     >>> signal = rng.normal(size=3000)

@@ -61,7 +61,7 @@ def _unbiased(g: torch.Tensor, w: torch.Tensor) -> np.ndarray:
     ("kind", "curvature", "draws", "schedule"),
     [
         ("esm", "diagonal", 3, "independent"),
-        ("bert", "diagonal", 4, "cover"),
+        ("bert", "diagonal", 4, "auto"),
         ("esm", "identity", 2, "independent"),
         ("rna-fm", "diagonal", 4, "independent"),
     ],
@@ -200,6 +200,60 @@ def test_mask_reduce_errors():
             mask_draws=2,
             mask_reduce="mean-gradient",
         )
+
+
+def test_mean_gradient_refuses_the_cover_schedule():
+    """U is unbiased only for independent draws: 'cover' is refused, from the config and from an
+    adapter's own masking, in one line that names both options and the fix."""
+    cover = MaskingConfig(schedule="cover")
+    with pytest.raises(ConfigError) as err:
+        ScoreConfig(mask_draws=4, mask_reduce="mean-gradient", masking=cover)
+    message = str(err.value)
+    assert "\n" not in message and "'cover'" in message and "unbiased" in message
+    assert "schedule='independent'" in message and "mask_reduce='mean-score'" in message
+    for schedule in ("auto", "independent"):  # fine
+        ScoreConfig(mask_draws=4, mask_reduce="mean-gradient", masking={"schedule": schedule})
+    ScoreConfig(mask_draws=4, masking=cover)  # cover with the mean score: fine
+    adapter = HFAdapter(*tiny_esm(seed=1))
+    adapter.masking = cover
+    records = random_rna(5, seed=2, min_len=6, max_len=20)
+    with pytest.raises(ConfigError, match=r"schedule is 'cover'.*mask_reduce='mean-score'"):
+        score(adapter, records, subset=3, mask_draws=4, mask_reduce="mean-gradient")
+    assert score(adapter, records, subset=3, mask_draws=4).metadata["mask_schedule"] == "cover"
+
+
+@pytest.mark.parametrize("schedule", ["independent", "cover"])
+def test_why_cover_is_refused_u_is_biased_under_cover(schedule):
+    """The reason for the refusal, on the library's own masks: a gradient linear in the mask,
+    ``g = Σ_{i masked} v_i``. Over many sequences the mean of ``U`` matches ``‖E_m g‖²`` with
+    independent draws; under 'cover' (disjoint draws) it is far off."""
+    from biocoreset.data.masking import mask_positions
+
+    rng = np.random.default_rng(0)
+    length, draws, n_ids = 40, 4, 3000
+    v = rng.normal(size=(length, 3))
+    config = MaskingConfig(schedule=schedule)
+    tokens, maskable = [0, *range(5, 5 + length), 2], [False, *[True] * length, False]
+    u = np.empty(n_ids)
+    for j in range(n_ids):
+        g = np.empty((draws, 3))
+        for k in range(draws):
+            _, labels = mask_positions(
+                f"s{j}", tokens, maskable, seed=0, config=config, mask_token_id=4,
+                random_token_ids=[5], draw=k, draws=draws,
+            )  # fmt: skip
+            chosen = [i - 1 for i, label in enumerate(labels) if label != -100]
+            g[k] = v[chosen].sum(0)
+        u[j] = ((g.sum(0) ** 2).sum() - (g**2).sum()) / (draws * (draws - 1))
+    n = round(0.15 * length)
+    truth = ((n / length * v.sum(0)) ** 2).sum()  # ‖E_m g‖²: each position masked w.p. n/L
+    se = u.std(ddof=1) / np.sqrt(n_ids)
+    if schedule == "independent":
+        assert abs(u.mean() - truth) < 4 * se
+    else:  # disjoint draws: E[g_k·g_l] = n²/(L(L−1)) (‖Σv‖² − Σ‖v_i‖²) ≠ ‖E_m g‖²
+        s2, each = (v.sum(0) ** 2).sum(), (v**2).sum()
+        cover = n**2 / (length * (length - 1)) * (s2 - each)
+        assert abs(u.mean() - cover) < 4 * se and abs(u.mean() - truth) > 10 * se
 
 
 def test_length_control_warns_when_it_drops_the_log():

@@ -166,7 +166,7 @@ def stability_lines(stab: dict[str, Any]) -> list[str]:
     >>> stability_lines({"draws": 8, "split_half": 0.9, "projected": 0.947,
     ...     "split_half_length_regressed": 0.5, "projected_length_regressed": 0.667,
     ...     "draws_for_target": 4.0})[0]
-    'stability (K=8): split-half ρ 0.900, projected to K 0.947; length regressed out: 0.500, projected 0.667'
+    "stability (K=8): split-half ρ 0.900, projected to K 0.947 (an estimate of two runs' ρ that ran up to 0.1 high in the measurements); length regressed out: 0.500, projected 0.667"
     """
     from biocoreset.scoring.draws import RELIABILITY_WARNING
 
@@ -176,14 +176,16 @@ def stability_lines(stab: dict[str, Any]) -> list[str]:
 
     lines = [
         f"stability (K={stab.get('draws')}): split-half ρ {f('split_half')}, projected to K "
-        f"{f('projected')}; length regressed out: {f('split_half_length_regressed')}, projected "
+        f"{f('projected')} (an estimate of two runs' ρ that ran up to 0.1 high in the "
+        f"measurements); length regressed out: {f('split_half_length_regressed')}, projected "
         f"{f('projected_length_regressed')}"
     ]
     projected = stab.get("projected")
     if projected is None or not float(projected) >= RELIABILITY_WARNING:
         lines.append(
-            f"warning: projected reliability {f('projected')} < {RELIABILITY_WARNING}: two runs "
-            f"with different seeds would choose differently; about "
+            f"warning: projected reliability {f('projected')} < {RELIABILITY_WARNING} (an estimate "
+            "that ran up to 0.1 high in the measurements, docs/trust.md): two runs with different "
+            f"seeds would choose differently; about "
             f"{f('draws_for_target')} mask draws would reach {RELIABILITY_WARNING} "
             "(--mask-draws), or select with --debias length"
         )

@@ -30,7 +30,7 @@ from biocoreset.config.fields import (
     to_patterns,
     to_str_or_none,
 )
-from biocoreset.data.masking import MaskingConfig
+from biocoreset.data.masking import MaskingConfig, resolve_schedule
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
 
@@ -53,6 +53,14 @@ AUTOCAST = ("bf16", "fp16")
 SCHEDULES = ("linear", "constant")
 MASK_REDUCE = ("mean-score", "mean-gradient")
 """How ``mask_draws = K`` draws make one score (see :class:`ScoreConfig`)."""
+MEAN_GRADIENT_COVER = (
+    "mask_reduce='mean-gradient' needs independent mask draws, but the masking schedule is "
+    "'cover': its estimate U is unbiased only when the draws are independent (under 'cover' the "
+    "draws of a round mask disjoint positions, so g_k and g_l are correlated and their products "
+    "carry that covariance). Use MaskingConfig(schedule='independent') (or 'auto') with "
+    "mask_reduce='mean-gradient', or keep schedule='cover' with mask_reduce='mean-score'."
+)
+"""The one-line refusal of ``mask_reduce="mean-gradient"`` with ``schedule="cover"``."""
 
 DEFAULT_DAMPING = "0.1*mean"
 """The default damping: λ = 0.1 × the mean curvature entry (mean Fisher entry, mean eigenvalue)."""
@@ -116,6 +124,10 @@ def _check_mask_reduce(instance: Any, attribute: attrs.Attribute, value: Any) ->
             "unbiased estimate compares distinct mask draws. Give mask_draws=K >= 2 (e.g. 4), or "
             "use mask_reduce='mean-score' (the default: the mean of the per-draw scores)."
         )
+    if value == "mean-gradient" and (
+        resolve_schedule(instance.masking.schedule, instance.mask_draws) == "cover"
+    ):
+        raise ConfigError(MEAN_GRADIENT_COVER)
 
 
 def _check_keep_draws(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -184,8 +196,9 @@ class ScoreConfig:
             stability (``metadata["stability"]``); how the draws' positions relate is
             ``masking.schedule`` (``"auto"``: ``"independent"``). Costs ``K`` times one draw.
         mask_reduce: How the ``K`` draws make one score. ``"mean-score"`` (default): the mean of
-            the per-draw scores, ``mean_k ‖g_k‖²_W``. ``"mean-gradient"`` (needs ``K >= 2`` and the
-            ``self-influence`` scorer): the unbiased estimate of ``‖E_m g‖²_W``, the score of the
+            the per-draw scores, ``mean_k ‖g_k‖²_W``. ``"mean-gradient"`` (needs ``K >= 2``,
+            independent draws — ``masking.schedule="cover"`` is refused, :data:`MEAN_GRADIENT_COVER`
+            — and the ``self-influence`` scorer): the unbiased estimate of ``‖E_m g‖²_W``, the score of the
             expected loss over masks, ``U = (K²‖ḡ‖²_W − Σ_k ‖g_k‖²_W) / (K(K−1))``; it drops the
             mask-noise term ``tr(W Σ_m)`` of the mean score and can be ``<= 0`` (see
             ``docs/trust.md``). The curvature is the same mean per-draw Fisher either way.

@@ -18,7 +18,9 @@ One draw (``K = 1``) is always the paper's single random mask; ``"auto"`` is ``"
 for ``K >= 2`` too: measured on nRC sequences with an Rfam-pretrained model (``docs/trust.md``,
 ``benchmarks/bench_trust.py``), ``"cover"`` did not measurably beat independent draws at equal
 ``K``, and independent draws are what the split-half stability estimate assumes (exchangeable
-halves). Choose ``"cover"`` explicitly to mask every position once per ⌊1/p⌋ draws.
+halves). Choose ``"cover"`` explicitly to mask every position once per ⌊1/p⌋ draws; it works with
+``mask_reduce="mean-score"`` only (``"mean-gradient"``'s estimate is unbiased only for
+independent draws, so that pair is refused).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ import attrs
 import numpy as np
 import torch
 
+from biocoreset.config.core import MEAN_GRADIENT_COVER
+from biocoreset.data.masking import resolve_schedule
 from biocoreset.errors import ConfigError
 from biocoreset.grads.groups import group_factors
 from biocoreset.grads.totals import BatchTotal
@@ -46,6 +48,7 @@ from biocoreset.protocols import (
     LayerFactors,
     ModelAdapter,
     Scorer,
+    capabilities,
 )
 from biocoreset.stats import split_half_stability
 
@@ -59,7 +62,8 @@ __all__ = [
 ]
 
 RELIABILITY_WARNING = 0.9
-"""``score`` warns when the projected reliability (two runs' Spearman ρ) is below this."""
+"""``score`` warns when the projected reliability (an estimate of two runs' Spearman ρ that ran up
+to 0.1 high in the measurements, ``docs/trust.md``) is below this."""
 
 
 @attrs.frozen(kw_only=True)
@@ -148,17 +152,32 @@ def score_draws(
     )
 
 
-def check_mean_gradient(scorer: Scorer, draws: int) -> None:
+def check_mean_gradient(scorer: Scorer, draws: int, schedule: str = "independent") -> None:
     """Refuse ``mask_reduce="mean-gradient"`` where it has no meaning.
 
+    Args:
+        scorer: The run's scorer.
+        draws: Mask draws ``K``.
+        schedule: The resolved masking schedule
+            (:func:`~biocoreset.data.masking.resolve_schedule`).
+
     Raises:
-        ConfigError: Fewer than two draws, or a scorer without a curvature quadratic form.
+        ConfigError: Fewer than two draws, the ``"cover"`` schedule (``U`` is unbiased only for
+            independent draws), or a scorer without a curvature quadratic form.
+
+    >>> from types import SimpleNamespace
+    >>> check_mean_gradient(SimpleNamespace(name="self-influence"), 4, "cover")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    biocoreset.errors.ConfigError: mask_reduce='mean-gradient' needs independent mask draws, ...
     """
     if draws < 2:
         raise ConfigError(
             f"mask_reduce='mean-gradient' needs mask_draws >= 2 (got {draws}); use mask_draws=K >= 2 "
             "or mask_reduce='mean-score'."
         )
+    if schedule == "cover":
+        raise ConfigError(MEAN_GRADIENT_COVER)
     if scorer.name != "self-influence":
         raise ConfigError(
             f"mask_reduce='mean-gradient' is defined for the 'self-influence' scorer (any curvature: "
@@ -222,7 +241,9 @@ def mean_gradient_draws(
     stability (two more group forms); with ``K < 4`` ``halves`` is ``None``. The batch holds
     ``K·B`` rows at once: memory is ``K`` times one draw's.
     """
-    check_mean_gradient(scorer, draws)
+    own = capabilities(adapter).masking
+    schedule = "independent" if own is None else resolve_schedule(own.schedule, draws)
+    check_mean_gradient(scorer, draws, schedule)
     if curvature is None:
         raise ConfigError("the 'self-influence' scorer needs a curvature (e.g. 'diagonal').")
     n = len(records)
@@ -267,8 +288,8 @@ def stability_figures(halves: np.ndarray, lengths: np.ndarray, draws: int) -> di
     half-means (oriented: higher = more influential), with and without length.
 
     Keys: ``draws``, ``split_half`` (Spearman ρ of the half-means), ``projected`` (its
-    Spearman–Brown projection to ``K`` draws: the expected ρ between two runs with different
-    seeds), ``single_draw``, ``draws_for_target``, ``target`` and the same with a
+    Spearman–Brown projection to ``K`` draws: an estimate of the ρ between two runs with different
+    seeds that ran up to 0.1 high in the measurements, ``docs/trust.md``), ``single_draw``, ``draws_for_target``, ``target`` and the same with a
     ``_length_regressed`` suffix (on length-conditional z-scores), plus ``rows``.
     """
     figs = split_half_stability(

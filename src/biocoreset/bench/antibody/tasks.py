@@ -24,6 +24,10 @@ and species train on ``train.tsv`` and test on ``test-germline.tsv`` (real allel
 corpus contains) or ``test-simulated.tsv``. J gene and CDR3 length exist only for recombined
 domains, so they train on ``train-simulated.tsv`` and test on ``test-simulated.tsv``: they need
 more than the amino-acid composition of the framework, which an untrained network already keeps.
+Labels are names: the J-gene task's classes are IMGT J names (15 in the third round), and a name
+used in both species is one class (10 of those 15 merge a human and a mouse gene; V families
+likewise). The simulated test set skews to heavy chains (see
+:mod:`~biocoreset.bench.antibody.heldout` and ``docs/antibody-corpus.md``).
 ``antibody-mlm-buckets`` is the held-out masked-LM loss per V-gene-frequency bucket of ``mlm.tsv``,
 and the same loss of a letter-frequency predictor (frequencies of the masked labels of ``train``)
 on the same masks.
@@ -173,7 +177,8 @@ class AntibodySpeciesTask(_LabelTask):
 
 
 class AntibodyJGeneTask(_LabelTask):
-    """J gene of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1."""
+    """J name of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1. The
+    label is the IMGT name alone, so human and mouse genes of one name are one class."""
 
     name, title = "antibody-j-gene", "JGene"
     default_data_options: ClassVar[dict[str, Any]] = _protein("j_gene")
