@@ -259,17 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     j, g = result["j_genes"], result["germline_training_rows"]
     print(f"J labels: {j['n_labels']}, {j['n_labels_naming_human_and_mouse']} name human and mouse")
-    print(f"germline training rows of genes the corpus lacks: {g['rows_of_genes_the_corpus_lacks']}"
-          f" of {g['germline_rows']}")
+    print(
+        f"germline training rows of genes the corpus lacks: {g['rows_of_genes_the_corpus_lacks']}"
+        f" of {g['germline_rows']}"
+    )
     for name, comp in result["composition"].items():
         print(f"{name}: chain {comp['chain']}, species {comp['species']}")
     for name, near in result["near_duplicates"].items():
         a = near["all"]
-        print(f"{name}: one substitution from the corpus {a['one_substitution']} of {a['n']}"
-              f" ({a['one_substitution_share']:.1%}); one edit incl. indels {a['one_edit']}")
+        print(
+            f"{name}: one substitution from the corpus {a['one_substitution']} of {a['n']}"
+            f" ({a['one_substitution_share']:.1%}); one edit incl. indels {a['one_edit']}"
+        )
     e = result["germline_test_in_training"]
-    print(f"unseen alleles equal to a training row: {e['equal_to_a_training_row']} of "
-          f"{e['test_germline_rows']}")
+    print(
+        f"unseen alleles equal to a training row: {e['equal_to_a_training_row']} of "
+        f"{e['test_germline_rows']}"
+    )
     print(f"wrote {args.out}")
     return 0
 
