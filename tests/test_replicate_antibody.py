@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def test_bad_jobs_is_a_clear_error(tmp_path):
 
 def test_gate_only_and_select_only_exclude_each_other(tmp_path):
     proc = _run("--quick", "--out", str(tmp_path / "o"), "--gate-only", "--select-only")
-    assert proc.returncode == 2 and "choose one" in proc.stderr
+    assert proc.returncode == 2 and "--select-only" in proc.stderr and "--gate-only" in proc.stderr
 
 
 def test_unknown_arm_is_a_clear_error(tmp_path):
@@ -40,12 +41,24 @@ def test_unknown_arm_is_a_clear_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def _arms() -> list[str]:
+    """Every arm; without MMseqs2 the Cluster arms are left out (the driver refuses them)."""
+    arms = ["random", "topk", "cci", "cluster", "cci-draws", "topk-len", "cci-len", "weak-cci"]
+    arms.append("cluster-inf")
+    if shutil.which("mmseqs") is None:
+        arms = [a for a in arms if not a.startswith("cluster")]
+    return arms
+
+
 @pytest.mark.slow
 def test_quick_round_end_to_end(tmp_path):
     for pkg in ("olga", "anarci", "antiberty", "esm"):
         pytest.importorskip(pkg)
     out = tmp_path / "run"
-    proc = _run("--quick", "--ignore-gate", "--out", str(out), "--jobs", "2")
+    arms = _arms()
+    proc = _run(
+        "--quick", "--ignore-gate", "--out", str(out), "--jobs", "2", "--arms", ",".join(arms)
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     gate = result["gate"]
@@ -54,22 +67,56 @@ def test_quick_round_end_to_end(tmp_path):
         for t in ("antibody-v-family", "antibody-chain", "antibody-species")
         for s in ("test-germline", "test-simulated")
     } | {"antibody-j-gene:test-simulated", "antibody-cdr3-length:test-simulated"}
-    assert gate["downstream_needed"] == 5
+    assert gate["decision"]["rows"] == [
+        "antibody-j-gene:test-simulated",
+        "antibody-v-family:test-simulated",
+    ]
+    assert gate["majority_rule"]["needed"] == 5
     # the gate compares every pretraining seed of Random 100% with as many untrained networks
     assert all(row["n"] == [2, 2] for row in gate["downstream"].values())
     assert gate["summary"]["letter_frequency_loss"] > 0
-    arms = {r["arm"] for r in result["summary"]}
-    for method in ("random", "topk", "cci", "cci-draws", "topk-len", "cci-len", "weak-cci"):
-        for budget in ("10pct", "5pct"):
-            assert f"{method}-{budget}" in arms
-    assert {"random-100", "untrained"} <= arms
+    # the headroom check fixed the primary budget; the exploratory arms ran there only
+    primary = result["headroom"]["primary_budget"]
+    assert primary in (0.10, 0.05) and result["primary_budget"] == primary
+    budgets = {0.10: "10pct", 0.05: "5pct"}
+    got = {r["arm"] for r in result["summary"]}
+    expected = {"random-100", "untrained"}
+    for frac, b in budgets.items():
+        for arm in arms:
+            if arm in ("random", "topk", "cci", "cluster") or frac == primary:
+                expected.add(f"{arm}-{b}")
+    assert got == expected
     # every arm has its pretraining seeds, and equal compute (steps x batch)
     runs = result["pretrain_runs"]
-    assert len(runs) == (7 * 2 + 1) * 2
+    assert len(runs) == (len(expected) - 1) * 2
     assert len({(r["steps"], r["config"]["batch_size"]) for r in runs.values()}) == 1
+    # Primary 1 over the fixed mask seeds is in every model's rows
+    assert all(
+        any(r["metric"] == "loss_simulated" for r in result["rows"] if r["arm"] == a) for a in got
+    )
+    comp = result["comparisons"]["primary"]
+    assert set(comp) == {
+        f"{a}-{b} vs {ref}-{b}"
+        for b in budgets.values()
+        for a, ref in (("cci", "random"), ("topk", "random"), ("cci", "cluster"))
+    }
+    if "cluster" in arms:
+        one = comp["cci-10pct vs cluster-10pct"]
+        assert one["verdict"] in ("beats", "worse", "mixed", "no difference")
+        assert {"gap", "two_pooled_sd", "welch_t", "ci_low", "ci_high"} <= set(one["Primary 1"])
+        assert result["clusters"]["clusters"] >= 1
+    extras = result["arm_extras"]["cci-10pct"]
+    assert extras["size"] == [8, 8] and len(extras["final_train_loss"]) == 2
+    assert 0.0 <= extras["jaccard_between_seeds"] <= 1.0
     cov = result["coverage"]
-    assert cov["cci-10pct"]["size"] == 8 and 0 < cov["cci-10pct"]["genes"] <= cov["corpus"]["genes"]
-    assert result["scoring"]["antiberty-draws"]["mask_draws"] == 2
+    assert cov["cci-10pct-s0"]["size"] == 8
+    assert 0 < cov["cci-10pct-s0"]["genes"] <= cov["corpus"]["genes"]
+    assert cov["random_draws"]["10pct"]["draws"] == 4
+    scoring = result["scoring"]["antiberty"]
+    assert scoring["mask_draws"] == 2 and scoring["keep_draws"] is True
+    assert (out / "primaries.png").stat().st_size > 0
+    steps = (out / "logs" / "steps.jsonl").read_text().splitlines()
+    assert any('"job": "pretrain"' in line and '"load_start"' in line for line in steps)
     assert result["times"]["total"] > 0
 
 
@@ -95,5 +142,8 @@ def test_arms_subset_runs_only_those_arms_and_their_scores(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     assert result["stopped"] == "--select-only" and set(result["scoring"]) == {"weak"}
-    assert {"weak-cci-10pct", "weak-cci-5pct", "random-10pct-draw0"} <= set(result["coverage"])
+    primary = {0.10: "10pct", 0.05: "5pct"}[result["headroom"]["primary_budget"]]
+    assert {f"weak-cci-{primary}-s0", f"weak-cci-{primary}-s1", "random-10pct-s0"} <= set(
+        result["coverage"]
+    )
     assert sorted(p.name for p in (out / "models").iterdir()) == models
