@@ -11,4 +11,15 @@ if [ -f tools/esm-requirements.txt ]; then
   python -m pip install --no-deps "esm==3.2.1.post1"
   python -m pip install -r tools/esm-requirements.txt
 fi
+# MMseqs2 (a binary, not a Python package) for the cluster selector, `biocoreset cluster` and
+# `dedup --method mmseqs`: the Debian package where we are root; the tests that need it skip elsewhere.
+if ! command -v mmseqs >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmseqs2; } >/dev/null 2>&1 \
+      || echo "warning: apt-get install mmseqs2 failed; the MMseqs2 tests will skip" >&2
+  else
+    echo "note: MMseqs2 not installed (not root or no apt-get): install mmseqs2 (Debian) or bioconda's mmseqs2 to run its tests" >&2
+  fi
+fi
+command -v mmseqs >/dev/null 2>&1 && echo "mmseqs $(mmseqs version)"
 python -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.startswith('2.13.0') else 'torch was replaced: ' + v)"

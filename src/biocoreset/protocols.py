@@ -22,7 +22,7 @@ their defaults (the core reads them through :func:`capabilities`, so an adapter 
 subclass it gets the same defaults); method capabilities are also small runtime-checkable
 protocols (:class:`SupportsValidation`, :class:`SupportsEncode`, :class:`SupportsProbe`), as are
 the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
-:class:`OrientedSelector`, :class:`PlanningSelector`).
+:class:`OrientedSelector`, :class:`PlanningSelector`, :class:`IdentifiedSelector`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "Batch",
     "CurvatureEstimator",
     "Engine",
+    "IdentifiedSelector",
     "LayerFactors",
     "ModelAdapter",
     "MultiPassCurvature",
@@ -318,8 +319,9 @@ class Scorer(Protocol):
 class Selector(Protocol):
     """Chooses a coreset from scores.
 
-    Optional: :class:`OrientedSelector` (a direction resolved from the scores' sign convention) and
-    :class:`PlanningSelector` (a plan recorded with the selection, e.g. CCI's strata).
+    Optional: :class:`OrientedSelector` (a direction resolved from the scores' sign convention),
+    :class:`PlanningSelector` (a plan recorded with the selection, e.g. CCI's strata) and
+    :class:`IdentifiedSelector` (the scores' ids bound before selecting, e.g. ``cluster``).
 
     Attributes:
         name: Registered component name.
@@ -412,6 +414,17 @@ class OrientedSelector(Protocol):
 
     def oriented(self, negated: bool) -> Selector:
         """This selector for scores stored as ``-I(z)`` (``negated``) or ``I(z)``."""
+        ...
+
+
+@runtime_checkable
+class IdentifiedSelector(Protocol):
+    """A selector that needs the scored sequences' ids (e.g. ``cluster``, which looks each id up in
+    a cluster file); :func:`biocoreset.select` binds them before selecting and refuses plain
+    arrays."""
+
+    def with_ids(self, ids: Sequence[str]) -> Selector:
+        """This selector for scores whose row ``i`` is the sequence ``ids[i]``."""
         ...
 
 

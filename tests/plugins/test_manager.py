@@ -19,7 +19,7 @@ def test_builtins_registered():
     reg = get_registry()
     assert {"identity", "diagonal"} <= set(reg.names("curvature"))
     assert {"self-influence", "loss"} <= set(reg.names("scorer"))
-    assert {"topk", "cci", "random"} <= set(reg.names("selector"))
+    assert {"topk", "cci", "random", "cluster"} <= set(reg.names("selector"))
     assert "hf" in reg.names("adapter")
     for c in reg.components():
         if c.plugin in BUILTIN_PLUGINS:
@@ -49,7 +49,7 @@ def test_block_builtin_by_name(monkeypatch):
     with pytest.raises(
         UnknownComponentError,
         match=r"selector 'cci' is provided by plugin 'biocoreset.selectors.cci', which is disabled "
-        r"\(BIOCORESET_DISABLE_PLUGINS=biocoreset.selectors.cci, example\).*Available: random, topk",
+        r"\(BIOCORESET_DISABLE_PLUGINS=biocoreset.selectors.cci, example\).*Available: cluster, random, topk",
     ):
         select([1.0, 2.0], "cci", budget=1)
     # a name no plugin provides: the usual message, naming the disabled entry point as a suspect

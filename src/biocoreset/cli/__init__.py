@@ -12,7 +12,8 @@ Subcommands:
 * ``plugins`` — what is installed and from where;
 * ``demo`` — the whole method on a generated corpus and a tiny model;
 * ``pretrain`` — masked-LM pretraining from scratch on a coreset;
-* ``bench`` — downstream benchmarks; ``dedup`` — remove benchmark test sequences from a corpus.
+* ``bench`` — downstream benchmarks; ``dedup`` — remove benchmark test sequences from a corpus;
+* ``cluster`` — MMseqs2 clusters of a corpus, for the ``cluster`` selector.
 
 Every command that takes a model accepts what the previous one wrote (``--model FOLDER``), and
 every long command takes ``--progress {auto,bar,log,none}`` (:mod:`biocoreset.runtime.progress`). Every
@@ -32,6 +33,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from biocoreset.cli.bench import add_bench_parser
+from biocoreset.cli.cluster import add_cluster_parser
 from biocoreset.cli.common import progress_mode
 from biocoreset.cli.dedup import add_dedup_parser
 from biocoreset.cli.diagnose import add_diagnose_parser
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_pretrain_parser,
         add_bench_parser,
         add_dedup_parser,
+        add_cluster_parser,
     ):
         add(sub)
     return parser

@@ -153,6 +153,15 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
             ),
         ),
     },
+    "biocoreset.selectors.cluster": {
+        "selector": (
+            (
+                "cluster",
+                "biocoreset.selectors.cluster:ClusterSelector",
+                "one member per MMseqs2 cluster (random or most influential), the field's baseline",
+            ),
+        ),
+    },
     "biocoreset.selectors.random": {
         "selector": (
             (

@@ -15,7 +15,7 @@ import numpy as np
 from biocoreset.config import SelectConfig
 from biocoreset.errors import ConfigError, InputError
 from biocoreset.plugins import get_registry
-from biocoreset.protocols import OrientedSelector, PlanningSelector
+from biocoreset.protocols import IdentifiedSelector, OrientedSelector, PlanningSelector
 from biocoreset.selectors.budget import resolve_budget
 from biocoreset.selectors.debias import check_debias, debias_values
 from biocoreset.store.result import ScoreResult
@@ -65,6 +65,7 @@ def select(
     negated: bool | None = None,
     debias: str | None = None,
     lengths: Sequence[int] | np.ndarray | None = None,
+    ids: Sequence[str] | None = None,
     **options: Any,
 ) -> Selection:
     """Select a coreset from scores.
@@ -72,7 +73,8 @@ def select(
     Args:
         scores: A :class:`ScoreResult` or an array of scores (a float32 array keeps its precision
             for the selectors' released-code modes).
-        method: Selector name: ``"cci"`` (default), ``"topk"``, ``"random"`` or a plugin's.
+        method: Selector name: ``"cci"`` (default), ``"topk"``, ``"random"``, ``"cluster"`` (needs
+            a :class:`ScoreResult` and ``clusters=<MMseqs2 cluster TSV>``) or a plugin's.
         budget: A count, or a fraction of the number of scores.
         seed: Seed of random choices.
         negated: Whether the scores are stored as ``-I(z)`` (lower = more influential, the
@@ -85,6 +87,8 @@ def select(
             :attr:`Selection.debias`.
         lengths: Sequence lengths for ``debias`` with plain scores (a :class:`ScoreResult` has
             them).
+        ids: Sequence ids of plain scores, one per score (a :class:`ScoreResult` has them); the
+            ``cluster`` selector needs them.
         **options: Selector options (CCI: ``beta=0.05``, ``strata=50``...).
 
     Raises:
@@ -101,7 +105,8 @@ def select(
     [10, 100]
     """
     cfg = SelectConfig(method=method, budget=budget, seed=seed, options=options)
-    ids = scores.ids if isinstance(scores, ScoreResult) else None
+    if isinstance(scores, ScoreResult):
+        ids = scores.ids
     if negated is None:
         negated = bool(scores.metadata.get("negated")) if isinstance(scores, ScoreResult) else False
     values = scores.scores if isinstance(scores, ScoreResult) else _as_scores(scores)
@@ -189,12 +194,21 @@ def run_selector(
     selector = get_registry().get("selector", cfg.method).factory(**cfg.options)
     if isinstance(selector, OrientedSelector):
         selector = selector.oriented(bool(negated))
+    resolved = attrs.asdict(selector) if attrs.has(type(selector)) else dict(cfg.options)
+    if isinstance(selector, IdentifiedSelector):
+        if ids is None:
+            raise ConfigError(
+                f"the {cfg.method!r} selector needs the scored sequences' ids: select from a "
+                "ScoreResult (or a score file), not a plain array."
+            )
+        if len(ids) != values.size:
+            raise InputError(f"{len(ids)} ids for {values.size} scores; pass one id per score.")
+        selector = selector.with_ids(ids)
     plan = (
         selector.plan(values, k, seed=cfg.seed) if isinstance(selector, PlanningSelector) else None
     )
     chosen = plan.selected if plan is not None else selector.select(values, k, seed=cfg.seed)
     idx = np.asarray(chosen, dtype=np.int64)
-    resolved = attrs.asdict(selector) if attrs.has(type(selector)) else dict(cfg.options)
     return Selection(
         indices=idx,
         ids=[ids[i] for i in idx.tolist()] if ids is not None else None,

@@ -32,6 +32,7 @@ import numpy as np
 from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
+from biocoreset.plugins import get_registry
 from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
 
@@ -213,6 +214,7 @@ def select_to_folder(
         )
     negated = bool(meta.get("negated", False))
     lengths = _read_lengths(scores)
+    factory = get_registry().get("selector", method).load()
     sel = select(
         values,
         method,
@@ -221,6 +223,7 @@ def select_to_folder(
         negated=negated,
         debias=debias,
         lengths=lengths,
+        ids=id_column.to_pylist() if hasattr(factory, "with_ids") else None,  # e.g. cluster
         **(options or {}),
     )
     ids = id_column.take(sel.indices).to_pylist()
