@@ -11,6 +11,11 @@ to some test sequence is at least ``t``. Two identity methods:
   blocks over the longer length, so a short fragment does not remove a long sequence that merely
   contains it. Only the ``max_candidates`` test sequences with the highest ``k``-mer Jaccard are
   compared, and pairs whose length ratio is below ``t`` are skipped. Use it for small corpora.
+* ``"mmseqs"`` (alignment identity, the field's definition of leakage): ``mmseqs easy-search`` of the
+  corpus against the test set (:func:`biocoreset.data.mmseqs.search_hits`); a record is removed
+  when some alignment has identity (identical residues over the alignment length) at least ``t``
+  and covers at least ``coverage`` of both sequences (``cov_mode=0``). Needs the MMseqs2 binary.
+  The k-mer estimate misses pairs below about 70% identity; see ``docs/pretrain-bench.md``.
 
 Example:
     >>> report = dedup_corpus([("a", "ACGU"), ("b", "GGGG"), ("c", "acgt")], ["ACGT"])
@@ -48,7 +53,7 @@ __all__ = [
 MOLECULES = ("rna", "protein")
 """Values of ``molecule``."""
 
-IDENTITY_METHODS = ("kmer", "difflib")
+IDENTITY_METHODS = ("kmer", "difflib", "mmseqs")
 """Values of ``method``."""
 
 
@@ -95,6 +100,7 @@ class DedupReport:
         removed_ids: Ids of the removed records, in corpus order.
         identity_threshold: The threshold used (``None``: exact only).
         method: The identity method.
+        coverage: ``mmseqs`` only: the coverage threshold used (else ``None``).
     """
 
     total: int
@@ -106,6 +112,7 @@ class DedupReport:
     removed_ids: tuple[str, ...]
     identity_threshold: float | None
     method: str = "kmer"
+    coverage: float | None = None
 
     def summary(self) -> str:
         """One line for logs and reports."""
@@ -114,6 +121,8 @@ class DedupReport:
             if self.identity_threshold is None
             else f"exact or >= {self.identity_threshold:.0%} {self.method} identity"
         )
+        if self.coverage is not None:
+            rule += f" at >= {self.coverage:.0%} coverage"
         return (
             f"removed {self.removed} of {self.total} corpus sequences ({self.exact} exact, {self.near} near) "
             f"matching {self.test_sequences} test sequences by {rule}; kept {self.kept}."
@@ -210,6 +219,10 @@ def dedup_corpus(
     molecule: str = "rna",
     k: int | None = None,
     max_candidates: int = 5,
+    coverage: float = 0.8,
+    cov_mode: int = 0,
+    sensitivity: float = 7.5,
+    threads: int = 1,
     force: bool = False,
     progress: bool | str | None = None,
 ) -> DedupReport:
@@ -223,10 +236,15 @@ def dedup_corpus(
         output: FASTA to write the kept records to (``None``: only report).
         identity_threshold: Also remove records at least this identical (in ``(0, 1]``) to a test
             sequence (``None``: exact matches only).
-        method: Identity method, ``"kmer"`` (Mash estimate, fast) or ``"difflib"`` (see above).
+        method: Identity method, ``"kmer"`` (Mash estimate, fast), ``"difflib"`` or ``"mmseqs"``
+            (MMseqs2 alignment identity; needs ``identity_threshold``) (see above).
         molecule: ``"rna"`` (T → U) or ``"protein"``.
         k: ``k``-mer length (default 8 for RNA, 4 for protein).
         max_candidates: ``difflib`` only: test sequences compared per corpus sequence.
+        coverage: ``mmseqs`` only: minimum aligned fraction (``-c``).
+        cov_mode: ``mmseqs`` only: MMseqs2's ``--cov-mode`` (0: of both sequences).
+        sensitivity: ``mmseqs`` only: prefilter sensitivity (``-s``, 7.5: "sensitive").
+        threads: ``mmseqs`` only: MMseqs2 threads.
         force: Overwrite ``output``.
         progress: Progress over the corpus (see :mod:`biocoreset.runtime.progress`).
 
@@ -237,6 +255,11 @@ def dedup_corpus(
         raise ConfigError(f"identity_threshold must be in (0, 1], got {identity_threshold!r}.")
     if method not in IDENTITY_METHODS:
         raise ConfigError(f"method must be one of {', '.join(IDENTITY_METHODS)}, got {method!r}.")
+    if method == "mmseqs" and identity_threshold is None:
+        raise ConfigError(
+            "method='mmseqs' needs an identity threshold (identity_threshold=, --identity), e.g. "
+            "0.5; exact matches alone need no method."
+        )
     if max_candidates < 1:
         raise ConfigError(f"max_candidates must be >= 1, got {max_candidates!r}.")
     k = k or (8 if molecule == "rna" else 4)
@@ -245,12 +268,16 @@ def dedup_corpus(
     tests = {normalise_for_dedup(s, molecule) for s in _iter_test(test)} - {""}
     if not tests:
         raise InputError("the test split holds no sequence; nothing to filter against.")
-    index = _KmerIndex(sorted(tests), k) if identity_threshold is not None else None
     thr = 1.0 if identity_threshold is None else float(identity_threshold)
+    use_index = identity_threshold is not None and method != "mmseqs"
+    index = _KmerIndex(sorted(tests), k) if use_index else None
     removed: list[str] = []
     exact = near = total = 0
 
     source = as_source(corpus)
+    hits: set[str] | None = None
+    if method == "mmseqs":
+        hits = _mmseqs_near(source, tests, thr, molecule, coverage, cov_mode, sensitivity, threads)
     counter = ByteCounter()
     size = source.size_bytes
     bar = progress_bar(
@@ -272,7 +299,9 @@ def dedup_corpus(
                 exact += 1
                 removed.append(rid)
                 continue
-            if index is not None and index.best_identity(s, thr, method, max_candidates) >= thr:
+            if (hits is not None and rid in hits) or (
+                index is not None and index.best_identity(s, thr, method, max_candidates) >= thr
+            ):
                 near += 1
                 removed.append(rid)
                 continue
@@ -300,4 +329,47 @@ def dedup_corpus(
         removed_ids=tuple(removed),
         identity_threshold=None if identity_threshold is None else float(identity_threshold),
         method=method,
+        coverage=float(coverage) if method == "mmseqs" else None,
     )
+
+
+def _mmseqs_near(
+    source: Any,
+    tests: set[str],
+    threshold: float,
+    molecule: str,
+    coverage: float,
+    cov_mode: int,
+    sensitivity: float,
+    threads: int,
+) -> set[str]:
+    """Ids of the corpus records with an MMseqs2 hit in ``tests`` at ``threshold`` identity and
+    ``coverage`` (exact matches are left to the exact filter)."""
+    from biocoreset.data.mmseqs import search_hits
+
+    def letters(s: str) -> str:
+        return s.replace("U", "T") if molecule == "rna" else s  # MMseqs2's nucleotides: ACGTN
+
+    queries = (
+        (rid, letters(s))
+        for rid, seq in source
+        if (s := normalise_for_dedup(seq, molecule)) and s not in tests
+    )
+    targets = ((f"test{i}", letters(s)) for i, s in enumerate(sorted(tests)))
+    try:
+        found = search_hits(
+            queries,
+            targets,
+            min_seq_id=threshold,
+            coverage=coverage,
+            cov_mode=cov_mode,
+            sensitivity=sensitivity,
+            threads=threads,
+            nucleotide=molecule == "rna",
+            names=("the corpus", "the test set"),
+        )
+    except InputError as exc:
+        if "holds no record" in str(exc) and str(exc).startswith("the corpus"):
+            return set()  # every corpus record is an exact match: nothing left to search
+        raise
+    return {q for q, *_ in found}

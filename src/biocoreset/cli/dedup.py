@@ -45,8 +45,17 @@ def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--method",
         choices=IDENTITY_METHODS,
         default="kmer",
-        help="identity method: kmer (Mash estimate, fast) or difflib (exact, slow)",
+        help="identity method: kmer (Mash estimate, fast), difflib (exact, slow) or mmseqs "
+        "(MMseqs2 alignment identity with --coverage; needs --identity and the mmseqs binary)",
     )
+    p.add_argument(
+        "--coverage",
+        type=float,
+        default=0.8,
+        help="mmseqs: minimum aligned fraction of both sequences (default 0.8; see --cov-mode)",
+    )
+    p.add_argument("--cov-mode", type=int, default=0, help="mmseqs: MMseqs2's --cov-mode (0)")
+    p.add_argument("--threads", type=int, default=1, help="mmseqs: threads (default 1)")
     p.add_argument(
         "-k", type=int, help="k-mer length for the identity search (default 8 RNA, 4 protein)"
     )
@@ -84,6 +93,9 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
         method=args.method,
         molecule=args.molecule,
         k=args.k,
+        coverage=args.coverage,
+        cov_mode=args.cov_mode,
+        threads=args.threads,
         force=args.force,
         progress=progress(args),
     )
