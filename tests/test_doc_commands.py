@@ -39,6 +39,9 @@ SKIPS = {
     "...": "an elided command (a template, not a runnable line)",
     "quantile-strata": "needs the example plugin package (examples/) installed",
     "--model antiberty": "loads AntiBERTy's 100 MB weights (tests/cli/test_antiberty_cli.py)",
+    "biocoreset cluster": "needs the MMseqs2 binary (tests/cli/test_cluster.py runs it)",
+    "--method cluster": "needs an MMseqs2 cluster file (tests/cli/test_cluster.py runs it)",
+    "--method mmseqs": "needs the MMseqs2 binary (tests/bench/test_dedup_mmseqs.py runs it)",
 }
 """Commands containing these texts are skipped, for the reason given. Also skipped: a command equal
 to the one before it (the pages repeat a command to show resuming a killed run; ours finished)."""

@@ -105,3 +105,17 @@ def test_mmseqs_needs_a_threshold_and_the_binary(tmp_path, monkeypatch):
             molecule="protein",
         )
     assert not (tmp_path / "out.fa").exists()
+
+
+@needs_mmseqs
+def test_rna_is_searched_as_nucleotides():
+    rng = np.random.default_rng(0)
+    test = "".join(rng.choice(list("ACGU"), 200))
+    near = list(test)
+    for j in rng.permutation(200)[:20]:  # 90% identical
+        near[j] = {"A": "C", "C": "G", "G": "U", "U": "A"}[near[j]]
+    far = "".join(rng.choice(list("ACGU"), 200))
+    report = dedup_corpus(
+        [("near", "".join(near)), ("far", far)], [test], identity_threshold=0.8, method="mmseqs"
+    )
+    assert report.removed_ids == ("near",)

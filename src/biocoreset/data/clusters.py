@@ -59,7 +59,7 @@ def cluster_to_file(
 
     Returns:
         A JSON-serialisable summary: ``clusters``, ``sequences``, ``largest`` (members of the
-        largest cluster), ``singletons``, ``settings``, ``mmseqs_version``, ``seconds``, ``out``.
+        largest cluster), ``singletons``, ``settings``, ``mmseqs_version``, ``seconds``.
 
     Raises:
         MMseqsError: MMseqs2 is missing (the message says how to install it) or failed.
@@ -128,7 +128,6 @@ def cluster_to_file(
         "settings": settings,
         "mmseqs_version": mmseqs_version(binary),
         "seconds": round(time.perf_counter() - start, 3),
-        "out": str(out),
     }
 
 
