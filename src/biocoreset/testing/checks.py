@@ -481,7 +481,7 @@ def check_protocols(obj: object) -> list[str]:
         "ModelAdapter": ("SupportsValidation", "SupportsEncode", "SupportsProbe"),
         "CurvatureEstimator": ("MultiPassCurvature", "SavableCurvature"),
         "Scorer": (),
-        "Selector": ("OrientedSelector", "PlanningSelector"),
+        "Selector": ("OrientedSelector", "PlanningSelector", "IdentifiedSelector"),
         "Engine": (),
     }
     out = []
