@@ -112,7 +112,12 @@ _READER: dict[str, tuple[Any, str]] = {
     "parts": (lambda v: isinstance(v, list), "a list of objects"),
 }
 _COUNT = (lambda v: _is_int(v) and v >= 0, "a whole number >= 0")
-_VALIDATION = {"records": _COUNT, "kept": _COUNT, "skipped_invalid": _COUNT, "skipped_empty": _COUNT}
+_VALIDATION = {
+    "records": _COUNT,
+    "kept": _COUNT,
+    "skipped_invalid": _COUNT,
+    "skipped_empty": _COUNT,
+}
 _STABILITY = {
     "draws": (_is_int, "a whole number"),
     **{

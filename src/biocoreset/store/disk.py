@@ -56,7 +56,9 @@ def as_os_error(exc: BaseException, path: str | os.PathLike[str]) -> OSError:
     nearly_full = free is not None and free < _NEARLY_FULL
     full = "No space left" in text or "StorageFull" in text or nearly_full
     if full:
-        return OSError(errno.ENOSPC, f"No space left on device ({text})", os.fspath(path))
+        said = "No space left" in text  # safetensors' own words; torch.save's do not say it
+        reason = "No space left on device" + ("" if said else f" ({text})")
+        return OSError(errno.ENOSPC, reason, os.fspath(path))
     return OSError(errno.EIO, f"could not write the file ({text})", os.fspath(path))
 
 
