@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import warnings
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -206,3 +207,139 @@ def test_write_errors_turn_runtime_errors_into_os_errors(tmp_path, monkeypatch):
         save_checkpoint(tmp_path / "ckpt.pt", {"w": torch.zeros(3)})
     assert info.value.errno == errno.ENOSPC and info.value.filename.endswith("ckpt.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the temporary is gone
+
+
+# -- a protein model given nucleotides, and the reverse (a warning) --------------------------------
+
+PROTEIN = "ACDEFGHIKLMNPQRSTVWY"
+DNA = [("d1", "ACGTTGCAAGT"), ("d2", "GGCATTACGAT"), ("d3", "ttgacgatcga")]
+PEPTIDES = [("p1", "EVQLVESGGGLVQ"), ("p2", "DIQMTQSPSSLSA"), ("p3", "QVQLQESGPGLVK")]
+
+
+def _index(records, validator):
+    from biocoreset.data.validation import scan_source
+
+    return scan_source(lambda: records, validator, where="'corpus.fa'")
+
+
+def test_protein_model_on_a_nucleotide_corpus_warns():
+    from biocoreset.data.validation import Validator
+    from biocoreset.errors import QualityWarning
+
+    with pytest.warns(QualityWarning, match=r"the model reads protein .* every one of the 3 records of 'corpus.fa' holds only nucleotide letters"):  # fmt: skip
+        _index(DNA, Validator(alphabet=PROTEIN))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QualityWarning)
+        _index(PEPTIDES, Validator(alphabet=PROTEIN))  # protein: no warning
+        _index(DNA[:2] + PEPTIDES[:1], Validator(alphabet=PROTEIN))  # not every record DNA
+
+
+def test_nucleotide_model_on_a_protein_corpus_warns():
+    from biocoreset.data.validation import Validator
+    from biocoreset.errors import QualityWarning
+    from biocoreset.plugins import create
+
+    adapter = create("adapter", "rna-fm", size="tiny", invalid="replace")  # letters replaced
+    with pytest.warns(QualityWarning, match=r"the model reads nucleotides .* 3 of the 3 records"):
+        _index(PEPTIDES, Validator.for_adapter(adapter, policy="replace"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QualityWarning)
+        _index(DNA, Validator.for_adapter(adapter, policy="replace"))
+
+
+@pytest.mark.slow
+def test_antiberty_on_dna_warns_from_the_shell(tmp_path, capsys):
+    pytest.importorskip("antiberty")
+    fasta = tmp_path / "dna.fa"
+    dna = [(rid, seq.replace("U", "T")) for rid, seq in synthetic_rna_corpus(6, seed=1)]
+    write_fasta(dna, fasta)
+    argv = ["score", fasta, "--model", "antiberty", "-o", tmp_path / "s.parquet", "--subset", 2,
+            "--no-progress"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    err = capsys.readouterr().err
+    assert "biocoreset score: warning: the model reads protein" in err and "dna.fa" in err
+
+
+# -- the antibody corpus builder ------------------------------------------------------------------
+
+
+def test_antibody_corpus_builder_refuses_overwrite_and_empty_chains(tmp_path, capsys):
+    pytest.importorskip("anarci")
+    from biocoreset.bench.antibody.corpus import main as build
+
+    out = tmp_path / "g.fasta"
+    out.write_text("mine\n")
+    assert build(["-o", str(out), "--chains", "H"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists; pass --force" in err and err.count("\n") == 1
+    assert out.read_text() == "mine\n"
+    assert build(["-o", str(tmp_path / "e.fasta"), "--chains", ""]) == 2
+    err = capsys.readouterr().err
+    assert "--chains '' names no chain" in err and err.count("\n") == 1
+    assert build(["-o", str(out), "--chains", "H", "--force"]) == 0
+    assert out.read_text().startswith(">")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fasta"]
+
+
+def test_antibody_corpus_is_written_atomically(tmp_path):
+    from biocoreset.bench.antibody.corpus import write_corpus
+    from biocoreset.errors import InputError
+
+    out = tmp_path / "g.fasta"
+    out.write_text(">old\nEVQ\n")
+
+    def records():
+        yield "a", "EVQL"
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_corpus(out, records())
+    with pytest.raises(InputError, match="no records"):
+        write_corpus(out, [])
+    assert out.read_text() == ">old\nEVQ\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fasta"]
+
+
+# -- a real full disk: a 2 MB tmpfs (needs root and mount; skipped otherwise) ---------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs filled to its last 8 KiB by a filler file; unmounted afterwards."""
+    import os
+    import shutil
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs root and mount (tmpfs); the monkeypatched tests cover it")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * (free - 8192))
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_real_full_disk_finetune_is_one_line_and_leaves_nothing(ws, full_disk, capsys):
+    line = _fails(capsys, *_finetune(ws, full_disk / "ft"))
+    assert "No space left on device" in line and "free space" in line
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_real_full_disk_checkpoint_and_model(ws, full_disk):
+    from biocoreset.modelio import load_model, save_model
+    from biocoreset.train.checkpoints import save_checkpoint
+
+    with pytest.raises(OSError) as info:
+        save_checkpoint(full_disk / "ckpt.pt", {"w": torch.zeros(100_000)})
+    assert info.value.errno == errno.ENOSPC and "ckpt.pt" in info.value.filename
+    with pytest.raises(OSError) as info:
+        save_model(load_model(ws / "model"), full_disk / "m", format="hf")  # safetensors
+    assert info.value.errno == errno.ENOSPC
+    assert not list(full_disk.glob("*.tmp")) and not list(full_disk.glob(".*.tmp"))

@@ -259,7 +259,7 @@ def diagnose(
         scores = ScoreResult.load(path)
     if len(scores) == 0:
         raise InputError("the score file is empty: there is nothing to diagnose.")
-    where = f"the score file {str(path)!r}" if path else "the scores"
+    where = f"the score file {str(path)!r}" if path else "the ScoreResult"
     check_ids(scores.ids, where=where)  # the checks select makes (biocoreset.store.checks)
     check_finite_scores(scores.scores, scores.ids, where=where)
     meta = dict(scores.metadata)
