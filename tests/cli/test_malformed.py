@@ -323,7 +323,7 @@ def full_disk(tmp_path):
         (disk / "filler").write_bytes(b"\0" * (free - 8192))
         yield disk
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", "-l", str(disk)], check=False)  # -l: also when a file is open
 
 
 def test_real_full_disk_finetune_is_one_line_and_leaves_nothing(ws, full_disk, capsys):
