@@ -313,7 +313,9 @@ def full_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a real full disk needs root and mount (tmpfs); the monkeypatched tests cover it")
+        pytest.skip(
+            "a real full disk needs root and mount (tmpfs); the monkeypatched tests cover it"
+        )
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
                           capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0:

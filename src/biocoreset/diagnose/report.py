@@ -259,9 +259,9 @@ def diagnose(
         scores = ScoreResult.load(path)
     if len(scores) == 0:
         raise InputError("the score file is empty: there is nothing to diagnose.")
-    where = f"the score file {str(path)!r}" if path else "the ScoreResult"
-    check_ids(scores.ids, where=where)  # the checks select makes (biocoreset.store.checks)
-    check_finite_scores(scores.scores, scores.ids, where=where)
+    named_as = f"the score file {str(path)!r}" if path else "the ScoreResult"
+    check_ids(scores.ids, where=named_as)  # the checks select makes (biocoreset.store.checks)
+    check_finite_scores(scores.scores, scores.ids, where=named_as)
     meta = dict(scores.metadata)
     influence = -scores.scores if meta.get("negated") else scores.scores.copy()
     lengths = scores.length.astype(np.int64)

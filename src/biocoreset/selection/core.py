@@ -120,8 +120,8 @@ def _as_scores(values: Any) -> np.ndarray:
         )
     if np.iscomplexobj(values):
         flat = np.ravel(np.asarray(values))
-        bad = np.flatnonzero(flat.imag != 0)
-        at = f"e.g. {complex(flat[bad[0]])!r} at index {int(bad[0])}" if bad.size else "0j parts"
+        odd = np.flatnonzero(flat.imag != 0)
+        at = f"e.g. {complex(flat[odd[0]])!r} at index {int(odd[0])}" if odd.size else "0j parts"
         raise InputError(
             f"scores are complex numbers ({at}); pass real scores, one number per "
             "sequence (np.real(scores) if the imaginary parts are meant to be zero)."
