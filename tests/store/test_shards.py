@@ -146,6 +146,7 @@ def test_curvature_snapshot_round_trip(tmp_path):
     fresh.fit_begin([block])
     assert store.load_curvature(fresh)
     assert fresh.damping == fisher.damping
+    # exact: the Fisher saved and read back
     assert torch.equal(fresh.fisher["lin.weight"], fisher.fisher["lin.weight"])
     g = torch.randn(3, 2, 3, dtype=torch.float64)
     factors = LayerFactors(block, 3, lambda: {"lin.weight": g})
@@ -173,6 +174,7 @@ def test_snapshot_skips_parameters():
 
     state = snapshot_curvature(Curv())
     assert set(state["state"]) == {"stat"}
+    # exact: a state saved and read back
     assert np.array_equal(state["state"]["stat"].numpy(), np.ones(2))
 
 
