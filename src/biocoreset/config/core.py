@@ -192,7 +192,8 @@ class ScoreConfig:
         mask_draws: Masks per sequence ``K``: the score and the loss are the means over ``K``
             masks, draw ``k`` seeded by ``(seed, id, k)``, and the ``D_sub`` curvature is the
             mean over the draws of each draw's empirical Fisher. 1 (default) is the paper's
-            single random mask, bit for bit. With ``K >= 2`` the run records split-half
+            single random mask, bit for bit (the mask; scores agree across CPUs to float64
+            rounding). With ``K >= 2`` the run records split-half
             stability (``metadata["stability"]``); how the draws' positions relate is
             ``masking.schedule`` (``"auto"``: ``"independent"``). Costs ``K`` times one draw.
         mask_reduce: How the ``K`` draws make one score. ``"mean-score"`` (default): the mean of
