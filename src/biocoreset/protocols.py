@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: `from biocoreset import
     import torch
 
 __all__ = [
+    "ENGINES",
     "AdapterBase",
     "Batch",
     "CurvatureEstimator",
@@ -331,6 +332,11 @@ class Selector(Protocol):
         """Return the selected row indices (``int64``, no duplicates, exactly ``budget`` of them unless
         the selector documents otherwise). ``scores`` is float64 and finite."""
         ...
+
+
+ENGINES = ("auto", "loop", "hooks")
+"""The per-sample gradient engines a run can ask for (``ScoreConfig.engine``): ``"hooks"``, the
+per-sample ``"loop"``, or ``"auto"`` (hooks, else the loop)."""
 
 
 @runtime_checkable

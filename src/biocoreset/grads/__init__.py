@@ -26,11 +26,9 @@ from biocoreset.errors import ConfigError
 from biocoreset.grads.engine import HookEngine
 from biocoreset.grads.loop import LoopEngine
 from biocoreset.grads.probe import ProbeUnavailable
-from biocoreset.protocols import ModelAdapter
+from biocoreset.protocols import ENGINES, ModelAdapter
 
 __all__ = ["ENGINES", "HookEngine", "LoopEngine", "make_engine"]
-
-ENGINES = ("auto", "loop", "hooks")
 
 
 def make_engine(
