@@ -22,7 +22,7 @@ their defaults (the core reads them through :func:`capabilities`, so an adapter 
 subclass it gets the same defaults); method capabilities are also small runtime-checkable
 protocols (:class:`SupportsValidation`, :class:`SupportsEncode`, :class:`SupportsProbe`), as are
 the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
-:class:`OrientedSelector`, :class:`PlanningSelector`).
+:class:`OrientedSelector`, :class:`PlanningSelector`, :class:`StrataPlan`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ __all__ = [
     "SavableCurvature",
     "Scorer",
     "Selector",
+    "StrataPlan",
     "SupportsEncode",
     "SupportsProbe",
     "SupportsValidation",
@@ -428,6 +429,24 @@ class PlanningSelector(Protocol):
     def plan(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> Any:
         """The plan; its ``selected`` attribute holds what :meth:`Selector.select` returns."""
         ...
+
+
+@runtime_checkable
+class StrataPlan(Protocol):
+    """A plan over strata of the score range (CCI's), which the selection record (``"cci"`` in
+    ``selection.json``) and the selection plot show.
+
+    Attributes:
+        cut: Indices removed before stratifying (the β cut).
+        edges: The strata's bin edges (one more than the strata).
+        sizes: Examples per stratum.
+        taken: Examples selected per stratum.
+    """
+
+    cut: np.ndarray
+    edges: np.ndarray
+    sizes: np.ndarray
+    taken: np.ndarray
 
 
 class AdapterBase:

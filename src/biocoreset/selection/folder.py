@@ -32,6 +32,7 @@ import numpy as np
 from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
+from biocoreset.protocols import StrataPlan
 from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
 
@@ -317,7 +318,7 @@ def _write_selection(
     if fasta_note:
         summary["files"].pop("coreset.fasta")
         summary["note"] = fasta_note
-    if plan is not None and hasattr(plan, "edges"):
+    if isinstance(plan, StrataPlan):
         summary["cci"] = {
             "cut": int(plan.cut.size),
             "cut_at_score": (
