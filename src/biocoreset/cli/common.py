@@ -169,9 +169,10 @@ def add_config_flags(
     metadata (or the fields ``only``; minus ``exclude``), in field order.
 
     The flag's type follows the field's (``int``, ``float``, a count or fraction for
-    ``int | float``, several values for a tuple, ``store_true`` for a bool), its choices are the
-    field validator's (:func:`~biocoreset.config.fields.choices_of`) and its help ends with the
-    field's default. Every flag's own default is ``None`` (not given), so a preset's value stands.
+    ``int | float``, several values for a tuple, ``store_true`` for a bool: the flag turns it on),
+    its choices are the field validator's (:func:`~biocoreset.config.fields.choices_of`) and its
+    help ends with the field's default. Every flag's own default is ``None`` (not given), so a
+    preset's value stands.
     """
     hints = typing.get_type_hints(config)
     for field in attrs.fields(config):
@@ -179,14 +180,14 @@ def add_config_flags(
             continue
         if only is not None and field.name not in only:
             continue
-        help = field.metadata["help"].replace("%", "%%")
+        text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
         if field.default is not None and not isinstance(field.default, bool):
-            help += f" (default: {field.default})"
+            text += f" (default: {field.default})"
         kind = _flag_type(hints[field.name])
         choices = choices_of(field.validator)
         if choices is not None:
             kind["choices"] = list(choices)
-        g.add_argument(f"--{field.name.replace('_', '-')}", **kind, help=help)
+        g.add_argument(f"--{field.name.replace('_', '-')}", **kind, help=text)
 
 
 def config_values(args: argparse.Namespace, config: type) -> dict[str, Any]:
