@@ -67,3 +67,9 @@ def test_run_file_errors_name_the_key_once():
     table = {"output": "r", "data": {"path": "c.fa", "invalid": "drop"}}
     with pytest.raises(ConfigError, match=r"^\[data\] invalid must be one of error, replace, skip"):
         run_config_from_dict(table)
+
+
+def test_every_name_of_the_config_package_is_there():
+    import biocoreset.config
+
+    assert [n for n in biocoreset.config.__all__ if not hasattr(biocoreset.config, n)] == []
