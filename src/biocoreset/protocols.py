@@ -22,7 +22,7 @@ their defaults (the core reads them through :func:`capabilities`, so an adapter 
 subclass it gets the same defaults); method capabilities are also small runtime-checkable
 protocols (:class:`SupportsValidation`, :class:`SupportsEncode`, :class:`SupportsProbe`), as are
 the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
-:class:`OrientedSelector`, :class:`PlanningSelector`, :class:`StrataPlan`).
+:class:`OrientedSelector`, :class:`PlanningSelector`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # torch is imported where it is used: `from biocoreset import
     import torch
 
 __all__ = [
-    "ENGINES",
     "AdapterBase",
     "Batch",
     "CurvatureEstimator",
@@ -52,7 +51,6 @@ __all__ = [
     "SavableCurvature",
     "Scorer",
     "Selector",
-    "StrataPlan",
     "SupportsEncode",
     "SupportsProbe",
     "SupportsValidation",
@@ -335,11 +333,6 @@ class Selector(Protocol):
         ...
 
 
-ENGINES = ("auto", "loop", "hooks")
-"""The per-sample gradient engines a run can ask for (``ScoreConfig.engine``): ``"hooks"``, the
-per-sample ``"loop"``, or ``"auto"`` (hooks, else the loop)."""
-
-
 @runtime_checkable
 class Engine(Protocol):
     """The per-sample gradient engine, as scorers and the curvature fit use it
@@ -429,24 +422,6 @@ class PlanningSelector(Protocol):
     def plan(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> Any:
         """The plan; its ``selected`` attribute holds what :meth:`Selector.select` returns."""
         ...
-
-
-@runtime_checkable
-class StrataPlan(Protocol):
-    """A plan over strata of the score range (CCI's), which the selection record (``"cci"`` in
-    ``selection.json``) and the selection plot show.
-
-    Attributes:
-        cut: Indices removed before stratifying (the β cut).
-        edges: The strata's bin edges (one more than the strata).
-        sizes: Examples per stratum.
-        taken: Examples selected per stratum.
-    """
-
-    cut: np.ndarray
-    edges: np.ndarray
-    sizes: np.ndarray
-    taken: np.ndarray
 
 
 class AdapterBase:

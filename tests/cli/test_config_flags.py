@@ -73,3 +73,10 @@ def test_every_name_of_the_config_package_is_there():
     import biocoreset.config
 
     assert [n for n in biocoreset.config.__all__ if not hasattr(biocoreset.config, n)] == []
+
+
+def test_the_config_offers_the_engines_make_engine_takes():
+    from biocoreset.config.core import ENGINES
+    from biocoreset.grads import ENGINES as MAKE_ENGINE_NAMES
+
+    assert ENGINES == MAKE_ENGINE_NAMES

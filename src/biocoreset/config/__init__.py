@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from biocoreset.config import core
 from biocoreset.config.core import DEFAULT_DAMPING as DEFAULT_DAMPING
+from biocoreset.config.core import ENGINES as ENGINES
 from biocoreset.config.core import MASK_REDUCE as MASK_REDUCE
 from biocoreset.config.core import FinetuneConfig as FinetuneConfig
 from biocoreset.config.core import MaskingConfig as MaskingConfig

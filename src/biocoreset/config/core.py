@@ -38,10 +38,10 @@ from biocoreset.config.fields import (
 from biocoreset.data.masking import MaskingConfig, resolve_schedule
 from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
-from biocoreset.protocols import ENGINES
 
 __all__ = [
     "DEFAULT_DAMPING",
+    "ENGINES",
     "MASK_REDUCE",
     "FinetuneConfig",
     "MaskingConfig",
@@ -61,6 +61,10 @@ SubsetSpec = int | float | Sequence[str] | None
 FIT_ON = ("subset", "all")
 AUTOCAST = ("bf16", "fp16")
 SCHEDULES = ("linear", "constant")
+ENGINES = ("auto", "loop", "hooks")
+"""The per-sample gradient engines a run can ask for (``ScoreConfig.engine``): the names
+:func:`biocoreset.grads.make_engine` takes (:data:`biocoreset.grads.ENGINES`, derived from the
+engine classes; a test keeps the two equal, as ``config`` must not import torch)."""
 MASK_REDUCE = ("mean-score", "mean-gradient")
 """How ``mask_draws = K`` draws make one score (see :class:`ScoreConfig`)."""
 MEAN_GRADIENT_COVER = (

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from biocoreset.protocols import StrataPlan
+from biocoreset.selection import StrataPlan
 
 __all__ = ["plot_loss_curve", "plot_selection", "plot_training_history"]
 

@@ -26,9 +26,13 @@ from biocoreset.errors import ConfigError
 from biocoreset.grads.engine import HookEngine
 from biocoreset.grads.loop import LoopEngine
 from biocoreset.grads.probe import ProbeUnavailable
-from biocoreset.protocols import ENGINES, ModelAdapter
+from biocoreset.protocols import ModelAdapter
 
 __all__ = ["ENGINES", "HookEngine", "LoopEngine", "make_engine"]
+
+ENGINES = ("auto", LoopEngine.name, HookEngine.name)
+"""The engine names :func:`make_engine` takes: ``"auto"`` (hooks, else the loop) and each engine's
+``name`` (``ScoreConfig.engine`` offers the same, :data:`biocoreset.config.core.ENGINES`)."""
 
 
 def make_engine(

@@ -32,7 +32,6 @@ import numpy as np
 from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
-from biocoreset.protocols import StrataPlan
 from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
 
@@ -258,6 +257,7 @@ def _write_selection(
     lengths: np.ndarray | None,
 ) -> dict[str, Any]:
     from biocoreset.diagnose.plots import plot_selection
+    from biocoreset.selection import StrataPlan
 
     negated, seed = bool(meta.get("negated", False)), sel.seed
 
