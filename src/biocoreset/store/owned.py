@@ -175,6 +175,7 @@ class OwnedOutput:
             ConfigError: Another live process holds it.
         """
         lock = self.lock
+        make_dirs(lock.path.parent)
         held = lock._read()
         if held and lock._stale(held):
             with contextlib.suppress(FileNotFoundError):

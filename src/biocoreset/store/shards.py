@@ -166,7 +166,8 @@ class ScoreStore:
             fingerprint: Everything that determines the scores (JSON-serialisable).
             num_rows: Rows to score.
             shard_size: Rows per shard.
-            force: Discard an existing final file and work folder.
+            force: Replace an existing final file (when the new one is merged) and discard an
+                unfinished run of another configuration (one of the same is resumed).
             adopt_shard_size: ``shard_size`` is a default, not a request: an unfinished run of the
                 same fingerprint is resumed with the shard size it started with (the default
                 depends on the number of ranks, which may change between runs). The shard size
@@ -182,9 +183,14 @@ class ScoreStore:
         self.check_output(force=force)
         self.check_lock()  # before --force may discard another live process's folder
         self.check_parts()
-        if force and self.parts.exists():
-            # only the unfinished work goes: an old final file stays until the new one replaces
-            # it in one rename (merge), so a killed or failed run leaves yesterday's result
+        if (
+            force
+            and self.parts.exists()
+            and not self._same_run(fingerprint, num_rows, None if adopt_shard_size else shard_size)
+        ):
+            # only unfinished work of another configuration goes (the same one is resumed); an
+            # old final file stays until the new one replaces it in one rename (merge), so a
+            # killed or failed run leaves yesterday's result
             shutil.rmtree(self.parts)
         path = self.parts / MANIFEST_NAME
         old: dict[str, Any] | None = self._read_manifest() if path.exists() else None
@@ -235,6 +241,20 @@ class ScoreStore:
         self._write_json(path, manifest)
         self.manifest = manifest
         return False
+
+    def _same_run(
+        self, fingerprint: Mapping[str, Any], num_rows: int, shard_size: int | None
+    ) -> bool:
+        """Whether the work folder holds an unfinished run of this very fingerprint."""
+        try:
+            old = self._read_manifest()
+        except ConfigError:  # no manifest, or a corrupt one
+            return False
+        return (
+            old.get("hash") == fingerprint_hash(fingerprint)
+            and old.get("num_rows") == num_rows
+            and (shard_size is None or old.get("shard_size") == shard_size)
+        )
 
     def check_parts(self) -> None:
         """Refuse a ``<output>.parts`` that is not a biocoreset work folder (a file, a link, or a
