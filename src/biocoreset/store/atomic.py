@@ -117,6 +117,8 @@ def atomic_path(
             resumed run trusts after a crash of the machine).
     """
     target = check_output(path, force=force)
+    if target.is_symlink() and target.exists():  # written through: the link stays a link
+        target = Path(os.path.realpath(target))
     make_dirs(target.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
