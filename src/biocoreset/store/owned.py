@@ -124,6 +124,7 @@ class OwnedOutput:
         kill interrupted (:func:`recover_dir`). Call it before any "already exists" check."""
         t = self.target
         self.lock.check()
+        self._drop_stale_lock()
         if self.path.is_symlink() or not self.path.exists():
             recover_dir(self.path, own=self.own)  # a link moved aside by an earlier version
         recover_dir(t, own=self.own)
@@ -167,6 +168,13 @@ class OwnedOutput:
 
     # -- the swap ---------------------------------------------------------------------------
 
+    def _drop_stale_lock(self) -> None:
+        lock = self.lock
+        held = lock._read()
+        if held and lock._stale(held):
+            with contextlib.suppress(FileNotFoundError):
+                lock.path.unlink()  # a killed run's: recovery is this module's job
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the output's lock (a stale one, of a process that is gone, is removed first).
@@ -176,10 +184,7 @@ class OwnedOutput:
         """
         lock = self.lock
         make_dirs(lock.path.parent)
-        held = lock._read()
-        if held and lock._stale(held):
-            with contextlib.suppress(FileNotFoundError):
-                lock.path.unlink()  # a killed run's: recovery is this module's job
+        self._drop_stale_lock()
         lock.acquire()
         try:
             yield
