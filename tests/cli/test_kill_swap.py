@@ -225,10 +225,11 @@ def _tmpfs(path: Path, size: str = "2m"):
 
 def _fill(disk: Path) -> None:
     """Fill the file system; the last few bytes too."""
-    with open(disk / "filler", "wb") as fh, contextlib.suppress(OSError):
-        while True:
-            fh.write(b"\0" * 4096)
-            fh.flush()
+    with open(disk / "filler", "wb", buffering=0) as fh:
+        for size in (65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
 
 
 @pytest.mark.slow
