@@ -109,7 +109,7 @@ def discard_own(out: Path, names: Iterable[str]) -> None:
 
 def write_model_folder(dest: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(stage)`` on a new folder beside ``dest``, then put it at ``dest`` by
-    :func:`~biocoreset.store.atomic.replace_dir`: the model folder is the old one or the new one,
+    :func:`~biocoreset.store.owned.replace_dir`: the model folder is the old one or the new one,
     never a mix. The user's files in an old ``dest`` are kept; stale staging folders of ``dest``
     (a killed earlier run) are removed first.
 
