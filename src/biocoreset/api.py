@@ -94,7 +94,8 @@ def score(
             ``metadata["stability"]`` (see :mod:`biocoreset.scoring.draws` and ``docs/trust.md``).
         output: Write the scores to this Parquet file, shard by shard as they are computed; rerunning
             the same call after a crash resumes (see :mod:`biocoreset.store.shards`).
-        force: Overwrite an existing ``output`` and discard an unfinished run.
+        force: Replace an existing ``output`` (it stays until the new one is complete) and
+            discard an unfinished run of another configuration (one of the same is resumed).
 
     Warns:
         QualityWarning: A small ``D_sub``, many zero Fisher entries, or scores that follow length

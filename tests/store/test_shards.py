@@ -90,8 +90,9 @@ def test_existing_output_is_never_overwritten_without_force(tmp_path):
     result.save(out)
     result.save(out, force=True)  # an earlier score file is replaced
     store = ScoreStore(out)
+    before = out.read_bytes()
     store.prepare({}, num_rows=1, shard_size=1, force=True)
-    assert not out.exists()
+    assert out.read_bytes() == before  # issue 31: the old file stays until the new one is merged
 
 
 def test_foreign_work_folder_is_refused(tmp_path):

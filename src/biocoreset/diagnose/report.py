@@ -46,8 +46,8 @@ from biocoreset.diagnose.composition import (
 )
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.stats import LengthControl, length_control, spearman
-from biocoreset.store.atomic import staged_folder
 from biocoreset.store.checks import check_finite_scores, check_ids
+from biocoreset.store.owned import OwnedOutput
 from biocoreset.store.result import ScoreResult
 
 __all__ = ["REPORT_FILES", "Diagnosis", "diagnose"]
@@ -118,9 +118,12 @@ class Diagnosis:
         import matplotlib.pyplot as plt
 
         out = Path(folder)
-        if out.exists() and not out.is_dir():
+        owned = OwnedOutput(out, own=REPORT_FILES, command="diagnose")
+        target = owned.target  # a symbolic link is written through
+        if target.exists() and not target.is_dir():
             raise OutputExistsError(f"{str(out)!r} exists and is not a folder; choose a folder.")
-        existing = [n for n in REPORT_FILES if (out / n).exists()]
+        owned.recover()  # first: a swap a kill interrupted is finished or undone
+        existing = [n for n in REPORT_FILES if (target / n).exists()]
         if existing and not force:
             raise OutputExistsError(
                 f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to "
@@ -128,7 +131,7 @@ class Diagnosis:
             )
         figs = self.figures()
         written: dict[str, Path] = {}
-        with staged_folder(out, own=REPORT_FILES) as stage:  # all-old or all-new
+        with owned.replace() as stage:  # all-old or all-new
             try:
                 for name, fig in figs.items():
                     fig.savefig(stage / f"{name}.png", dpi=110, format="png")

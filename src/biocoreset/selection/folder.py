@@ -33,8 +33,9 @@ from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.runtime.progress import progress_bar
-from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
+from biocoreset.store.atomic import atomic_path, check_not_input, check_writable
 from biocoreset.store.checks import check_ids, check_lengths, parse_metadata
+from biocoreset.store.owned import OwnedOutput
 
 __all__ = ["SELECTION_FILES", "read_score_columns", "read_sequence_hashes", "select_to_folder"]
 
@@ -173,14 +174,17 @@ def select_to_folder(
 
     values, id_column, meta = read_score_columns(scores)
     out = Path(output)
-    if out.exists() and not out.is_dir():
+    owned = OwnedOutput(out, own=SELECTION_FILES, command="select")
+    target = owned.target  # a symbolic link is written through
+    if target.exists() and not target.is_dir():
         raise OutputExistsError(
             f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
         )
-    check_writable(out, what="output folder")
+    check_writable(target, what="output folder")
     given = [sequences] if isinstance(sequences, (str, os.PathLike)) else []
     check_not_input([scores, *given, *_corpus_paths(meta)], [out], command="select")
-    existing = [name for name in SELECTION_FILES if (out / name).exists()]
+    owned.recover()  # first: a swap a kill interrupted is finished or undone
+    existing = [name for name in SELECTION_FILES if (target / name).exists()]
     if existing and not force:
         raise OutputExistsError(
             f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to overwrite."
@@ -198,7 +202,7 @@ def select_to_folder(
         **(options or {}),
     )
     ids = id_column.take(sel.indices).to_pylist()
-    with staged_folder(out, own=SELECTION_FILES) as stage:
+    with owned.replace() as stage:
         summary = _write_selection(
             stage,
             out,
