@@ -27,6 +27,7 @@ the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -54,6 +55,7 @@ __all__ = [
     "SupportsEncode",
     "SupportsProbe",
     "SupportsValidation",
+    "adapter_class",
     "capabilities",
 ]
 
@@ -433,9 +435,15 @@ class AdapterBase:
     reads these names through :func:`capabilities`, which also gives an adapter that does not
     subclass this class (a third-party plugin) the same defaults.
 
-    A method capability defaults to ``None``, Python's mark of a protocol member that is not
-    supported (``isinstance(adapter, SupportsProbe)`` is then false); an adapter offers it by
-    defining the method.
+    A method capability with a neutral behaviour has it as its body (``validate`` returns the
+    sequence unchanged), so the core calls it without asking whether it exists. One without
+    (``encode``, ``probe_batch``, ``embed``) defaults to ``None``, Python's mark of a protocol
+    member that is not supported (``isinstance(adapter, SupportsProbe)`` is then false); an
+    adapter offers it by defining the method.
+
+    The class capabilities are classmethods, read before any adapter exists (through
+    :func:`adapter_class`): ``factory`` (what builds a registered adapter class), ``from_path``
+    (loading a saved model) and ``model_sizes`` (the named sizes of ``size=``).
     Each member below is commented with what it means.
     """
 
@@ -455,7 +463,6 @@ class AdapterBase:
     pad_to: int | None = None  # every row padded to this many tokens (None: the longest row)
     attend_to_padding: bool = False  # whether real tokens attend to padding
     composition_free: bool | None = None  # loss free of batch companions (None: derived)
-    validate: Callable[[str, str], str] | None = None  # SupportsValidation
     encode: Callable[[str, str], tuple[list[int], list[bool]]] | None = None  # SupportsEncode
     probe_batch: Callable[[], Batch] | None = None  # SupportsProbe
     embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # [B, T, H] states
@@ -464,6 +471,34 @@ class AdapterBase:
     def device(self) -> Any:
         """The device of the model (``"cpu"`` by default)."""
         return "cpu"
+
+    def validate(self, record_id: str, sequence: str) -> str:
+        """The sequence to check against the alphabet (:class:`SupportsValidation`); by default
+        the sequence unchanged."""
+        return sequence
+
+    # The class capabilities: what the registry needs before there is an adapter.
+
+    @classmethod
+    def factory(cls) -> Callable[..., Any]:
+        """What the registry builds this adapter with when the class itself is registered (the
+        user's options are checked against it); by default the class."""
+        return cls
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], /, **options: Any) -> Any:
+        """Build the adapter from a saved model (what ``--model PATH`` does).
+
+        By default the factory receives ``checkpoint=PATH`` with the options (an adapter that
+        loads files itself overrides this).
+        """
+        return cls.factory()(checkpoint=os.fspath(path), **options)
+
+    @classmethod
+    def model_sizes(cls) -> dict[str, dict[str, Any]]:
+        """Named sizes (``{size: {"layers", "hidden", "heads", "params", ...}}``) for ``size=``;
+        by default none."""
+        return {}
 
 
 class _AdapterView(AdapterBase):
@@ -483,6 +518,48 @@ class _AdapterView(AdapterBase):
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(object.__getattribute__(self, "_adapter"), name, value)
+
+
+def adapter_class(target: Any, factory: Callable[..., Any] | None = None) -> type[AdapterBase]:
+    """The class that declares a registered adapter's class capabilities (``factory``,
+    ``from_path``, ``model_sizes``): ``target`` itself when it subclasses :class:`AdapterBase`;
+    for a plain factory function, a subclass of :class:`AdapterBase` built by it, with the
+    defaults.
+
+    Args:
+        target: What a plugin registered: an adapter class, or a factory function.
+        factory: What the class for a factory function builds with (default: ``target``; the
+            registry passes ``target`` wrapped in its option check).
+
+    A factory function that still carries ``from_path`` or ``model_sizes`` as attributes (the
+    older plugin contract) keeps them, with a :class:`DeprecationWarning`.
+
+    >>> def make_adapter(model=None, **options): ...
+    >>> adapter_class(make_adapter).model_sizes()
+    {}
+    >>> adapter_class(AdapterBase) is AdapterBase
+    True
+    """
+    if isinstance(target, type) and issubclass(target, AdapterBase):
+        return target
+    build = target if factory is None else factory
+    members: dict[str, Any] = {"factory": classmethod(lambda cls: build)}
+    try:
+        legacy = {k: v for k, v in vars(target).items() if k in ("from_path", "model_sizes")}
+    except TypeError:  # no __dict__: nothing attached
+        legacy = {}
+    if legacy:
+        import warnings
+
+        warnings.warn(
+            f"adapter factory {target!r} carries {' and '.join(sorted(legacy))} as function "
+            "attributes; register an adapter class (a subclass of biocoreset.protocols.AdapterBase, "
+            "with factory, from_path and model_sizes classmethods) instead (docs/plugins.md).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        members.update({k: staticmethod(v) for k, v in legacy.items()})
+    return type("FactoryAdapter", (AdapterBase,), members)
 
 
 def capabilities(adapter: Any) -> AdapterBase:

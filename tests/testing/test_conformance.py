@@ -95,7 +95,8 @@ def test_check_protocols_reports_capabilities():
     assert check_protocols(KFAC()) == check_protocols(EKFAC()) == kfac
     assert check_protocols(DiagonalFisher()) == ["CurvatureEstimator"]
     adapter = tiny_adapter()
-    assert check_protocols(adapter) == ["ModelAdapter", "SupportsEncode"]
+    # validate has a neutral body on AdapterBase (the sequence unchanged): every adapter has it
+    assert check_protocols(adapter) == ["ModelAdapter", "SupportsValidation", "SupportsEncode"]
     assert check_protocols(make_engine(adapter, adapter.scored_parameters())) == ["Engine"]
     assert check_protocols(make_engine(adapter, adapter.scored_parameters(), engine="loop")) == [
         "Engine"
