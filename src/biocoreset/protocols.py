@@ -22,7 +22,7 @@ their defaults (the core reads them through :func:`capabilities`, so an adapter 
 subclass it gets the same defaults); method capabilities are also small runtime-checkable
 protocols (:class:`SupportsValidation`, :class:`SupportsEncode`, :class:`SupportsProbe`), as are
 the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
-:class:`OrientedSelector`, :class:`PlanningSelector`).
+:class:`SupportsReference`, :class:`OrientedSelector`, :class:`PlanningSelector`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ __all__ = [
     "Selector",
     "SupportsEncode",
     "SupportsProbe",
+    "SupportsReference",
     "SupportsValidation",
     "adapter_class",
     "capabilities",
@@ -313,6 +314,21 @@ class Scorer(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(scores [B] float64, losses [B] float64)`` for ``batch``; ``engine.run(batch,
         on_block)`` gives the per-sample losses and each block's :class:`LayerFactors`."""
+        ...
+
+
+@runtime_checkable
+class SupportsReference(Protocol):
+    """A scorer that states its scores in brute-force terms, so the conformance kit
+    (:func:`~biocoreset.testing.check_scorer`) can compare it without knowing its type."""
+
+    def reference_scores(
+        self, brute_force: Any, curvature: CurvatureEstimator | None
+    ) -> torch.Tensor:
+        """``[N]`` float64 scores of the records of ``brute_force`` (a
+        :class:`~biocoreset.testing.reference.BruteForce`: per-record losses, flattened
+        per-sample gradients per block, and ``quadratic_forms(curvature)``) with the fitted
+        ``curvature``."""
         ...
 
 

@@ -63,7 +63,7 @@ def test_tiny_adapter_passes_in_one_call():
 
 def test_named_checks_have_one_id_each():
     names = [c.name for c in adapter_checks(tiny_adapter())]
-    assert names[0] == "TinyAdapter-protocol" and len(set(names)) == len(names) == 8
+    assert names[0] == "TinyAdapter-protocol" and len(set(names)) == len(names) == 8 + 3
     assert [c.name.split("-", 1)[1] for c in checks_for(DiagonalFisher)][:2] == [
         "protocol",
         "metadata_json",
@@ -159,7 +159,10 @@ def _failing(checks):
 
 
 def test_a_broken_component_fails_only_its_named_check():
-    assert _failing(adapter_checks(_broken_adapter(BatchMeanAdapter))) == ["loss_batch_separable"]
+    assert _failing(adapter_checks(_broken_adapter(BatchMeanAdapter))) == [
+        "loss_batch_separable",
+        "loss_free_of_batch_companions",  # the batch mean depends on the companions too
+    ]
     assert _failing(selector_checks(BadSelector())) == ["budget_indices"]
 
 
@@ -282,6 +285,8 @@ def test_check_scorer_fails_a_wrong_reference():
 
     with pytest.raises(AssertionError, match="differ from the brute-force reference"):
         check_scorer(OffByAFactorScorer(), reference=reference)
+    with pytest.raises(AssertionError, match="differ from the brute-force reference"):
+        check_scorer(OffByAFactorScorer())  # the reference it inherits (reference_scores)
     check_scorer(
         SelfInfluenceScorer(), reference=reference
     )  # the same reference passes the real one

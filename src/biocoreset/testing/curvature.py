@@ -26,7 +26,7 @@ import attrs
 import torch
 
 from biocoreset.protocols import CurvatureEstimator
-from biocoreset.testing.checks import _close, _instance, _records
+from biocoreset.testing.kit import close, instance, kit_records
 from biocoreset.testing.models import tiny_adapter
 from biocoreset.testing.named import Check, named
 from biocoreset.testing.reference import (
@@ -164,7 +164,7 @@ def curvature_checks(
 
     def quadratic_form_matches_brute_force() -> None:
         c = ctx()
-        recs = _records(c.adapter, 4, seed)
+        recs = kit_records(4, seed)
         bf = brute_force(c.adapter, recs, c.engine.blocks, seed=seed)
         want = sum(((bf.grads[n] @ k) * bf.grads[n]).sum(1) for n, k in c.mats.items())
         for batch in (recs, recs[::-1], *([r] for r in recs)):
@@ -175,7 +175,7 @@ def curvature_checks(
 
             c.engine.run(c.adapter.collate(list(batch), seed=seed), add)
             ref = torch.stack([want[recs.index(r)] for r in batch])  # type: ignore[index]
-            err = _close(got, ref)
+            err = close(got, ref)
             assert err <= rtol, (
                 f"quadratic_form on the engine's factors differs from the brute-force gradients' "
                 f"gᵀ K g by {err:.2e} (relative; batch of {len(batch)})"
@@ -190,7 +190,7 @@ def curvature_checks(
         for name, k in ctx().mats.items():
             c = reference[name]
             explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
-            err = _close(k, explicit)
+            err = close(k, explicit)
             assert err <= rtol, (
                 f"block {name!r}: the applied matrix differs from the explicit (C + λI)⁻¹ by "
                 f"{err:.2e} (relative; λ = {lam})"
@@ -240,10 +240,10 @@ class _CurvatureFit:
     def build(cls, curvature: Any, seed: int) -> _CurvatureFit:
         from biocoreset.grads import make_engine
 
-        made = _instance(curvature, CurvatureEstimator)
+        made = instance(curvature, CurvatureEstimator)
         adapter = tiny_adapter(seed=seed)
         engine = make_engine(adapter, adapter.scored_parameters())
-        dsub = _records(adapter, 8, seed + 1)
+        dsub = kit_records(8, seed + 1)
         fit(made, adapter, engine, dsub, seed=seed)
         return cls(
             curvature=made,
