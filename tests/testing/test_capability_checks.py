@@ -10,6 +10,7 @@ import attrs
 import pytest
 import torch
 
+from biocoreset.curvature.diagonal import DiagonalFisher
 from biocoreset.scorers.base import BlockScorer
 from biocoreset.scorers.grad_norm import GradNormScorer
 from biocoreset.testing import TinyAdapter, adapter_checks, scorer_checks, tiny_adapter
@@ -21,6 +22,11 @@ from biocoreset.testing.adapter_conformance import (
     loss_free_of_batch_companions,
     probe_batch_runs_through_engine,
     truncation_honours_policy,
+)
+from biocoreset.testing.curvature import (
+    CurvatureFit,
+    quadratic_form_matches_brute_force,
+    symmetric_psd,
 )
 from biocoreset.testing.kit import kit_records
 from biocoreset.testing.scorer_conformance import ScorerRun, scores_match_reference
@@ -172,3 +178,22 @@ def test_a_scorer_supplies_its_own_reference():
     for check in checks:
         check()
     assert torch.is_tensor(ScorerRun.build(NoReferenceScorer).scores)
+
+
+@attrs.define(kw_only=True, eq=False)
+class CubesTheGradient(DiagonalFisher):
+    """Broken: not a quadratic form (|g|³)."""
+
+    name: ClassVar[str] = "cubes"
+
+    def quadratic_form(self, factors):
+        grads = factors.per_sample_grads().values()
+        return sum(g.flatten(1).abs().pow(3).sum(1) for g in grads).to(torch.float64)
+
+
+def test_a_curvature_check_runs_alone():
+    fitted = CurvatureFit.build(DiagonalFisher)
+    symmetric_psd(fitted)
+    quadratic_form_matches_brute_force(fitted)
+    with pytest.raises(AssertionError, match="quadratic_form on the engine's factors differs"):
+        quadratic_form_matches_brute_force(CurvatureFit.build(CubesTheGradient()))
