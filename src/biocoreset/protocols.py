@@ -452,8 +452,9 @@ class AdapterBase:
     subclass this class (a third-party plugin) the same defaults.
 
     A method capability with a neutral behaviour has it as its body (``validate`` returns the
-    sequence unchanged), so the core calls it without asking whether it exists. One without
-    (``encode``, ``probe_batch``, ``embed``) defaults to ``None``, Python's mark of a protocol
+    sequence unchanged, ``embed`` runs the model for its hidden states), so the core calls it
+    without asking whether it exists. One without (``encode``, ``probe_batch``) defaults to
+    ``None``, Python's mark of a protocol
     member that is not supported (``isinstance(adapter, SupportsProbe)`` is then false); an
     adapter offers it by defining the method.
 
@@ -481,7 +482,7 @@ class AdapterBase:
     composition_free: bool | None = None  # loss free of batch companions (None: derived)
     encode: Callable[[str, str], tuple[list[int], list[bool]]] | None = None  # SupportsEncode
     probe_batch: Callable[[], Batch] | None = None  # SupportsProbe
-    embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # [B, T, H] states
+    model: torch.nn.Module  # required by ModelAdapter; embed's default runs it
 
     @property
     def device(self) -> Any:
@@ -492,6 +493,36 @@ class AdapterBase:
         """The sequence to check against the alphabet (:class:`SupportsValidation`); by default
         the sequence unchanged."""
         return sequence
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, H]`` final hidden states of the encoder (the downstream benchmarks' features).
+
+        By default the Hugging Face base model's ``last_hidden_state`` (``model.base_model``),
+        else ``model(..., output_hidden_states=True).hidden_states[-1]``; an adapter whose model
+        has neither (ESM-C) overrides this.
+
+        Raises:
+            ConfigError: The model gives neither.
+        """
+        import torch
+
+        from biocoreset.errors import ConfigError
+
+        model = self.model
+        base = getattr(model, "base_model", None)
+        if isinstance(base, torch.nn.Module):
+            out = base(input_ids=input_ids, attention_mask=attention_mask)
+            hidden = getattr(out, "last_hidden_state", None)
+            if hidden is not None:
+                return hidden
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        states = getattr(out, "hidden_states", None)
+        if not states:
+            raise ConfigError(
+                f"cannot get hidden states from {type(model).__name__}; give the adapter an "
+                "embed(input_ids, attention_mask) -> [B, T, H] method."
+            )
+        return states[-1]
 
     # The class capabilities: what the registry needs before there is an adapter.
 

@@ -149,3 +149,24 @@ def test_the_builtins_declare_their_sizes_on_the_class():
         pass
 
     assert Mine.factory() is Mine
+
+
+def test_embed_has_a_neutral_body_for_any_adapter():
+    import torch
+
+    from biocoreset.adapters.hf import HFAdapter
+    from biocoreset.protocols import capabilities
+    from biocoreset.testing import tiny_esm
+
+    adapter = HFAdapter(*tiny_esm())
+    ids = adapter.collate([("a", "ACGU"), ("b", "GG")], seed=0).input_ids
+    mask = (ids != adapter.pad_token_id).long()
+    hidden = adapter.embed(ids, mask)
+    assert hidden.shape[:2] == ids.shape
+    want = adapter.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.equal(hidden, want)
+
+    class Plugin:  # not an AdapterBase: the same default, through capabilities()
+        model = adapter.model
+
+    assert torch.equal(capabilities(Plugin()).embed(ids, mask), want)
