@@ -170,3 +170,17 @@ def test_embed_has_a_neutral_body_for_any_adapter():
         model = adapter.model
 
     assert torch.equal(capabilities(Plugin()).embed(ids, mask), want)
+
+
+def test_loading_refuses_an_option_neither_the_factory_nor_from_path_takes(tmp_path):
+    from biocoreset.modelio import save_model
+    from biocoreset.plugins import create
+
+    folder = save_model(create("adapter", "rna-fm", size="tiny"), tmp_path / "m")
+    with pytest.raises(ConfigError) as info:
+        load_model(folder, options={"sise": "tiny"}, device=None)
+    message = str(info.value)
+    assert "unknown option 'sise' for adapter 'rna-fm'. Did you mean 'size'?" in message
+    # the factory's options, then those RnaFmAdapter.from_path names
+    assert "pad_to, truncation, path, random_init (see" in message
+    load_model(folder, options={"random_init": True}, device=None)  # a from_path option

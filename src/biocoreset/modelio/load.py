@@ -137,16 +137,16 @@ def check_load_options(component: Component, options: Iterable[str]) -> None:
     """Refuse options that neither the adapter's factory nor its class's ``from_path`` accepts
     (did-you-mean), before anything is loaded.
 
-    A ``from_path`` that declares no options of its own (it passes them on, as the default does)
-    adds none: the factory's are the valid ones.
+    The valid options are the factory's, then those ``from_path`` names (the default
+    ``from_path`` names none: it passes them on to the factory).
     """
-    from biocoreset.plugins.options import check_option_names, declared_options
+    from biocoreset.plugins.options import check_option_names, named_options
 
     declared = component.options()
     if declared is None:  # the factory takes any keyword: it checks its options itself
         return
     valid = [o.name for o in declared]
-    valid += [o.name for o in declared_options(component.adapter_class().from_path) or ()]
+    valid += [o.name for o in named_options(component.adapter_class().from_path)]
     check_option_names(
         list(dict.fromkeys(valid)),
         options,

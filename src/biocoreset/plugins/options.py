@@ -44,6 +44,7 @@ __all__ = [
     "check_options",
     "declare_options",
     "declared_options",
+    "named_options",
 ]
 
 OPTIONS_ATTR = "__biocoreset_options__"
@@ -221,6 +222,16 @@ def _source_options(source: Any) -> tuple[list[Option], bool]:
     if attrs.has(type(source)):  # an instance: its values are the defaults
         return _from_attrs(type(source), source), False
     return _from_signature(source)
+
+
+def named_options(source: Any) -> list[Option]:
+    """The options ``source`` names (an attrs class's fields, a callable's keyword parameters),
+    whether or not it also takes ``**kwargs``.
+
+    >>> [o.name for o in named_options(lambda *, size=1, **more: None)]
+    ['size']
+    """
+    return _source_options(source)[0]
 
 
 def declared_options(factory: Any) -> tuple[Option, ...] | None:
