@@ -30,7 +30,7 @@ def test_ruff(command):
 
 
 PACKAGE = ROOT / "src" / "biocoreset"
-ROOT_MODULES = {"__init__", "_version", "api", "errors", "protocols", "stats"}
+ROOT_MODULES = {"__init__", "_version", "api", "capabilities", "errors", "protocols", "stats"}
 
 
 def test_the_package_root_holds_at_most_seven_modules():
@@ -127,11 +127,11 @@ def test_the_probe_finder_finds_probes():
     ]
 
 
-# Where a probe is the contract: protocols.py reads an adapter that does not subclass AdapterBase
-# (capabilities); adapters/ read their own optional members; plugins/options.py reads the one
+# Where a probe is the contract: capabilities.py reads an adapter that does not subclass
+# AdapterBase (capabilities()); adapters/ read their own optional members; plugins/options.py reads the one
 # marker declare_options() puts on a factory (the documented way to declare a factory's options).
 PROBES_ALLOWED = {
-    "adapter": lambda rel: rel.name == "protocols.py" or rel.parts[0] == "adapters",
+    "adapter": lambda rel: rel.name == "capabilities.py" or rel.parts[0] == "adapters",
     "factory": lambda rel: rel.as_posix() == "plugins/options.py",
 }
 
