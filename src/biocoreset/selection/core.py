@@ -91,6 +91,7 @@ def select(
         BudgetError: The budget is not positive or exceeds the number of scores.
         ConfigError: An unknown ``debias``, or ``debias`` with a selector other than ``topk`` and
             ``cci``, or without lengths.
+        InputError: Scores that are empty, complex, not numbers, not one-dimensional, or NaN.
 
     >>> select([0.3, 0.1, 0.9, 0.5], "topk", budget=2).indices.tolist()
     [2, 3]
@@ -117,6 +118,14 @@ def _as_scores(values: Any) -> np.ndarray:
             "scores is None; pass one number per sequence (a list or array), or a ScoreResult "
             "from biocoreset.score()."
         )
+    if np.iscomplexobj(values):
+        flat = np.ravel(np.asarray(values))
+        odd = np.flatnonzero(flat.imag != 0)
+        at = f"e.g. {complex(flat[odd[0]])!r} at index {int(odd[0])}" if odd.size else "0j parts"
+        raise InputError(
+            f"scores are complex numbers ({at}); pass real scores, one number per "
+            "sequence (np.real(scores) if the imaginary parts are meant to be zero)."
+        )
     try:
         arr = np.asarray(values)
         if arr.dtype != np.float32:
@@ -131,6 +140,10 @@ def _as_scores(values: Any) -> np.ndarray:
         raise InputError(
             f"scores must be one-dimensional (one number per sequence), got "
             f"{'a single value' if arr.ndim == 0 else f'shape {arr.shape}'} ({type(values).__name__})."
+        )
+    if arr.size == 0:
+        raise InputError(
+            "scores are empty (no sequences to select from); pass one number per sequence."
         )
     return arr
 
@@ -165,7 +178,7 @@ def run_selector(
 
     Raises:
         BudgetError: The budget is not positive or exceeds the number of scores.
-        InputError: Scores that are not one-dimensional.
+        InputError: Scores that are empty, complex, not numbers or not one-dimensional.
 
     >>> run_selector(np.array([0.3, 0.1, 0.9]), SelectConfig(method="topk", budget=1)).indices
     array([2])
