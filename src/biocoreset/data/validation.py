@@ -225,7 +225,7 @@ class Validator:
             max_length=caps.max_length if alphabet is not None else None,
             long_policy=caps.long_policy,
             where=where,
-            model_alphabet=alphabet or getattr(adapter, "residue_alphabet", None),
+            model_alphabet=alphabet or caps.residue_alphabet,
         )
 
     def _name(self, number: int, record_id: str) -> str:
