@@ -164,11 +164,12 @@ def test_embed_has_a_neutral_body_for_any_adapter():
     hidden = adapter.embed(ids, mask)
     assert hidden.shape[:2] == ids.shape
     want = adapter.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-    assert torch.equal(hidden, want)
+    assert torch.equal(hidden, want)  # exact: the same model on the same inputs, one process
 
     class Plugin:  # not an AdapterBase: the same default, through capabilities()
         model = adapter.model
 
+    # exact: the same model on the same inputs, one process
     assert torch.equal(capabilities(Plugin()).embed(ids, mask), want)
 
 
