@@ -7,7 +7,7 @@ fast; the selector is imported when it is first used.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -20,10 +20,28 @@ from biocoreset.selectors.budget import resolve_budget
 from biocoreset.selectors.debias import check_debias, debias_values
 from biocoreset.store.result import ScoreResult
 
-__all__ = ["DEBIAS_METHODS", "Selection", "run_selector", "select"]
+__all__ = ["DEBIAS_METHODS", "Selection", "StrataPlan", "run_selector", "select"]
 
 DEBIAS_METHODS = ("topk", "cci")
 """Selectors that take ``debias="length"``."""
+
+
+@runtime_checkable
+class StrataPlan(Protocol):
+    """A :attr:`Selection.plan` over strata of the score range (CCI's), which the selection record
+    (``"cci"`` in ``selection.json``) and the selection plot show.
+
+    Attributes:
+        cut: Indices removed before stratifying (the β cut).
+        edges: The strata's bin edges (one more than the strata).
+        sizes: Examples per stratum.
+        taken: Examples selected per stratum.
+    """
+
+    cut: np.ndarray
+    edges: np.ndarray
+    sizes: np.ndarray
+    taken: np.ndarray
 
 
 @attrs.frozen(kw_only=True)
@@ -39,7 +57,8 @@ class Selection:
         seed: Seed used.
         options: Selector options as resolved (every option of an attrs selector, with ``"auto"``
             directions resolved for the scores' sign convention).
-        plan: The selector's plan where it has one (CCI: cut, strata, counts), else ``None``.
+        plan: The selector's plan where it has one (CCI: cut, strata, counts, a
+            :class:`StrataPlan`), else ``None``.
             With ``debias`` its values (edges, cut) are on the length-conditional scale.
         debias: The length control's fit (:meth:`biocoreset.stats.LengthControl.summary` plus
             ``"debias": "length"``) when the selection was made with ``debias="length"``, else

@@ -231,6 +231,7 @@ def _write_selection(
     lengths: np.ndarray | None,
 ) -> dict[str, Any]:
     from biocoreset.diagnose.plots import plot_selection
+    from biocoreset.selection import StrataPlan
 
     negated, seed = bool(meta.get("negated", False)), sel.seed
 
@@ -291,7 +292,7 @@ def _write_selection(
     if fasta_note:
         summary["files"].pop("coreset.fasta")
         summary["note"] = fasta_note
-    if plan is not None and hasattr(plan, "edges"):
+    if isinstance(plan, StrataPlan):
         summary["cci"] = {
             "cut": int(plan.cut.size),
             "cut_at_score": (
