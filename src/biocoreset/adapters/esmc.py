@@ -41,7 +41,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,18 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         return out
 
     @classmethod
-    def from_path(
+    def factory(cls) -> Callable[..., Any]:
+        """The ``esmc`` factory, :func:`make_esmc_adapter` (a subclass registered as it is: its
+        constructor, unless it names its own)."""
+        return make_esmc_adapter if cls is EsmcAdapter else cls
+
+    @classmethod
+    def model_sizes(cls) -> dict[str, dict[str, Any]]:
+        """The named sizes of ``name=`` (:func:`~biocoreset.adapters.esmc_model.esmc_sizes`)."""
+        return dict(esmc_sizes())
+
+    @classmethod
+    def from_path(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str],
         *,
@@ -302,7 +313,3 @@ def make_esmc_adapter(
     if dt is not None:
         model = model.to(dt)
     return EsmcAdapter(model, tokenizer=tokenizer, **options)
-
-
-make_esmc_adapter.from_path = EsmcAdapter.from_path  # type: ignore[attr-defined]
-make_esmc_adapter.model_sizes = esmc_sizes  # type: ignore[attr-defined]

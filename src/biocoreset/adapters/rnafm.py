@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +204,18 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         return HFAdapter.logits(self, input_ids, attention_mask)
 
     @classmethod
-    def from_path(
+    def factory(cls) -> Callable[..., Any]:
+        """The ``rna-fm`` factory, :func:`make_rnafm_adapter` (a subclass registered as it is:
+        its constructor, unless it names its own)."""
+        return make_rnafm_adapter if cls is RnaFmAdapter else cls
+
+    @classmethod
+    def model_sizes(cls) -> dict[str, dict[str, Any]]:
+        """The named sizes of ``size=`` (:func:`rnafm_sizes`)."""
+        return dict(rnafm_sizes())
+
+    @classmethod
+    def from_path(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str],
         *,
@@ -408,7 +419,3 @@ def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
         f"the state dict has {layers} layers of width {size['hidden_size']}, which is none of the "
         f"named sizes {sorted(RNAFM_PRESETS)}; pass size={{...}} with its num_attention_heads."
     )
-
-
-make_rnafm_adapter.from_path = RnaFmAdapter.from_path  # type: ignore[attr-defined]
-make_rnafm_adapter.model_sizes = rnafm_sizes  # type: ignore[attr-defined]

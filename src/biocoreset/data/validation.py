@@ -168,7 +168,7 @@ class Validator:
         alphabet: Iterable[str] | None = None,
         policy: str = "error",
         replacement: str | None = None,
-        hook: Callable[[str, str], str] | None = None,
+        hook: Callable[[str, str], str] = lambda record_id, sequence: sequence,
         max_length: int | None = None,
         long_policy: str | None = None,
         where: str = "the input",
@@ -245,14 +245,13 @@ class Validator:
         rep = self.report
         rep.records += 1
         self.molecules(sequence)
-        if self.hook is not None:
-            try:
-                sequence = self.hook(record_id, sequence)
-            except InputError as exc:
-                if self.policy != "skip" and not _is_skip(exc):
-                    raise
-                rep.skipped_invalid += 1
-                return None
+        try:
+            sequence = self.hook(record_id, sequence)
+        except InputError as exc:
+            if self.policy != "skip" and not _is_skip(exc):
+                raise
+            rep.skipped_invalid += 1
+            return None
         if not sequence:
             if self.policy == "skip":
                 rep.skipped_empty += 1

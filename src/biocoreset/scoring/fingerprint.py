@@ -92,7 +92,7 @@ def run_fingerprint(
         "subset_seed": cfg.subset_seed,
         "subset_rule": SUBSET_RULE,
         "parameters": hashlib.sha256("\n".join(params).encode("utf-8")).hexdigest(),
-        "engine": getattr(engine, "name", type(engine).__name__),
+        "engine": engine.name,
         "masking": {"probability": masking.probability, "replacement": list(masking.replacement)},
         "fit_on": cfg.fit_on,
         "negate": cfg.negate,
