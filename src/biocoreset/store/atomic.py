@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil  # noqa: F401 (tests patch atomic.shutil.rmtree, the module that owned.py uses)
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,17 +32,6 @@ __all__ = [
     "check_writable",
     "make_dirs",
 ]
-
-_MOVED = ("recover_dir", "replace_dir", "staged_folder")
-"""Folder replacement lives in :mod:`biocoreset.store.owned`; these names still import from here."""
-
-
-def __getattr__(name: str) -> object:
-    if name in _MOVED:
-        from biocoreset.store import owned
-
-        return getattr(owned, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_output(path: str | os.PathLike[str], *, force: bool) -> Path:

@@ -62,9 +62,9 @@ from biocoreset.store.curvature_state import (
 )
 from biocoreset.store.lock import FolderLock
 from biocoreset.store.owned import resolve_output
-from biocoreset.store.result import METADATA_KEY, is_score_file
+from biocoreset.store.result import is_score_file
+from biocoreset.store.shard_merge import iter_shards, merge_shards, read_halves
 from biocoreset.store.shard_parts import (
-    DRAW_COLUMN_RE,
     HALF_COLUMNS,
     MemorySink,
     ShardRecord,
@@ -395,53 +395,14 @@ class ScoreStore:
             tmp.write_text(f"{digest}  {self.shard_path(k).name}\n", encoding="utf-8")
 
     def iter_shards(self) -> Iterator[Any]:
-        """Shard tables in row order, checked to cover every row exactly once.
-
-        Raises:
-            InputError: A shard is missing, unreadable, or its rows are not the expected range.
-        """
-        import pyarrow.parquet as pq
-
-        assert self.manifest is not None
-        n, size = int(self.manifest["num_rows"]), int(self.manifest["shard_size"])
-        shards = (n + size - 1) // size
-        for k in range(shards):
-            path = self.shard_path(k)
-            if not path.exists():
-                raise InputError(
-                    f"shard {k} ({str(path)!r}) is missing; rerun the same command to finish it."
-                )
-            self.verify_shard(k)
-            try:
-                table = pq.read_table(path)
-            except Exception as exc:
-                raise InputError(
-                    f"shard {str(path)!r} is unreadable ({exc}); delete it and rerun."
-                ) from exc
-            rows = table.column("row").to_numpy()
-            expected = np.arange(k * size, min((k + 1) * size, n), dtype=np.int64)
-            if rows.shape != expected.shape or not np.array_equal(rows, expected):
-                raise InputError(
-                    f"shard {str(path)!r} holds rows {rows[:3].tolist()}... but should hold "
-                    f"{expected[0]}..{expected[-1]}; delete it and rerun."
-                )
-            yield table
+        """Shard tables in row order, checked to cover every row exactly once
+        (:func:`~biocoreset.store.shard_merge.iter_shards`)."""
+        return iter_shards(self)
 
     def read_halves(self) -> tuple[np.ndarray, np.ndarray]:
-        """The half-means of the mask draws (``(2, n)``) and the lengths of every row, in row order.
-
-        Raises:
-            InputError: A shard lacks the :data:`HALF_COLUMNS` (written without mask draws).
-        """
-        halves, lengths = [], []
-        for table in self.iter_shards():
-            if not set(HALF_COLUMNS) <= set(table.column_names):
-                raise InputError(
-                    "a score shard has no half-mean columns; rerun with --force to rescore."
-                )
-            halves.append(np.stack([table.column(c).to_numpy() for c in HALF_COLUMNS]))
-            lengths.append(table.column("length").to_numpy())
-        return np.concatenate(halves, axis=1), np.concatenate(lengths)
+        """The half-means of the mask draws and the lengths of every row
+        (:func:`~biocoreset.store.shard_merge.read_halves`)."""
+        return read_halves(self)
 
     def gather_halves(self, ctx: DistContext) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`read_halves` on rank 0 (the shards of every rank are in the folder); ``None``
@@ -468,46 +429,9 @@ class ScoreStore:
     def merge(
         self, metadata: Mapping[str, Any], *, force: bool = False, progress: Any = None
     ) -> Path:
-        """Merge the shards into the final file (atomically) and remove the work folder.
-
-        Args:
-            metadata: Stored in the Parquet schema (as :meth:`ScoreResult.save` does).
-            force: Overwrite an existing final file.
-            progress: Optional callable ``update(rows)`` for a progress bar.
-
-        Returns:
-            The final file.
-        """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        columns = [
-            ("id", pa.string()),
-            ("score", pa.float64()),
-            ("loss", pa.float64()),
-            ("length", pa.int64()),
-        ]
-        if self._shards_have("sequence_hash"):
-            columns.append(("sequence_hash", pa.int64()))
-        columns.extend((name, pa.float64()) for name in self._draw_columns())
-        schema = pa.schema(
-            columns,
-            metadata={
-                METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str).encode(
-                    "utf-8"
-                )
-            },
-        )
-        with (
-            atomic_path(self.output, force=force, fsync=True) as tmp,
-            pq.ParquetWriter(tmp, schema) as writer,
-        ):
-            for table in self.iter_shards():
-                writer.write_table(table.select(schema.names).cast(schema))
-                if progress is not None:
-                    progress(table.num_rows)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        return self.output
+        """Merge the shards into the final file (atomically) and remove the work folder
+        (:func:`~biocoreset.store.shard_merge.merge_shards`)."""
+        return merge_shards(self, metadata, force=force, progress=progress)
 
     def finish(
         self,
@@ -522,25 +446,3 @@ class ScoreStore:
         meta = metadata()
         ctx.main_only(lambda: self.merge(meta, force=force, progress=progress))
         return self.output
-
-    def _draw_columns(self) -> list[str]:
-        """The per-draw score columns of the shards (``keep_draws``, in the run's fingerprint, so
-        every shard has the same), in draw order."""
-        import pyarrow.parquet as pq
-
-        try:
-            names = pq.read_schema(self.shard_path(0)).names
-        except Exception:  # a missing or unreadable shard: iter_shards names it
-            return []
-        return sorted((n for n in names if DRAW_COLUMN_RE.match(n)), key=lambda n: int(n[11:]))
-
-    def _shards_have(self, column: str) -> bool:
-        import pyarrow.parquet as pq
-
-        assert self.manifest is not None
-        n, size = int(self.manifest["num_rows"]), int(self.manifest["shard_size"])
-        paths = [self.shard_path(k) for k in range((n + size - 1) // size)]
-        try:
-            return all(column in pq.read_schema(p).names for p in paths)
-        except Exception:  # a missing or unreadable shard: iter_shards names it
-            return False
