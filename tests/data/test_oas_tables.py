@@ -100,7 +100,7 @@ def test_oas_unit_is_read_as_it_is(tmp_path):
     assert meta == META and header == HEADER
     assert list(read_records(path, format="oas")) == got
     # the nucleotide column can still be chosen explicitly
-    assert list(read_records(path, sequence_column="sequence"))[0][1] == "CAGGTGCAG" * 3
+    assert next(read_records(path, sequence_column="sequence"))[1] == "CAGGTGCAG" * 3
 
 
 def test_oas_metadata_line_variants():
@@ -141,7 +141,7 @@ def test_paired_unit_chooses_its_chain(tmp_path):
     ]
     rows = [["h1", AA[0], "IGHV1", "l1", "DIQMTQSPS", "IGKV1"]]
     path = write_unit(tmp_path / "paired.csv.gz", header=header, rows=rows)
-    with pytest.raises(InputError, match="paired unit.*sequence_alignment_aa_heavy or .*_light"):
+    with pytest.raises(InputError, match=r"paired unit.*sequence_alignment_aa_heavy or .*_light"):
         list(read_records(path))
     heavy = open_sequences(path, sequence_column="sequence_alignment_aa_heavy")
     assert list(heavy) == [("paired:1", AA[0])]

@@ -20,7 +20,8 @@ from biocoreset.testing import random_rna, tiny_esm
 RECORDS = [(f"r{i}", seq) for i, seq in enumerate(["ACGU", "GG", "UUAC", "A", "CCGA", "GU", "ACA"])]
 
 
-def _write(path, ids, seqs, id_type=pa.string(), seq_type=pa.string(), row_group_size=3):
+def _write(path, ids, seqs, id_type=None, seq_type=None, row_group_size=3):
+    id_type, seq_type = id_type or pa.string(), seq_type or pa.string()
     table = pa.table({"acc": pa.array(ids, id_type), "seq": pa.array(seqs, seq_type)})
     pq.write_table(table, path, row_group_size=row_group_size)
     return path
