@@ -179,11 +179,15 @@ def read_oas_unit(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[st
     Raises:
         InputError: The file is missing, or its first line is not OAS metadata.
     """
-    from biocoreset.data.readers import open_text
+    from biocoreset.data.readers import _wrap_errors, open_text
 
     p = Path(path)
-    with open_text(p) as fh:
-        meta, header = _head(_reader(fh, ","), p, oas=True)
+
+    def gen() -> Iterator[tuple[dict[str, Any] | None, list[str]]]:
+        with open_text(p) as fh:
+            yield _head(_reader(fh, ","), p, oas=True)
+
+    ((meta, header),) = list(_wrap_errors(p, "OAS", gen()))  # read through: the file is closed
     assert meta is not None
     return meta, header
 
