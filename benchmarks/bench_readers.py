@@ -135,7 +135,7 @@ def measure(task: str, path: Path, subset: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 800_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[50_000, 200_000, 800_000])
     p.add_argument("--score-sizes", type=int, nargs="*", default=[500, 2_000])
     p.add_argument("--row-group-size", type=int, default=10_000)
     p.add_argument("--subset", type=int, default=64, help="D_sub size of the score runs")
