@@ -2,8 +2,9 @@
 
 Large corpora are often Parquet (Hugging Face ``datasets`` writes it). The reader opens the file
 with :class:`pyarrow.parquet.ParquetFile` and reads one row group at a time, only the id and
-sequence columns, and turns a bounded slice of it into Python strings at a time: memory follows the
-row-group size, not the number of records. The columns are named as for tables (``id_column``,
+sequence columns, in record batches of 8,192 rows (``iter_batches``), each turned into Python
+strings in turn: memory grows with the row-group size (pyarrow holds a row group's column chunks
+while it decodes them), never with the number of records. The columns are named as for tables (``id_column``,
 ``sequence_column``; ``id_column="@row"`` numbers the rows ``<file stem>:<row>`` over the whole
 file) and may be ``string``, ``large_string``, ``string_view`` or dictionary-encoded strings.
 
@@ -104,42 +105,49 @@ def iter_parquet(
                         "columns with id_column= and sequence_column= (--id-column, "
                         f"--sequence-column), or number the rows with --id-column {ROW_IDS}."
                     )
-                try:
-                    table = pf.read_row_group(group, columns=columns)
-                except (pa.ArrowException, OSError) as exc:
-                    raise InputError(f"{where} cannot be read: {exc}") from exc
                 for name in columns:
-                    kind = table.schema.field(name).type
+                    kind = pf.schema_arrow.field(name).type
                     if not _is_text(kind):
                         raise InputError(
                             f"{where}: column {name!r} is {kind}, not a string column; name the "
                             "text columns with --id-column / --sequence-column."
                         )
-                    column = table.column(name)
-                    if column.null_count:
-                        row = _first_null(column)
-                        what = "sequence" if name == seq_col else "id"
-                        raise InputError(
-                            f"{where}, row {row} (row {number + row + 1} of the file): null "
-                            f"{what} in column {name!r}; drop or fill the nulls first."
-                        )
-                seqs, ids = table.column(seq_col), None if by_row else table.column(id_col)
-                for start in range(0, table.num_rows, _SLICE):
-                    chunk = seqs.slice(start, _SLICE).to_pylist()
+                batches = pf.iter_batches(
+                    batch_size=_SLICE, row_groups=[group], columns=columns, use_threads=False
+                )
+                start = 0  # the batch's first row in the group
+                while True:
+                    try:
+                        batch = next(batches, None)
+                    except (pa.ArrowException, OSError) as exc:
+                        raise InputError(f"{where} cannot be read: {exc}") from exc
+                    if batch is None:
+                        break
+                    for name in columns:
+                        column = batch.column(name)
+                        if column.null_count:
+                            row = start + _first_null(column)
+                            what = "sequence" if name == seq_col else "id"
+                            raise InputError(
+                                f"{where}, row {row} (row {number + row + 1} of the file): null "
+                                f"{what} in column {name!r}; drop or fill the nulls first."
+                            )
+                    chunk = batch.column(seq_col).to_pylist()
                     rids = (
-                        [row_id(stem, number + j + 1) for j in range(len(chunk))]
-                        if ids is None
-                        else [str(r).strip() for r in ids.slice(start, _SLICE).to_pylist()]
+                        [row_id(stem, number + start + j + 1) for j in range(len(chunk))]
+                        if by_row
+                        else [str(r).strip() for r in batch.column(id_col).to_pylist()]
                     )
                     for j, (rid, seq) in enumerate(zip(rids, chunk, strict=True)):
                         if not rid:
                             raise InputError(
-                                f"{where}, row {start + j} (row {number + j + 1} of the file): "
-                                f"empty id in column {id_col!r}."
+                                f"{where}, row {start + j} (row {number + start + j + 1} of the "
+                                f"file): empty id in column {id_col!r}."
                             )
                         yield rid, "".join(seq.split())
-                    number += len(chunk)
-                del table, seqs, ids
+                    start += len(chunk)
+                    del batch, chunk, rids
+                number += start
                 if counter is not None:
                     meta = pf.metadata.row_group(group)
                     counter.bytes_read += sum(
