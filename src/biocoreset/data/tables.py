@@ -79,7 +79,11 @@ def file_stem(path: str | os.PathLike[str]) -> str:
 
 
 def row_id(stem: str, number: int) -> str:
-    """The id of record ``number`` (from 1) of a file whose :func:`file_stem` is ``stem``."""
+    """The id of record ``number`` (from 1) of a file whose :func:`file_stem` is ``stem``.
+
+    >>> row_id("SRR1_Heavy_IGHG", 3)
+    'SRR1_Heavy_IGHG:3'
+    """
     return f"{stem}:{number}"
 
 
@@ -155,6 +159,11 @@ def oas_columns(
 
     Raises:
         InputError: The sequence column is missing (a paired unit is told its chain columns).
+
+    >>> oas_columns("u.csv.gz", ["v_call", "sequence_alignment_aa"], None, None)
+    ('@row', 'sequence_alignment_aa')
+    >>> oas_columns("u.csv.gz", ["sequence_id", "sequence_alignment_aa"], None, None)
+    ('sequence_id', 'sequence_alignment_aa')
     """
     seq = sequence_column or OAS_SEQUENCE_COLUMN
     rid = id_column or (OAS_ID_COLUMN if OAS_ID_COLUMN in header else ROW_IDS)
