@@ -11,15 +11,17 @@ peak mark after the work minus the RSS before it:
    counting records and residues;
 2. **score** (sizes ``--score-sizes``): ``score_to_file`` end to end on a tiny ``EsmForMaskedLM``
    (2 layers × 16, float32; ``D_sub`` fixed at ``--subset``) — the index pass, the Fisher fit, the
-   scoring pass and the sharded score file.
+   scoring pass and the sharded score file. Use sizes above the length-grouping window (1,024
+   records), or the window itself grows with N.
 
-Memory is flat in N when the extra peak does not grow with N. A Parquet reader holds one row
-group at a time, so its figure follows ``--row-group-size``, not N.
+Memory is flat in N when the extra peak does not grow with N. The Parquet reader holds one row
+group's column chunks at a time, so its figure follows ``--row-group-size``, not N.
 
 Run::
 
-    nice python -m benchmarks.bench_readers                      # defaults: a few minutes
-    nice python -m benchmarks.bench_readers --sizes 20000 80000 --score-sizes 200 800
+    nice python -m benchmarks.bench_readers                   # both steps: ~10 min on 2 busy cores
+    nice python -m benchmarks.bench_readers --score-sizes     # reading only: ~3 min
+    nice python -m benchmarks.bench_readers --sizes 200000 --row-group-size 100000 --score-sizes
 
 Results are recorded in ``docs/benchmarks.md``.
 """
@@ -136,7 +138,7 @@ def measure(task: str, path: Path, subset: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="*", default=[50_000, 200_000, 800_000])
-    p.add_argument("--score-sizes", type=int, nargs="*", default=[500, 2_000])
+    p.add_argument("--score-sizes", type=int, nargs="*", default=[2_000, 8_000])
     p.add_argument("--row-group-size", type=int, default=10_000)
     p.add_argument("--subset", type=int, default=64, help="D_sub size of the score runs")
     p.add_argument("--json", type=Path, help="also write the results here")
