@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from biocoreset.data.tables import ROW_IDS, file_stem, row_id
+from biocoreset.data.textio import check_exists
 from biocoreset.errors import InputError
 
 __all__ = ["PARQUET_MAGIC", "iter_parquet"]
@@ -70,17 +71,15 @@ def iter_parquet(
         id_column: Id column, or ``"@row"`` for ``<file stem>:<row>`` ids (``None``: ``id``).
         sequence_column: Sequence column (``None``: ``sequence``). Whitespace inside a sequence
             is removed, as for CSV/TSV.
-        counter: Optional :class:`~biocoreset.data.readers.ByteCounter`; receives each row
+        counter: Optional :class:`~biocoreset.data.textio.ByteCounter`; receives each row
             group's compressed size once it is read.
 
     Raises:
         InputError: The file is missing or not Parquet; a column is missing or not a string, or
             an id or sequence is null (the message names the row group and the row).
     """
-    from biocoreset.data.readers import _check_exists
-
     p = Path(path)
-    _check_exists(p)
+    check_exists(p)
     id_col, seq_col = id_column or "id", sequence_column or "sequence"
 
     def gen() -> Iterator[tuple[str, str]]:

@@ -23,17 +23,14 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from biocoreset.data.parquet import PARQUET_MAGIC, iter_parquet
 from biocoreset.data.tables import ROW_IDS, iter_table, parse_oas_metadata
+from biocoreset.data.textio import ByteCounter, check_exists, first_line, open_text, wrap_errors
 from biocoreset.errors import ConfigError, InputError
 
 __all__ = [
@@ -71,97 +68,6 @@ _SUFFIXES = {
 }
 
 
-class ByteCounter:
-    """Counts the bytes read from disk (compressed bytes for gzip files), for progress bars.
-
-    Attributes:
-        bytes_read: Bytes read so far.
-    """
-
-    def __init__(self) -> None:
-        self.bytes_read = 0
-
-
-class _CountingFile(io.RawIOBase):
-    """A binary file wrapper that adds every read to a :class:`ByteCounter`."""
-
-    def __init__(self, raw: IO[bytes], counter: ByteCounter) -> None:
-        self._raw = raw
-        self._counter = counter
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self._counter.bytes_read += n
-        return n
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _OwningGzipFile(gzip.GzipFile):
-    """A gzip reader over an open binary file that closes that file too."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__(fileobj=raw, mode="rb")
-        self._raw = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
-
-
-def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"sequence file {str(path)!r} does not exist.")
-    if path.is_dir():
-        raise InputError(
-            f"{str(path)!r} is a folder; pass a sequence file (FASTA, FASTQ, CSV, TSV, OAS "
-            "unit or Parquet)."
-        )
-
-
-def open_text(path: str | os.PathLike[str], counter: ByteCounter | None = None) -> IO[str]:
-    """Open a plain or gzip text file for reading (gzip detected by its magic bytes).
-
-    Args:
-        path: The file.
-        counter: Optional :class:`ByteCounter` that receives the number of bytes read from disk.
-
-    Raises:
-        InputError: The file does not exist or is a folder.
-    """
-    p = Path(path)
-    _check_exists(p)
-    with open(p, "rb") as fh:
-        magic = fh.read(2)
-    raw: IO[bytes] = open(p, "rb")  # noqa: SIM115 - returned to the caller, closed by it
-    if counter is not None:
-        raw = io.BufferedReader(_CountingFile(raw, counter), buffer_size=1 << 20)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(_OwningGzipFile(raw), encoding="utf-8", newline=None)
-    return io.TextIOWrapper(raw, encoding="utf-8", newline=None)
-
-
-def _first_line(path: Path) -> str:
-    """The first non-blank line of a text file (``""`` when there is none)."""
-    try:
-        with open_text(path) as fh:
-            for line in fh:
-                if line.strip():
-                    return line
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
-        raise InputError(f"{str(path)!r} cannot be read as text: {exc}") from exc
-    return ""
-
-
 def _strip_gz(name: str) -> str:
     low = name.lower()
     for ext in (".gz", ".gzip", ".bgz"):
@@ -186,7 +92,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     'fastq'
     """
     p = Path(path)
-    _check_exists(p)
+    check_exists(p)
     suffix = Path(_strip_gz(p.name)).suffix
     fmt = _SUFFIXES.get(suffix)
     if fmt not in (None, "csv"):
@@ -195,7 +101,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         with open(p, "rb") as fh:
             if fh.read(4) == PARQUET_MAGIC:
                 return "parquet"
-    first = _first_line(p)
+    first = first_line(p)
     if parse_oas_metadata(first) is not None:
         return "oas"
     if fmt is not None:
@@ -212,15 +118,6 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         "FASTA ('>') nor a FASTQ ('@') record. Pass format='fasta'|'fastq'|'csv'|'tsv'|'oas'|"
         "'parquet' (--format)."
     )
-
-
-def _wrap_errors(path: Path, kind: str, gen: Iterator[Any]) -> Iterator[Any]:
-    try:
-        yield from gen
-    except InputError:
-        raise
-    except (ValueError, OSError, EOFError, UnicodeDecodeError, zlib.error, csv.Error) as exc:
-        raise InputError(f"{str(path)!r} is not a valid {kind} file: {exc}") from exc
 
 
 def _record_id(path: Path, title: str, number: int, kind: str) -> str:
@@ -247,7 +144,7 @@ def iter_fasta(
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     p = Path(path)
-    first = _first_line(p)
+    first = first_line(p)
     if not first:
         raise InputError(f"{str(p)!r} is empty: it holds no FASTA record.")
     if not first.startswith(">"):
@@ -262,7 +159,7 @@ def iter_fasta(
                 rid = _record_id(p, title, number, "FASTA")
                 yield (rid, seq, title.strip()) if headers else (rid, seq)
 
-    return _wrap_errors(p, "FASTA", gen())
+    return wrap_errors(p, "FASTA", gen())
 
 
 def iter_fastq(
@@ -278,7 +175,7 @@ def iter_fastq(
     from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
     p = Path(path)
-    first = _first_line(p)
+    first = first_line(p)
     if not first:
         raise InputError(f"{str(p)!r} is empty: it holds no FASTQ record.")
     if not first.startswith("@"):
@@ -293,7 +190,7 @@ def iter_fastq(
                 rid = _record_id(p, title, number, "FASTQ")
                 yield (rid, seq, title.strip()) if headers else (rid, seq)
 
-    return _wrap_errors(p, "FASTQ", gen())
+    return wrap_errors(p, "FASTQ", gen())
 
 
 def read_records(

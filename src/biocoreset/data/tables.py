@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from biocoreset.data.textio import first_line, open_text, wrap_errors
 from biocoreset.errors import InputError
 
 __all__ = [
@@ -188,15 +189,13 @@ def read_oas_unit(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[st
     Raises:
         InputError: The file is missing, or its first line is not OAS metadata.
     """
-    from biocoreset.data.readers import _wrap_errors, open_text
-
     p = Path(path)
 
     def gen() -> Iterator[tuple[dict[str, Any] | None, list[str]]]:
         with open_text(p) as fh:
             yield _head(_reader(fh, ","), p, oas=True)
 
-    ((meta, header),) = list(_wrap_errors(p, "OAS", gen()))  # read through: the file is closed
+    ((meta, header),) = list(wrap_errors(p, "OAS", gen()))  # read through: the file is closed
     assert meta is not None
     return meta, header
 
@@ -219,17 +218,15 @@ def iter_table(
         sequence_column: Header of the sequence column (``None``: ``sequence``; OAS:
             ``sequence_alignment_aa``).
         delimiter: ``","`` (CSV) or ``"\\t"`` (TSV).
-        counter: Optional :class:`~biocoreset.data.readers.ByteCounter` for progress bars.
+        counter: Optional :class:`~biocoreset.data.textio.ByteCounter` for progress bars.
         oas: The file is an OAS data unit (its first line is metadata).
 
     Raises:
         InputError: The file is missing or empty, a column is missing (the message lists the header),
             or a row has too few fields or an empty id (the message gives the line).
     """
-    from biocoreset.data.readers import _first_line, _wrap_errors, open_text
-
     p = Path(path)
-    if not _first_line(p):
+    if not first_line(p):
         raise InputError(f"{str(p)!r} is empty: it holds no header row and no record.")
 
     def gen() -> Iterator[tuple[str, str]]:
@@ -273,4 +270,4 @@ def iter_table(
                     )
                 yield rid, "".join(row[i_seq].split())
 
-    return _wrap_errors(p, "OAS" if oas else "CSV/TSV", gen())
+    return wrap_errors(p, "OAS" if oas else "CSV/TSV", gen())
