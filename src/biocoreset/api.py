@@ -1,4 +1,5 @@
-"""The front door: :func:`score` and :func:`select`.
+"""The front door of scoring: :func:`score` (and :func:`score_to_file`, what ``biocoreset score``
+runs); :func:`~biocoreset.selection.select` lives in :mod:`biocoreset.selection`.
 
 Scoring streams the input and holds no sequence beyond the current shard; the phases live in
 :mod:`biocoreset.scoring` — the index pass (validation, duplicate ids, ``D_sub`` drawn from the ids),
@@ -27,13 +28,10 @@ from biocoreset.data.sources import as_source
 from biocoreset.diagnose.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.runtime.distributed import current
 from biocoreset.scoring import ScoringRun, build_components, resolve_config
-from biocoreset.scoring import fit_curvature as fit_curvature  # re-exported: lives in scoring/
-from biocoreset.scoring import resolve_adapter as resolve_adapter  # re-exported
-from biocoreset.selection import Selection, select  # select is re-exported: it lives there
 from biocoreset.store.atomic import check_not_input
 from biocoreset.store.result import ScoreResult
 
-__all__ = ["Selection", "score", "score_to_file", "select"]
+__all__ = ["score", "score_to_file"]
 
 
 def _execute(

@@ -447,6 +447,7 @@ class AdapterBase:
     long_policy: str | None = None  # what a sequence over max_length gets (None: unknown)
     truncation: str = "keep-eos"  # how a long sequence is cut, or "first-tokens"
     alphabet: frozenset[str] | None = None  # accepted residue letters (None: no letter check)
+    residue_alphabet: frozenset[str] | None = None  # the model's letters, checked or not
     replacement: str | None = None  # the letter validation puts for a rejected one
     mask_token_id: int | None = None  # these three token ids build the engine's probe batch
     pad_token_id: int | None = None

@@ -62,9 +62,8 @@ from biocoreset.adapters.esmc_model import (
     load_esmc_from_hf_cache,
     load_esmc_weights,
 )
-from biocoreset.adapters.rnafm import _dtype
-from biocoreset.adapters.weights import find_weights, read_state_dict
-from biocoreset.data.hygiene import HygieneAdapterMixin
+from biocoreset.adapters.hygiene import HygieneAdapterMixin
+from biocoreset.adapters.weights import as_dtype, find_weights, read_state_dict
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.plugins.options import declare_options
@@ -222,7 +221,7 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
                 model.load_state_dict(state, strict=True)
             except RuntimeError as exc:
                 raise EsmcCheckpointError(f"{source} does not fit this ESM-C model: {exc}") from exc
-        dt = _dtype(dtype)
+        dt = as_dtype(dtype)
         if dt is not None:
             model = model.to(dt)
         return cls(model.eval(), tokenizer=tokenizer, **options)
@@ -299,7 +298,7 @@ def make_esmc_adapter(
             )
         else:
             model = build_esmc(name)
-    dt = _dtype(dtype)
+    dt = as_dtype(dtype)
     if dt is not None:
         model = model.to(dt)
     return EsmcAdapter(model, tokenizer=tokenizer, **options)

@@ -48,6 +48,7 @@ import torch
 from transformers import EsmConfig
 
 from biocoreset.adapters.hf import HFAdapter
+from biocoreset.adapters.hygiene import HygieneAdapterMixin
 from biocoreset.adapters.rnafm_checkpoint import (
     RnaFmCheckpointError,
     convert_rnafm_state_dict,
@@ -68,8 +69,13 @@ from biocoreset.adapters.rnafm_model import (
     rnafm_config,
     rnafm_tokenizer,
 )
-from biocoreset.adapters.weights import find_weights, load_into, peek_state, read_state_dict
-from biocoreset.data.hygiene import HygieneAdapterMixin
+from biocoreset.adapters.weights import (
+    as_dtype,
+    find_weights,
+    load_into,
+    peek_state,
+    read_state_dict,
+)
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.plugins.options import declare_options
@@ -87,20 +93,6 @@ RNAFM_RANDOM_LETTERS = "ACGU"
 
 _TOKEN_IDS = {t: i for i, t in enumerate(RNAFM_TOKENS) if len(t) == 1}
 _LAYER_RE = re.compile(r"^esm\.encoder\.layer\.(\d+)\.")
-
-
-def _dtype(value: torch.dtype | str | None) -> torch.dtype | None:
-    if value is None or isinstance(value, torch.dtype):
-        return value
-    table = {
-        "float32": torch.float32,
-        "float64": torch.float64,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-    }
-    if value not in table:
-        raise ConfigError(f"dtype must be one of {sorted(table)} or a torch.dtype, got {value!r}.")
-    return table[value]
 
 
 class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
@@ -287,7 +279,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                         wanted.setdefault("max_position_embeddings", int(positions.shape[0]))
                 model = build_rnafm(wanted)
                 load_into(model, state, source)
-        dt = _dtype(dtype)
+        dt = as_dtype(dtype)
         if dt is not None:
             model.to(dt)  # type: ignore[arg-type]  # transformers types .to() without dtypes
         return cls(model.eval(), tokenizer, **options)
@@ -350,7 +342,7 @@ def make_rnafm_adapter(
     assert model is not None
     if checkpoint is None and size is None and attn_implementation is not None:
         model.set_attn_implementation(resolve_attention(attn_implementation))  # type: ignore[operator]
-    dt = _dtype(dtype)
+    dt = as_dtype(dtype)
     if dt is not None:
         model = model.to(dt)
     return RnaFmAdapter(model, tokenizer, **options)

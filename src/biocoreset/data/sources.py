@@ -240,14 +240,19 @@ def as_source(sequences: Any) -> SequenceSource:
     of pairs as a :class:`SequenceSource`.
 
     Raises:
-        InputError: ``sequences`` is neither a path nor an iterable of pairs.
+        InputError: ``sequences`` is neither a path nor an iterable of pairs, or a path (a string
+            in a list of them) names no file: the message names the two forms.
     """
     if isinstance(sequences, SequenceSource):
         return sequences
     if isinstance(sequences, (str, os.PathLike)):
+        _check_path(sequences, "sequences")
         return SequenceSource(path=Path(sequences))
     if isinstance(sequences, (list, tuple)):
         if sequences and all(isinstance(s, (str, os.PathLike, SequenceSource)) for s in sequences):
+            for i, s in enumerate(sequences):
+                if not isinstance(s, SequenceSource):
+                    _check_path(s, f"sequences[{i}]")
             return ConcatSource([as_source(s) for s in sequences])
         return SequenceSource(records=list(sequences))
     if isinstance(sequences, Iterable):
@@ -256,3 +261,14 @@ def as_source(sequences: Any) -> SequenceSource:
         f"sequences must be a sequence file path or an iterable of (id, sequence) pairs, got "
         f"{type(sequences).__name__}."
     )
+
+
+def _check_path(path: str | os.PathLike[str], name: str) -> None:
+    """Refuse a path that names nothing, saying both forms ``sequences`` takes (a bare sequence
+    such as ``"ACGU"`` is read as a file name)."""
+    if not os.path.exists(path):
+        example = path if isinstance(path, str) and path.isalpha() else "ACGU"
+        raise InputError(
+            f"{name} is {os.fspath(path)!r}, which is not an existing file; pass sequence file "
+            f"paths, or (id, sequence) pairs such as [('seq0', {example!r}), ('seq1', ...)]."
+        )

@@ -47,6 +47,7 @@ from biocoreset.diagnose.composition import (
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.stats import LengthControl, length_control, spearman
 from biocoreset.store.atomic import staged_folder
+from biocoreset.store.checks import check_finite_scores, check_ids
 from biocoreset.store.result import ScoreResult
 
 __all__ = ["REPORT_FILES", "Diagnosis", "diagnose"]
@@ -248,7 +249,9 @@ def diagnose(
         seed: Seed of the random baseline.
 
     Raises:
-        InputError: An unreadable file, or a coreset with ids missing from the scores (named).
+        InputError: An unreadable or malformed score file (metadata, a null or repeated id, a NaN
+            length: :mod:`biocoreset.store.checks`), NaN or infinite scores, or a coreset with ids
+            missing from the scores (named).
     """
     path = None
     if not isinstance(scores, ScoreResult):
@@ -256,6 +259,9 @@ def diagnose(
         scores = ScoreResult.load(path)
     if len(scores) == 0:
         raise InputError("the score file is empty: there is nothing to diagnose.")
+    named_as = f"the score file {str(path)!r}" if path else "the ScoreResult"
+    check_ids(scores.ids, where=named_as)  # the checks select makes (biocoreset.store.checks)
+    check_finite_scores(scores.scores, scores.ids, where=named_as)
     meta = dict(scores.metadata)
     influence = -scores.scores if meta.get("negated") else scores.scores.copy()
     lengths = scores.length.astype(np.int64)

@@ -243,7 +243,7 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
             (
                 "antibody-j-gene",
                 f"{_AB_TASKS}:AntibodyJGeneTask",
-                "J gene of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1.",
+                "J name of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1.",
             ),
             (
                 "antibody-cdr3-length",

@@ -13,7 +13,7 @@
 Rerunning the same command resumes: finished steps are skipped and scoring continues from its last
 shard. A different configuration in an existing run folder is refused unless ``force``.
 
-:func:`~biocoreset.selection.folder.select_to_folder` (re-exported here) is the ``biocoreset select``
+:func:`~biocoreset.selection.folder.select_to_folder` is the ``biocoreset select``
 step on its own: it reads only the score and id columns, never the whole result.
 """
 
@@ -29,20 +29,14 @@ import attrs
 from biocoreset.data.sources import open_sequences
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
-from biocoreset.run.check import check_run_config, selector_options
+from biocoreset.run.check import check_run_config
 from biocoreset.run.file import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.selection.folder import SELECTION_FILES, read_score_columns, select_to_folder
+from biocoreset.selection.folder import read_score_columns, select_to_folder
 from biocoreset.store.atomic import atomic_path, check_not_input
 from biocoreset.store.shards import ScoreStore, fingerprint_hash
 
-__all__ = [
-    "SELECTION_FILES",
-    "read_score_columns",
-    "run_pipeline",
-    "select_to_folder",
-    "selector_options",
-]
+__all__ = ["run_pipeline"]
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
+from biocoreset.store.checks import check_ids, check_lengths, parse_metadata
 
 __all__ = ["SELECTION_FILES", "read_score_columns", "read_sequence_hashes", "select_to_folder"]
 
@@ -46,7 +47,9 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
     (:func:`read_sequence_hashes` reads the per-row sequence hashes.)
 
     Raises:
-        InputError: Missing or unreadable file, or missing columns.
+        InputError: Missing or unreadable file, missing columns, metadata that is not a JSON
+            object of the expected field types, a null or repeated id
+            (:mod:`biocoreset.store.checks`).
     """
     import pyarrow.parquet as pq
 
@@ -75,40 +78,11 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
         ) from exc
     if table.num_rows == 0:
         raise InputError(f"the score file {str(p)!r} is empty (no scored sequences).")
-    raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError(
-            f"the score file {str(p)!r} has unreadable biocoreset metadata (not valid JSON: "
-            f"{_first_line(exc)}); rescore the corpus with `biocoreset score`."
-        ) from exc
-    if not isinstance(meta, dict):
-        raise InputError(
-            f"the score file {str(p)!r} has biocoreset metadata that is not a JSON object "
-            f"(got {type(meta).__name__}); rescore the corpus with `biocoreset score`."
-        )
+    where = f"the score file {str(p)!r}"
+    meta = parse_metadata((table.schema.metadata or {}).get(METADATA_KEY), where=where)
     ids = table.column("id").combine_chunks()
-    check_unique_ids(ids.to_pylist(), where=f"the score file {str(p)!r}")
+    check_ids(ids.to_pylist(), where=where)
     return table.column("score").to_numpy().astype(np.float64, copy=False), ids, meta
-
-
-def check_unique_ids(ids: list[Any], *, where: str) -> None:
-    """Refuse duplicated ids, naming the first one and its rows (0-based).
-
-    >>> check_unique_ids(["a", "b", "a"], where="x.parquet")
-    Traceback (most recent call last):
-    ...
-    biocoreset.errors.InputError: x.parquet holds the id 'a' twice (rows 0 and 2); ids must be unique: deduplicate the corpus (biocoreset dedup) and rescore it.
-    """
-    first: dict[Any, int] = {}
-    for row, i in enumerate(ids):
-        if i in first:
-            raise InputError(
-                f"{where} holds the id {i!r} twice (rows {first[i]} and {row}); ids must be "
-                "unique: deduplicate the corpus (biocoreset dedup) and rescore it."
-            )
-        first[i] = row
 
 
 def read_sequence_hashes(path: str | os.PathLike[str]) -> np.ndarray | None:
@@ -257,6 +231,7 @@ def _write_selection(
     lengths: np.ndarray | None,
 ) -> dict[str, Any]:
     from biocoreset.diagnose.plots import plot_selection
+    from biocoreset.selection import StrataPlan
 
     negated, seed = bool(meta.get("negated", False)), sel.seed
 
@@ -317,7 +292,7 @@ def _write_selection(
     if fasta_note:
         summary["files"].pop("coreset.fasta")
         summary["note"] = fasta_note
-    if plan is not None and hasattr(plan, "edges"):
+    if isinstance(plan, StrataPlan):
         summary["cci"] = {
             "cut": int(plan.cut.size),
             "cut_at_score": (
@@ -349,13 +324,22 @@ def _write_selection(
 
 
 def _read_lengths(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The score file's length column (``None`` when it has none)."""
+    """The score file's length column (``None`` when it has none).
+
+    Raises:
+        InputError: A length that is not a whole number >= 0 (NaN, ...), naming its row and id.
+    """
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path, columns=["length"]).column("length").to_numpy()
+        table = pq.read_table(path, columns=["id", "length"])
     except Exception:
         return None
+    values = table.column("length").to_numpy(zero_copy_only=False)  # nulls become NaN
+    if values.dtype.kind in "iu":
+        return values
+    where = f"the score file {str(path)!r}"
+    return check_lengths(values, table.column("id").to_pylist(), where=where)
 
 
 def _composition_lines(

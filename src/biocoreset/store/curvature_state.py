@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from biocoreset.store.atomic import atomic_path
+from biocoreset.store.disk import write_errors
 
 __all__ = ["load_curvature", "restore_curvature", "save_curvature", "snapshot_curvature"]
 
@@ -93,8 +94,8 @@ def save_curvature(path: str | os.PathLike[str], curvature: Any) -> bool:
     state = snapshot_curvature(curvature)
     if state is None:
         return False
-    with atomic_path(path, force=True, fsync=True) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path, force=True, fsync=True) as tmp, write_errors(path):
+        torch.save(state, tmp)  # a full disk: an OSError naming the file, no partial file left
     return True
 
 
