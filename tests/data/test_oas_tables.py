@@ -206,3 +206,22 @@ def test_airr_rearrangement_tsv(tmp_path, column):
     assert detect_format(path) == "tsv"
     src = open_sequences(path, id_column="sequence_id", sequence_column=column)
     assert list(src) == [(f"r{i}", aa) for i, aa in enumerate(AA)]
+
+
+def test_the_repertoire_builders_unit_is_read_as_written(tmp_path):
+    """A unit from `python -m biocoreset.bench.antibody.oas` (the simulated repertoire in OAS
+    layout) reads back: row ids, its sequences in order, and its metadata line."""
+    from biocoreset.bench.antibody.oas import oas_metadata, write_oas_unit
+    from biocoreset.bench.antibody.repertoire import AntibodyRecord
+
+    common = {"species": "human", "chain": "H", "v_gene": "IGHV3-23", "j_gene": "IGHJ4"}
+    records = [
+        AntibodyRecord(id=f"ab{i}", sequence=aa, cdr3_length=12, **common)
+        for i, aa in enumerate(AA)
+    ]
+    path = tmp_path / "human_heavy.csv.gz"
+    write_oas_unit(records, path, metadata=oas_metadata(records, Run="sim-1"))
+    assert detect_format(path) == "oas"
+    src = open_sequences(path)
+    assert list(src) == [(f"human_heavy:{i}", aa) for i, aa in enumerate(AA, start=1)]
+    assert src.reader_options()["unit_metadata"]["Run"] == "sim-1"
