@@ -136,17 +136,13 @@ class SequenceSource:
         options: dict[str, Any] = {
             "path": str(self.path.resolve()),
             "format": fmt,
-            "id_column": self.id_column,
-            "sequence_column": self.sequence_column,
+            "id_column": self.id_column or "id",  # the table default; FASTA/FASTQ ignore it
+            "sequence_column": self.sequence_column or "sequence",
         }
         if fmt == "oas":
             meta, header = read_oas_unit(self.path)
             id_col, seq_col = oas_columns(self.path, header, self.id_column, self.sequence_column)
             options.update(id_column=id_col, sequence_column=seq_col, unit_metadata=meta)
-        elif fmt in ("csv", "tsv", "parquet"):
-            options.update(
-                id_column=self.id_column or "id", sequence_column=self.sequence_column or "sequence"
-            )
         return options
 
 
