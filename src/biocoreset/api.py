@@ -79,8 +79,9 @@ def score(
             ``adapter``; for Hugging Face models pass ``tokenizer``), or the path of a model folder
             or file, loaded by :func:`biocoreset.modelio.load_model` with ``adapter`` (``"auto"``:
             the folder's manifest) and ``adapter_options``, as ``--model`` does.
-        sequences: A sequence file path (FASTA/FASTQ/CSV/TSV, plain or gzip), a list of such paths
-            (read as one corpus), a :class:`~biocoreset.data.sources.SequenceSource` (e.g. from
+        sequences: A sequence file path (FASTA/FASTQ/CSV/TSV/OAS unit, plain or gzip; Parquet), a
+            list of such paths (read as one corpus), a
+            :class:`~biocoreset.data.sources.SequenceSource` (e.g. from
             :func:`~biocoreset.data.sources.open_sequences` for table columns), or an iterable of
             ``(id, sequence)`` pairs.
         tokenizer: Tokenizer for a bare Hugging Face model.

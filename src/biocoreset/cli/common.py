@@ -35,6 +35,7 @@ __all__ = [
     "add_data_options",
     "add_flags",
     "add_force",
+    "add_input_options",
     "add_input_output",
     "add_model_options",
     "add_progress_option",
@@ -244,20 +245,34 @@ def overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def add_input_options(g: Any) -> None:
+    """``--format``, ``--id-column`` and ``--sequence-column`` (how a sequence file is read)."""
+    from biocoreset.data.readers import FORMATS, ROW_IDS
+
+    g.add_argument(
+        "--format",
+        default="auto",
+        choices=list(FORMATS),
+        help="input format (default: from the file name, else the content; an OAS data unit is "
+        "told by its metadata line)",
+    )
+    g.add_argument(
+        "--id-column",
+        help="id column of a table or Parquet file (default: id; OAS units: sequence_id where "
+        f"present, else row ids); {ROW_IDS} ids rows by number as <file stem>:<row>",
+    )
+    g.add_argument(
+        "--sequence-column",
+        help="sequence column of a table or Parquet file (default: sequence; OAS units: "
+        "sequence_alignment_aa, or _heavy/_light for paired units)",
+    )
+
+
 def add_data_options(p: argparse.ArgumentParser, config: type = ScoreConfig) -> None:
     """Input format, table columns and the invalid-letter policy (the :data:`LETTERS` flags of
     ``config``)."""
     g = p.add_argument_group("input")
-    g.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "fasta", "fastq", "csv", "tsv"],
-        help="input format (default: from the file name, else the content)",
-    )
-    g.add_argument("--id-column", default="id", help="id column of a CSV/TSV file (default: id)")
-    g.add_argument(
-        "--sequence-column", default="sequence", help="sequence column of a CSV/TSV file"
-    )
+    add_input_options(g)
     add_config_flags(g, config, only=LETTERS)
 
 

@@ -56,10 +56,13 @@ class DataConfig:
     """The ``[data]`` table of a run: the corpus and how to read and validate it.
 
     Attributes:
-        path: Sequence file (FASTA, FASTQ, CSV, TSV; plain or gzip).
-        format: ``"auto"``, ``"fasta"``, ``"fastq"``, ``"csv"`` or ``"tsv"``.
-        id_column: Id column of a table.
-        sequence_column: Sequence column of a table.
+        path: Sequence file (FASTA, FASTQ, CSV, TSV, OAS unit; plain or gzip; or Parquet).
+        format: ``"auto"``, ``"fasta"``, ``"fastq"``, ``"csv"``, ``"tsv"``, ``"oas"`` or
+            ``"parquet"``.
+        id_column: Id column of a table (``None``: ``id``; OAS: ``sequence_id`` where present,
+            else row ids); ``"@row"`` ids rows ``<file stem>:<row number>``.
+        sequence_column: Sequence column of a table (``None``: ``sequence``; OAS:
+            ``sequence_alignment_aa``).
         invalid: Invalid-letter policy for every step.
         replacement: Replacement letter for ``invalid="replace"``.
         subset: ``D_sub`` (fine-tuning and the Fisher): size, fraction, or ``None`` (1%, >= 256).
@@ -68,8 +71,8 @@ class DataConfig:
 
     path: str
     format: str = "auto"
-    id_column: str = "id"
-    sequence_column: str = "sequence"
+    id_column: str | None = attrs.field(default=None, converter=to_str_or_none)
+    sequence_column: str | None = attrs.field(default=None, converter=to_str_or_none)
     invalid: str = invalid_field()
     replacement: str | None = replacement_field()
     subset: SubsetSpec = subset_field()  # noqa: RUF009 - a new attrs field, not a default

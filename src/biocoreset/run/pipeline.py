@@ -174,6 +174,8 @@ def _run_pipeline(
         id_column=data.id_column,
         sequence_column=data.sequence_column,
     )
+    state["input"] = source.reader_options()  # the format read and an OAS unit's metadata
+    save_state()
     adp = load_model(
         cfg.model.path,
         adapter=cfg.model.adapter,

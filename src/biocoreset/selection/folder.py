@@ -120,8 +120,8 @@ def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
         open_sequences(
             p["path"],
             format=p.get("format", "auto"),
-            id_column=p.get("id_column", "id"),
-            sequence_column=p.get("sequence_column", "sequence"),
+            id_column=p.get("id_column"),
+            sequence_column=p.get("sequence_column"),
         )
         for p in parts
     ]
