@@ -42,13 +42,13 @@ import torch
 from torch import nn
 
 from biocoreset.adapters.hf import HFAdapter
-from biocoreset.api import fit_curvature
 from biocoreset.config import ScoreConfig
 from biocoreset.curvature.diagonal import DiagonalFisher
 from biocoreset.curvature.kfac import EKFAC, KFAC
 from biocoreset.data.sources import as_source
 from biocoreset.protocols import Batch, LayerFactors, ParamBlock
 from biocoreset.scorers.self_influence import SelfInfluenceScorer
+from biocoreset.scoring import fit_curvature
 from biocoreset.stats import spearman
 from biocoreset.testing import random_rna, tiny_esm
 

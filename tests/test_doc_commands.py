@@ -114,6 +114,36 @@ def _tiny_protein_esm(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
+def _tables(records, ws: Path) -> None:
+    """The input-format examples' files (docs/pipeline.md): an id-less CSV, an AIRR TSV, an OAS
+    data unit (metadata line, no id column, gzip) and a Parquet file, all of RNA for the toy model."""
+    import csv
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (ws / "sequences.csv").write_text(
+        "sequence,label\n" + "".join(f"{s},x\n" for _, s in records), encoding="utf-8"
+    )
+    (ws / "rearrangements.tsv").write_text(
+        "sequence_id\tv_call\tsequence_aa\n"
+        + "".join(f"{r}\tIGHV1-2*02\t{s}\n" for r, s in records),
+        encoding="utf-8",
+    )
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([json.dumps({"Run": "SRR11528761", "Species": "human", "Chain": "Heavy"})])
+    w.writerow(["v_call", "sequence_alignment_aa", "cdr3_aa", "Redundancy", "ANARCI_status"])
+    w.writerows(["IGHV1-2*02", s, s[:5], 1, "|"] for _, s in records)
+    with gzip.open(ws / "SRR11528761_1_Heavy_IGHG.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write(buf.getvalue())
+    ids, seqs = zip(*records, strict=True)
+    table = pa.table({"name": pa.array(ids, pa.large_string()), "seq": list(seqs)})
+    pq.write_table(table, ws / "corpus.parquet", row_group_size=16)
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """Toy stand-ins for every file the pages name."""
@@ -146,6 +176,7 @@ def workspace(tmp_path_factory) -> Path:
         "".join(f'{{"id": "{rid}", "sequence": "{seq}"}}\n' for rid, seq in rna[10:15]),
         encoding="utf-8",
     )
+    _tables(rna[:40], ws)
     (ws / "coreset_cci.txt").write_text("".join(f"{rid}\n" for rid, _ in rna[20:52]))
     labels = "".join(f"{seq},c{i % 3}\n" for i, (_, seq) in enumerate(rna[100:160]))
     (ws / "rna_type.csv").write_text("sequence,label\n" + labels, encoding="utf-8")

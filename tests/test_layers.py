@@ -14,6 +14,7 @@ LAYERS = {
     # 0 foundation: no biocoreset imports beyond this layer
     "errors": 0,
     "protocols": 0,
+    "capabilities": 0,
     "stats": 0,
     "runtime": 0,
     "_version": 0,

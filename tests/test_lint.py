@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_ruff(command):
 
 
 PACKAGE = ROOT / "src" / "biocoreset"
-ROOT_MODULES = {"__init__", "_version", "api", "errors", "protocols", "stats"}
+ROOT_MODULES = {"__init__", "_version", "api", "capabilities", "errors", "protocols", "stats"}
 
 
 def test_the_package_root_holds_at_most_seven_modules():
@@ -51,38 +52,49 @@ def test_no_frame_walking_in_the_library():
     assert not walking, f"frame walking in {walking}; pass what the code needs explicitly"
 
 
-def _adapter_probes(source: str) -> list[int]:
-    """Line numbers of ``getattr``/``hasattr`` calls on an adapter: a name or attribute that says
-    ``adapter`` (or ``adp``), or ``self`` inside an adapter class or mixin."""
+PROBED = ("adapter", "scorer", "engine", "curvature", "factory")
+"""Components whose members are declared (protocols, ``AdapterBase``): never probed by name."""
+
+
+def _probes(source: str) -> list[tuple[int, str]]:
+    """``(line, component)`` of each ``getattr``/``hasattr`` call on a component of
+    :data:`PROBED`: a name or attribute that says it (``adapter``, ``self.engine``,
+    ``curvature``...; ``adp`` is an adapter), or ``self`` inside a class whose name says it."""
     import ast
 
-    def names_adapter(node: ast.expr, in_adapter_class: bool) -> bool:
+    def says(name: str) -> str | None:
+        words = {w.lower() for w in re.findall(r"[a-z0-9]+|[A-Z][a-z0-9]*", name)}
+        if "adp" in words:
+            return "adapter"
+        return next((w for w in PROBED if w in words or f"{w}s" in words), None)
+
+    def names(node: ast.expr, in_class: str | None) -> str | None:
         name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
         if name == "self":
-            return in_adapter_class
-        return "adapter" in name.lower() or name == "adp"
+            return in_class
+        return says(name)
 
-    found: list[int] = []
+    found: list[tuple[int, str]] = []
 
-    def visit(node: ast.AST, in_adapter_class: bool) -> None:
+    def visit(node: ast.AST, in_class: str | None) -> None:
         if isinstance(node, ast.ClassDef):
-            in_adapter_class = "adapter" in node.name.lower()
+            in_class = says(node.name)
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
             and node.func.id in ("getattr", "hasattr")
             and node.args
-            and names_adapter(node.args[0], in_adapter_class)
+            and (word := names(node.args[0], in_class)) is not None
         ):
-            found.append(node.lineno)
+            found.append((node.lineno, word))
         for child in ast.iter_child_nodes(node):
-            visit(child, in_adapter_class)
+            visit(child, in_class)
 
-    visit(ast.parse(source), False)
+    visit(ast.parse(source), None)
     return found
 
 
-def test_the_adapter_probe_finder_finds_probes():
+def test_the_probe_finder_finds_probes():
     source = (
         "x = getattr(adapter, 'loss_mode', 'masked')\n"
         "y = hasattr(self.adapter, 'embed')\n"
@@ -91,20 +103,53 @@ def test_the_adapter_probe_finder_finds_probes():
         "    def f(self):\n"
         "        return getattr(self, 'truncation', None)\n"
         "w = getattr(config, 'mask_draws', 1)\n"
+        "a = getattr(scorer, 'needs_curvature', False)\n"
+        "b = getattr(self.engine, 'name', 'loop')\n"
+        "c = hasattr(curvature, 'state_dict')\n"
+        "d = getattr(raw_factory, 'from_path', None)\n"
+        "class HookEngine:\n"
+        "    def g(self):\n"
+        "        return getattr(self, 'blocks', ())\n"
+        "class ScoreResult:\n"
+        "    def h(self):\n"
+        "        return getattr(self, 'loss')\n"
     )
-    assert _adapter_probes(source) == [1, 2, 3, 6]
+    assert _probes(source) == [
+        (1, "adapter"),
+        (2, "adapter"),
+        (3, "adapter"),
+        (6, "adapter"),
+        (8, "scorer"),
+        (9, "engine"),
+        (10, "curvature"),
+        (11, "factory"),
+        (14, "engine"),
+    ]
 
 
-def test_no_adapter_probes_outside_protocols_and_adapters():
-    """Optional adapter capabilities are read through ``protocols.capabilities`` (their defaults
-    live on ``protocols.AdapterBase``), never probed with ``getattr``/``hasattr``."""
+# Where a probe is the contract: capabilities.py reads an adapter that does not subclass
+# AdapterBase (capabilities()); adapters/ read their own optional members; plugins/options.py reads the one
+# marker declare_options() puts on a factory (the documented way to declare a factory's options).
+PROBES_ALLOWED = {
+    "adapter": lambda rel: rel.name == "capabilities.py" or rel.parts[0] == "adapters",
+    "factory": lambda rel: rel.as_posix() == "plugins/options.py",
+}
+
+
+def test_no_component_probes():
+    """Optional members are declared once with their defaults (adapter capabilities on
+    ``protocols.AdapterBase``, read as ``capabilities(adapter).<member>``; the class capabilities
+    as its classmethods; scorer, engine and curvature members on their protocols), never probed
+    with ``getattr``/``hasattr``."""
     probes = [
-        f"{p.relative_to(PACKAGE)}:{line}"
+        f"{rel}:{line} ({word})"
         for p in sorted(PACKAGE.rglob("*.py"))
-        if p.name != "protocols.py" and p.relative_to(PACKAGE).parts[0] != "adapters"
-        for line in _adapter_probes(p.read_text(encoding="utf-8"))
+        for rel in [p.relative_to(PACKAGE)]
+        for line, word in _probes(p.read_text(encoding="utf-8"))
+        if not PROBES_ALLOWED.get(word, lambda rel: False)(rel)
     ]
     assert not probes, (
-        f"adapter probed with getattr/hasattr at {probes}; declare the member with its default on "
-        "biocoreset.protocols.AdapterBase and read it as capabilities(adapter).<member>"
+        f"component probed with getattr/hasattr at {probes}; declare the member with its default "
+        "(biocoreset.protocols: AdapterBase, read as capabilities(adapter).<member>, or the "
+        "component's protocol) and read it directly"
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -37,6 +39,15 @@ def _fasta(path: Path) -> dict[str, str]:
     return out
 
 
+def _module() -> ModuleType:
+    """``examples/replicate_cpu.py`` as a module, loaded from its file (``sys.path`` untouched)."""
+    spec = importlib.util.spec_from_file_location("replicate_cpu", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_missing_data_folder_is_a_clear_error(tmp_path):
     proc = _run("--quick", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nowhere"))
     assert proc.returncode == 2
@@ -63,11 +74,7 @@ def test_quick_replication_end_to_end(tmp_path, shared_data):
         str(plot),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import replicate_cpu as rc
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    rc = _module()
 
     # 1. no test sequence of any task is left in the corpus
     corpus = _fasta(out / "corpus.fasta")
@@ -154,15 +161,6 @@ def test_quick_replication_end_to_end(tmp_path, shared_data):
     assert again.returncode == 0, again.stderr[-3000:]
     table = text[text.index("### Headline") :]
     assert table in (out / "report.md").read_text()
-
-
-def _module():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import replicate_cpu
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return replicate_cpu
 
 
 def test_claim_check_counts_only_differences_above_the_noise_floor():

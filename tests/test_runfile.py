@@ -9,8 +9,8 @@ import pytest
 from biocoreset.config import FinetuneConfig, ScoreConfig, parse_damping
 from biocoreset.config.toml import schema_of
 from biocoreset.errors import ConfigError, UnknownComponentError
+from biocoreset.run.check import selector_options
 from biocoreset.run.file import SCHEMA, RunSelectConfig, load_run_config, run_config_from_dict
-from biocoreset.run.pipeline import selector_options
 
 
 def _cfg(**tables):

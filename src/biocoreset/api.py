@@ -1,4 +1,5 @@
-"""The front door: :func:`score` and :func:`select`.
+"""The front door of scoring: :func:`score` (and :func:`score_to_file`, what ``biocoreset score``
+runs); :func:`~biocoreset.selection.select` lives in :mod:`biocoreset.selection`.
 
 Scoring streams the input and holds no sequence beyond the current shard; the phases live in
 :mod:`biocoreset.scoring` — the index pass (validation, duplicate ids, ``D_sub`` drawn from the ids),
@@ -27,13 +28,10 @@ from biocoreset.data.sources import as_source
 from biocoreset.diagnose.advice import emit, fit_advice, length_advice, score_file_advice
 from biocoreset.runtime.distributed import current
 from biocoreset.scoring import ScoringRun, build_components, resolve_config
-from biocoreset.scoring import fit_curvature as fit_curvature  # re-exported: lives in scoring/
-from biocoreset.scoring import resolve_adapter as resolve_adapter  # re-exported
-from biocoreset.selection import Selection, select  # select is re-exported: it lives there
 from biocoreset.store.atomic import check_not_input
 from biocoreset.store.result import ScoreResult
 
-__all__ = ["Selection", "score", "score_to_file", "select"]
+__all__ = ["score", "score_to_file"]
 
 
 def _execute(
@@ -81,8 +79,9 @@ def score(
             ``adapter``; for Hugging Face models pass ``tokenizer``), or the path of a model folder
             or file, loaded by :func:`biocoreset.modelio.load_model` with ``adapter`` (``"auto"``:
             the folder's manifest) and ``adapter_options``, as ``--model`` does.
-        sequences: A sequence file path (FASTA/FASTQ/CSV/TSV, plain or gzip), a list of such paths
-            (read as one corpus), a :class:`~biocoreset.data.sources.SequenceSource` (e.g. from
+        sequences: A sequence file path (FASTA/FASTQ/CSV/TSV/OAS unit, plain or gzip; Parquet), a
+            list of such paths (read as one corpus), a
+            :class:`~biocoreset.data.sources.SequenceSource` (e.g. from
             :func:`~biocoreset.data.sources.open_sequences` for table columns), or an iterable of
             ``(id, sequence)`` pairs.
         tokenizer: Tokenizer for a bare Hugging Face model.
@@ -96,7 +95,8 @@ def score(
             ``metadata["stability"]`` (see :mod:`biocoreset.scoring.draws` and ``docs/trust.md``).
         output: Write the scores to this Parquet file, shard by shard as they are computed; rerunning
             the same call after a crash resumes (see :mod:`biocoreset.store.shards`).
-        force: Overwrite an existing ``output`` and discard an unfinished run.
+        force: Replace an existing ``output`` (it stays until the new one is complete) and
+            discard an unfinished run of another configuration (one of the same is resumed).
 
     Warns:
         QualityWarning: A small ``D_sub``, many zero Fisher entries, or scores that follow length

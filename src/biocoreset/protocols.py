@@ -19,19 +19,22 @@ Beyond the required members, the core uses a few **optional capabilities** when 
 them. They are declared here, so that a plugin can offer them on purpose and the core reads them by
 one documented name: an adapter's are the attributes and methods of :class:`AdapterBase`, with
 their defaults (the core reads them through :func:`capabilities`, so an adapter that does not
-subclass it gets the same defaults); method capabilities are also small runtime-checkable
+subclass it gets the same defaults; both are defined in :mod:`biocoreset.capabilities` and
+re-exported here, their documented home); method capabilities are also small runtime-checkable
 protocols (:class:`SupportsValidation`, :class:`SupportsEncode`, :class:`SupportsProbe`), as are
 the other kinds' (:class:`MultiPassCurvature`, :class:`SavableCurvature`,
-:class:`OrientedSelector`, :class:`PlanningSelector`, :class:`IdentifiedSelector`).
+:class:`SupportsReference`, :class:`OrientedSelector`, :class:`PlanningSelector`,
+:class:`IdentifiedSelector`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
+
+from biocoreset.capabilities import AdapterBase, adapter_class, capabilities
 
 if TYPE_CHECKING:  # torch is imported where it is used: `from biocoreset import select` skips it
     import numpy as np
@@ -54,7 +57,9 @@ __all__ = [
     "Selector",
     "SupportsEncode",
     "SupportsProbe",
+    "SupportsReference",
     "SupportsValidation",
+    "adapter_class",
     "capabilities",
 ]
 
@@ -316,6 +321,21 @@ class Scorer(Protocol):
 
 
 @runtime_checkable
+class SupportsReference(Protocol):
+    """A scorer that states its scores in brute-force terms, so the conformance kit
+    (:func:`~biocoreset.testing.check_scorer`) can compare it without knowing its type."""
+
+    def reference_scores(
+        self, brute_force: Any, curvature: CurvatureEstimator | None
+    ) -> torch.Tensor:
+        """``[N]`` float64 scores of the records of ``brute_force`` (a
+        :class:`~biocoreset.testing.reference.BruteForce`: per-record losses, flattened
+        per-sample gradients per block, and ``quadratic_forms(curvature)``) with the fitted
+        ``curvature``."""
+        ...
+
+
+@runtime_checkable
 class Selector(Protocol):
     """Chooses a coreset from scores.
 
@@ -435,78 +455,3 @@ class PlanningSelector(Protocol):
     def plan(self, scores: np.ndarray, budget: int, *, seed: int = 0) -> Any:
         """The plan; its ``selected`` attribute holds what :meth:`Selector.select` returns."""
         ...
-
-
-class AdapterBase:
-    """The optional capabilities of a :class:`ModelAdapter`, with the defaults the core assumes.
-
-    As kronfluence's ``Task``: an adapter that subclasses this class (every built-in one does,
-    through :class:`~biocoreset.adapters.base.MaskedLMAdapter`) inherits a default for each
-    capability and overrides what it offers. The core never probes an adapter for a member; it
-    reads these names through :func:`capabilities`, which also gives an adapter that does not
-    subclass this class (a third-party plugin) the same defaults.
-
-    A method capability defaults to ``None``, Python's mark of a protocol member that is not
-    supported (``isinstance(adapter, SupportsProbe)`` is then false); an adapter offers it by
-    defining the method.
-    Each member below is commented with what it means.
-    """
-
-    name: str | None = None  # the registered name (required by ModelAdapter)
-    max_length: int | None = None  # residues, special tokens excluded (None: no limit)
-    loss_mode: str = "masked"  # or "paper-compat" (docs/design.md)
-    masking: Any = None  # the adapter's MaskingConfig (None: the run's ScoreConfig.masking)
-    stats: Mapping[str, int] = MappingProxyType({})  # input hygiene counts, kept with the scores
-    long_policy: str | None = None  # what a sequence over max_length gets (None: unknown)
-    truncation: str = "keep-eos"  # how a long sequence is cut, or "first-tokens"
-    alphabet: frozenset[str] | None = None  # accepted residue letters (None: no letter check)
-    replacement: str | None = None  # the letter validation puts for a rejected one
-    mask_token_id: int | None = None  # these three token ids build the engine's probe batch
-    pad_token_id: int | None = None
-    random_token_ids: Sequence[int] = ()
-    tokenizer: Any = None  # saved with trained models
-    pad_to: int | None = None  # every row padded to this many tokens (None: the longest row)
-    attend_to_padding: bool = False  # whether real tokens attend to padding
-    composition_free: bool | None = None  # loss free of batch companions (None: derived)
-    validate: Callable[[str, str], str] | None = None  # SupportsValidation
-    encode: Callable[[str, str], tuple[list[int], list[bool]]] | None = None  # SupportsEncode
-    probe_batch: Callable[[], Batch] | None = None  # SupportsProbe
-    embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # [B, T, H] states
-
-    @property
-    def device(self) -> Any:
-        """The device of the model (``"cpu"`` by default)."""
-        return "cpu"
-
-
-class _AdapterView(AdapterBase):
-    """An adapter that does not subclass :class:`AdapterBase`, seen with its defaults: every member
-    is the adapter's own when it has one, else the default."""
-
-    def __init__(self, adapter: Any) -> None:
-        object.__setattr__(self, "_adapter", adapter)
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith("__") or name == "_adapter":
-            return object.__getattribute__(self, name)
-        try:
-            return getattr(object.__getattribute__(self, "_adapter"), name)
-        except AttributeError:
-            return object.__getattribute__(self, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(object.__getattribute__(self, "_adapter"), name, value)
-
-
-def capabilities(adapter: Any) -> AdapterBase:
-    """``adapter`` with every optional capability of :class:`AdapterBase`: the adapter itself when it
-    subclasses it, else a view that reads the adapter's own member and falls back to the default
-    (setting a member sets it on the adapter).
-
-    >>> capabilities(object()).loss_mode
-    'masked'
-    >>> class Plugin: loss_mode = "paper-compat"
-    >>> capabilities(Plugin()).loss_mode, capabilities(Plugin()).probe_batch is None
-    ('paper-compat', True)
-    """
-    return adapter if isinstance(adapter, AdapterBase) else _AdapterView(adapter)

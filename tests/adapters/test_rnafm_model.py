@@ -322,6 +322,7 @@ def test_tokenizer_ids_equal_fm_batch_converter():
     _, _, expected = _alphabet().get_batch_converter()([(str(i), s) for i, s in enumerate(seqs)])
     tok = rnafm_tokenizer()
     enc = tok(seqs, padding=True, return_tensors="pt")
+    # exact: token ids
     assert torch.equal(enc["input_ids"], expected)
     assert torch.equal(enc["attention_mask"].bool(), expected.ne(RNAFM_PAD_ID))
     assert (

@@ -186,6 +186,7 @@ def test_frozen_features_are_computed_once_and_finetuning_uses_fresh_copies():
     tuned.run(bb, seed=1)
     assert len(calls) == 3  # a fresh backbone per fine-tuning run
     after = bb.frozen().model.state_dict()
+    # exact: a frozen backbone is left unchanged
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 

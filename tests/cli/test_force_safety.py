@@ -225,10 +225,10 @@ def test_pid_is_ours_in_stage_names(ws, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_force_killed_while_discarding_keeps_a_run_that_claims_nothing(
-    ws, tmp_path, capsys, monkeypatch
-):
-    import biocoreset.run.pipeline as pipeline
+def test_run_force_killed_keeps_the_old_results_until_replaced(ws, tmp_path, capsys, monkeypatch):
+    """Issue 31: --force deletes nothing up front; a killed forced run leaves the old results
+    (run.json claims no step and lists them as to be replaced); a plain rerun redoes every step."""
+    import biocoreset.train.finetune as ft
 
     out = tmp_path / "run"
     toml = tmp_path / "run.toml"
@@ -239,16 +239,23 @@ def test_run_force_killed_while_discarding_keeps_a_run_that_claims_nothing(
     )
     assert main(["run", str(toml), "--no-progress"]) == 0
     (out / "notes.txt").write_text("mine")
+    old_scores = (out / "scores.parquet").read_bytes()
+    old_ids = (out / "select-topk" / "coreset_ids.txt").read_bytes()
 
-    def killed(path, *a, **k):
-        raise KeyboardInterrupt  # a kill while the old results are discarded
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # a kill during the forced run's first step
 
-    monkeypatch.setattr(pipeline.shutil, "rmtree", killed)
+    monkeypatch.setattr(ft, "finetune", killed)
     assert main(["run", str(toml), "--force", "--no-progress"]) == 130
     monkeypatch.undo()
     state = json.loads((out / "run.json").read_text())
-    assert state["steps"] == {} and not (out / "scores.parquet").exists()
+    assert state["steps"] == {}
+    assert {"finetune", "scores.parquet", "select-topk"} <= set(state["replacing"])
+    assert (out / "scores.parquet").read_bytes() == old_scores  # the old results stay
+    assert (out / "select-topk" / "coreset_ids.txt").read_bytes() == old_ids
     assert main(["run", str(toml), "--no-progress"]) == 0  # a plain rerun redoes every step
     state = json.loads((out / "run.json").read_text())
     assert set(state["steps"]) == {"finetune", "score", "select-topk"}
+    assert state["replacing"] == []
     assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.toml"]  # no lock left

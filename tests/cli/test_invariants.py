@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from biocoreset.cli import main
 from biocoreset.data.synthetic import synthetic_rna_corpus, write_fasta
 from biocoreset.testing import tiny_esm
 
-OUTPUTS = ["user_file", "user_folder", "input_itself", "input_parent", "dot", "fresh"]
+OUTPUTS = ["user_file", "user_folder", "input_itself", "input_parent", "dot", "fresh",
+           "link_to_user_folder", "dangling_link", "fresh_with_user_parts"]  # fmt: skip
+"""Output paths; issue 31 added a symbolic link to a user's folder (written through), a link to
+nothing, and a new output beside a user's folder named ``<output>.parts``."""
 COMMANDS = ["select", "diagnose", "score", "finetune", "pretrain"]
 
 
@@ -67,7 +70,7 @@ def _argv(command: str, ws: Path, inp: Path, out: str) -> list[str]:
 
 @pytest.mark.slow
 @settings(
-    max_examples=24,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -77,6 +80,10 @@ def _argv(command: str, ws: Path, inp: Path, out: str) -> list[str]:
     output=st.sampled_from(OUTPUTS),
     force=st.booleans(),
 )
+@example(command="score", output="fresh_with_user_parts", force=True)
+@example(command="select", output="link_to_user_folder", force=True)
+@example(command="finetune", output="link_to_user_folder", force=True)
+@example(command="diagnose", output="dangling_link", force=False)
 def test_no_user_file_is_lost_and_failures_are_one_line(ws, command, output, force):
     here = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +103,15 @@ def test_no_user_file_is_lost_and_failures_are_one_line(ws, command, output, for
             "input_parent": str(inp),
             "dot": ".",
             "fresh": str(root / "new" / ("o.parquet" if command == "score" else "o")),
+            "link_to_user_folder": str(root / "link"),
+            "dangling_link": str(root / "dangling"),
+            "fresh_with_user_parts": str(root / ("o.parquet" if command == "score" else "o")),
         }[output]
+        (root / "link").symlink_to(root / "ufolder")
+        (root / "dangling").symlink_to(root / "nowhere")
+        if output == "fresh_with_user_parts":  # a user's folder, not a work folder
+            (root / f"{out}.parts").mkdir()
+            (root / f"{out}.parts" / "thesis.txt").write_text("precious")
         before = _tree(root)
         err = io.StringIO()
         os.chdir(root)
@@ -107,6 +122,7 @@ def test_no_user_file_is_lost_and_failures_are_one_line(ws, command, output, for
             os.chdir(here)
         after = _tree(root)
         lost = {k: v for k, v in before.items() if after.get(k) != v}
+        assert (root / "link").is_symlink() and (root / "dangling").is_symlink()
         assert not lost, (command, output, force, lost, err.getvalue())
         errors = [ln for ln in err.getvalue().splitlines() if ": warning: " not in ln and ln]
         if code != 0:
@@ -115,8 +131,10 @@ def test_no_user_file_is_lost_and_failures_are_one_line(ws, command, output, for
         else:
             # a new path; or a user's folder that select and diagnose add their files to (kept)
             ok = output == "fresh" or (
-                output == "user_folder" and command in ("select", "diagnose")
+                output in ("user_folder", "link_to_user_folder")
+                and command in ("select", "diagnose")
             )
+            ok = ok or (output == "fresh_with_user_parts" and command != "score")
             assert ok, (command, output, force)
         leftovers = [p for p in root.rglob(".*") if p.name not in (".", "..")]
         assert not leftovers, leftovers

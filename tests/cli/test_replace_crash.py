@@ -13,7 +13,7 @@ import torch
 from biocoreset.cli import main
 from biocoreset.data.synthetic import synthetic_rna_corpus, write_fasta
 from biocoreset.selection.folder import _composition_lines
-from biocoreset.store import atomic
+from biocoreset.store import owned
 from biocoreset.testing import tiny_esm
 
 STEPS = [("replace", 1), ("replace", 2), ("rmtree", 1)]  # aside, stage in place, delete aside
@@ -69,7 +69,7 @@ def _crash_then_check(monkeypatch, out, first, second, step):
                 raise _Kill(f"killed at {name} #{n}")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(atomic.os if name == "replace" else atomic.shutil, name, cut)
+    monkeypatch.setattr(owned.os if name == "replace" else owned.shutil, name, cut)
     with pytest.raises(_Kill):
         main([str(a) for a in second])
     monkeypatch.undo()
@@ -127,7 +127,7 @@ def test_pretrain_final_folder(ws, tmp_path, monkeypatch, step):
             raise _Kill(name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(atomic.os if name == "replace" else atomic.shutil, name, cut)
+    monkeypatch.setattr(owned.os if name == "replace" else owned.shutil, name, cut)
     with pytest.raises(_Kill):
         main([str(a) for a in [*base, "--seed", 7, "--no-resume", "--force"]])
     monkeypatch.undo()

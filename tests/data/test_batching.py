@@ -105,5 +105,6 @@ def test_grouped_order_groups_by_length_and_shuffles_batches():
     means = [lengths[x].mean() for x in batches[:8]]
     assert means != sorted(means) and means != sorted(means, reverse=True)
     # deterministic in the seed, different for another epoch
+    # exact: integer orders
     assert np.array_equal(out, grouped_order(order, lengths, b, seed=(3, 1), window_batches=8))
     assert not np.array_equal(out, grouped_order(order, lengths, b, seed=(3, 2), window_batches=8))

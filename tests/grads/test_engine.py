@@ -146,6 +146,7 @@ def test_linear_factors_are_kronecker_factors(adapter):
         assert x.shape[:2] == g.shape[:2] and x.shape[0] == len(batch)
         full = torch.einsum("bto,bti->boi", g, x)
         if bias is not None:
+            # exact: the bias column is filled with ones
             assert torch.equal(x[..., -1], torch.ones_like(x[..., -1]))
             torch.testing.assert_close(full[..., -1], grads[bias])
             full = full[..., :-1]

@@ -37,6 +37,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     for k in sa:
+        # exact: weights saved and read back, nothing recomputed
         assert torch.equal(sa[k], sb[k]), k
 
 
@@ -235,9 +236,11 @@ def test_a_manifests_random_init_does_not_discard_the_saved_weights(tmp_path):
     for (name, a), (_, b) in zip(
         adapter.model.state_dict().items(), back.model.state_dict().items(), strict=True
     ):
+        # exact: weights saved and read back
         assert torch.equal(a, b), name
     fresh = load_model(folder, device=None, random_init=True)  # still available when asked for
     assert not all(
+        # exact: a fresh random init differs
         torch.equal(a, b)
         for a, b in zip(adapter.model.parameters(), fresh.model.parameters(), strict=True)
     )

@@ -96,6 +96,7 @@ def test_epoch_over_dsub_changes_weights_and_reports_diagnostic():
     assert result.before.samples == result.after.samples == 20
     assert result.after.mean_loss < result.before.mean_loss
     assert "mean per-sample gradient norm" in result.summary()
+    # exact: which weights the optimiser touched
     changed = [k for k, v in adapter.model.state_dict().items() if not torch.equal(v, before[k])]
     assert "esm.embeddings.word_embeddings.weight" in changed
     assert not any("contact_head" in k for k in changed)  # unused by the loss: left alone
@@ -107,6 +108,7 @@ def test_without_finetuning_leaves_the_model_alone():
     result = finetune(adapter, random_rna(10), subset=5, enabled=False)
     assert result.steps == 0 and result.before is None and result.after is None
     assert "w/o ft" in result.summary()
+    # exact: no fine-tune leaves the weights unchanged
     assert all(torch.equal(v, before[k]) for k, v in adapter.model.state_dict().items())
 
 
@@ -151,6 +153,7 @@ def test_save_and_load(tmp_path):
     other = _adapter()
     load_weights(other.model, tmp_path / "ft" / "model.pt")
     for k, v in adapter.model.state_dict().items():
+        # exact: weights saved and read back
         assert torch.equal(other.model.state_dict()[k], v)
     import json
 

@@ -59,7 +59,8 @@ def test_paper_compat_loss_is_unmasked_mean_over_all_positions():
     adapter = HFAdapter(model, tok, loss_mode="paper-compat")
     records = [("a", "ACGUACG"), ("b", "GU")]
     batch = adapter.collate(records, seed=0)
-    assert torch.equal(batch.input_ids, batch.labels)  # nothing masked; padding is a target
+    # exact: token ids; nothing masked, padding is a target
+    assert torch.equal(batch.input_ids, batch.labels)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     expected = F.cross_entropy(logits.transpose(1, 2), batch.labels, reduction="none").mean(1)
     torch.testing.assert_close(adapter.per_sample_loss(batch), expected, rtol=1e-12, atol=0)

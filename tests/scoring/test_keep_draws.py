@@ -57,7 +57,7 @@ def test_keep_draws_changes_nothing_else():
 def test_one_draw_kept_is_the_score():
     _, _, r = _run(mask_draws=1, keep_draws=True)
     assert r.draws is not None and r.draws.shape == (1, len(r))
-    np.testing.assert_array_equal(r.draws[0], r.scores)  # the same array, in one process
+    np.testing.assert_array_equal(r.draws[0], r.scores)  # exact: the same array, in one process
 
 
 def test_draws_in_the_file_resumed_and_negated(tmp_path, monkeypatch):

@@ -46,6 +46,7 @@ def test_draw_is_seeded_sorted_and_of_the_right_size():
     ids = [f"r{i}" for i in range(1000)]
     rows = draw_subset(_index(ids), 0.1, 3)
     assert rows.size == 100 and np.all(np.diff(rows) > 0)
+    # exact: integer rows
     assert np.array_equal(rows, draw_subset(_index(ids), 0.1, 3))
     assert not np.array_equal(rows, draw_subset(_index(ids), 0.1, 4))
     assert draw_subset(_index(ids[:300]), None, 0).size == 256

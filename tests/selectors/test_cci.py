@@ -80,6 +80,7 @@ def test_reproducible_with_seed():
     a = cci_plan(scores, 40, seed=11).selected
     b = cci_plan(scores, 40, seed=11).selected
     c = cci_plan(scores, 40, seed=12).selected
+    # exact: selected indices
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 

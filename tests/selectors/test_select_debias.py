@@ -45,6 +45,7 @@ def test_negated_scores_and_plain_arrays_give_the_same_debiased_set(result):
     neg = select(
         -result.scores, "topk", budget=100, negated=True, debias="length", lengths=result.length
     )
+    # exact: selected indices
     assert np.array_equal(fair.indices, neg.indices)
 
 

@@ -59,6 +59,7 @@ def test_top_indices_equals_stable_sort(kind, n):
     scores = _scores(kind, n, rng)
     for k in {1, 2, n // 9 + 1, n // 2, n - 1, n}:
         for largest in (True, False):
+            # exact: indices
             assert np.array_equal(
                 top_indices(scores, k, largest=largest), _reference_top(scores, k, largest)
             )
@@ -74,6 +75,7 @@ def test_cci_plan_equals_the_sort_based_reference(kind, n, strata):
     budget = max(1, n // 10)
     plan = cci_plan(scores, budget, beta=0.05, strata=strata, seed=3)
     cut, sizes, taken, stratum, selected = _reference_cci(scores, budget, 0.05, strata, 3)
+    # exact: integer plans
     assert np.array_equal(plan.cut, cut)
     assert np.array_equal(plan.sizes, sizes) and np.array_equal(plan.taken, taken)
     assert np.array_equal(plan.stratum, stratum)

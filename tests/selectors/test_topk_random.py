@@ -27,6 +27,7 @@ def test_topk_is_exactly_the_k_largest():
 
 def test_random_uniform_and_reproducible():
     a = RandomSelector().select(np.zeros(100), 10, seed=4)
+    # exact: indices
     assert np.array_equal(a, RandomSelector().select(np.zeros(100), 10, seed=4))
     counts = np.zeros(20)
     for seed in range(2000):

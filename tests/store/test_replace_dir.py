@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from biocoreset.errors import OutputPathError
-from biocoreset.store import atomic
-from biocoreset.store.atomic import check_not_input, recover_dir, replace_dir, staged_folder
+from biocoreset.store import owned
+from biocoreset.store.atomic import check_not_input
+from biocoreset.store.owned import recover_dir, replace_dir, staged_folder
 
 OLD = {"a.txt": b"old a", "b.txt": b"old b", "stale.txt": b"only old"}
 NEW = {"a.txt": b"new a", "b.txt": b"new b"}
@@ -33,7 +34,7 @@ class _Crash(Exception):
 
 
 def _fail_at(monkeypatch, name: str, n: int) -> None:
-    """Make the ``n``-th call (1-based) of ``atomic.os.replace`` or ``atomic.shutil.rmtree`` fail."""
+    """Make the ``n``-th call (1-based) of ``owned.os.replace`` or ``owned.shutil.rmtree`` fail."""
     calls = {"n": 0}
     real = {"replace": os.replace, "rmtree": shutil.rmtree}[name]
 
@@ -44,9 +45,9 @@ def _fail_at(monkeypatch, name: str, n: int) -> None:
         return real(*args, **kwargs)
 
     if name == "replace":
-        monkeypatch.setattr(atomic.os, "replace", broken)
+        monkeypatch.setattr(owned.os, "replace", broken)
     else:
-        monkeypatch.setattr(atomic.shutil, "rmtree", broken)
+        monkeypatch.setattr(owned.shutil, "rmtree", broken)
 
 
 # every step of replace_dir: 1 dest->aside, 2 stage->dest, 3 carry of the user's file, 4 delete

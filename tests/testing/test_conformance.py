@@ -66,7 +66,7 @@ def test_tiny_adapter_passes_in_one_call():
 
 def test_named_checks_have_one_id_each():
     names = [c.name for c in adapter_checks(tiny_adapter())]
-    assert names[0] == "TinyAdapter-protocol" and len(set(names)) == len(names) == 8
+    assert names[0] == "TinyAdapter-protocol" and len(set(names)) == len(names) == 8 + 3
     assert [c.name.split("-", 1)[1] for c in checks_for(DiagonalFisher)][:2] == [
         "protocol",
         "metadata_json",
@@ -98,7 +98,8 @@ def test_check_protocols_reports_capabilities():
     assert check_protocols(KFAC()) == check_protocols(EKFAC()) == kfac
     assert check_protocols(DiagonalFisher()) == ["CurvatureEstimator"]
     adapter = tiny_adapter()
-    assert check_protocols(adapter) == ["ModelAdapter", "SupportsEncode"]
+    # validate has a neutral body on AdapterBase (the sequence unchanged): every adapter has it
+    assert check_protocols(adapter) == ["ModelAdapter", "SupportsValidation", "SupportsEncode"]
     assert check_protocols(make_engine(adapter, adapter.scored_parameters())) == ["Engine"]
     assert check_protocols(make_engine(adapter, adapter.scored_parameters(), engine="loop")) == [
         "Engine"
@@ -161,7 +162,10 @@ def _failing(checks):
 
 
 def test_a_broken_component_fails_only_its_named_check():
-    assert _failing(adapter_checks(_broken_adapter(BatchMeanAdapter))) == ["loss_batch_separable"]
+    assert _failing(adapter_checks(_broken_adapter(BatchMeanAdapter))) == [
+        "loss_batch_separable",
+        "loss_free_of_batch_companions",  # the batch mean depends on the companions too
+    ]
     assert _failing(selector_checks(BadSelector())) == ["budget_indices"]
 
 
@@ -284,6 +288,8 @@ def test_check_scorer_fails_a_wrong_reference():
 
     with pytest.raises(AssertionError, match="differ from the brute-force reference"):
         check_scorer(OffByAFactorScorer(), reference=reference)
+    with pytest.raises(AssertionError, match="differ from the brute-force reference"):
+        check_scorer(OffByAFactorScorer())  # the reference it inherits (reference_scores)
     check_scorer(
         SelfInfluenceScorer(), reference=reference
     )  # the same reference passes the real one

@@ -16,6 +16,7 @@ import torch
 from biocoreset.adapters.hf import HFAdapter
 from biocoreset.testing import random_rna, tiny_esm
 from biocoreset.train.pretrain import PretrainConfig, pretrain
+from floats import assert_state_dicts_equal_to_rounding
 
 SCRIPT = textwrap.dedent(
     """
@@ -110,7 +111,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert res.resumed_from == 4
     ref = _reference(tmp_path, 14, torch.float32)
     got = model.state_dict()
-    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    # invariant: a run killed and resumed (two processes) ends with the uninterrupted run's
+    # weights. Float32, compared to 64 ulps of the largest weight (7.6e-6): a step lost, redone
+    # or run with another mask moves weights by about lr = 1e-4 (docs/reliability.md).
+    assert_state_dicts_equal_to_rounding(ref, got, ulps=64)
 
 
 @pytest.mark.slow

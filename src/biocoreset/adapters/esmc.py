@@ -41,7 +41,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,8 @@ from biocoreset.adapters.esmc_model import (
     load_esmc_from_hf_cache,
     load_esmc_weights,
 )
-from biocoreset.adapters.rnafm import _dtype
-from biocoreset.adapters.weights import find_weights, read_state_dict
-from biocoreset.data.hygiene import HygieneAdapterMixin
+from biocoreset.adapters.hygiene import HygieneAdapterMixin
+from biocoreset.adapters.weights import as_dtype, find_weights, read_state_dict
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.plugins.options import declare_options
@@ -173,7 +172,18 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
         return out
 
     @classmethod
-    def from_path(
+    def factory(cls) -> Callable[..., Any]:
+        """The ``esmc`` factory, :func:`make_esmc_adapter` (a subclass registered as it is: its
+        constructor, unless it names its own)."""
+        return make_esmc_adapter if cls is EsmcAdapter else cls
+
+    @classmethod
+    def model_sizes(cls) -> dict[str, dict[str, Any]]:
+        """The named sizes of ``name=`` (:func:`~biocoreset.adapters.esmc_model.esmc_sizes`)."""
+        return dict(esmc_sizes())
+
+    @classmethod
+    def from_path(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str],
         *,
@@ -222,7 +232,7 @@ class EsmcAdapter(HygieneAdapterMixin, MaskedLMAdapter):
                 model.load_state_dict(state, strict=True)
             except RuntimeError as exc:
                 raise EsmcCheckpointError(f"{source} does not fit this ESM-C model: {exc}") from exc
-        dt = _dtype(dtype)
+        dt = as_dtype(dtype)
         if dt is not None:
             model = model.to(dt)
         return cls(model.eval(), tokenizer=tokenizer, **options)
@@ -299,11 +309,7 @@ def make_esmc_adapter(
             )
         else:
             model = build_esmc(name)
-    dt = _dtype(dtype)
+    dt = as_dtype(dtype)
     if dt is not None:
         model = model.to(dt)
     return EsmcAdapter(model, tokenizer=tokenizer, **options)
-
-
-make_esmc_adapter.from_path = EsmcAdapter.from_path  # type: ignore[attr-defined]
-make_esmc_adapter.model_sizes = esmc_sizes  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,13 @@ class HFAdapter(MaskedLMAdapter):
         return self._family.parameter_groups(names)
 
     @classmethod
-    def from_path(
+    def factory(cls) -> Callable[..., Any]:
+        """The ``hf`` factory, :func:`make_hf_adapter` (a subclass registered as it is: its
+        constructor, unless it names its own)."""
+        return make_hf_adapter if cls is HFAdapter else cls
+
+    @classmethod
+    def from_path(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str],
         *,
@@ -323,6 +330,3 @@ def make_hf_adapter(
     if model is None:
         raise ConfigError("the 'hf' adapter needs a model: score(model, ..., tokenizer=...).")
     return HFAdapter(model, tokenizer, **options)
-
-
-make_hf_adapter.from_path = HFAdapter.from_path  # type: ignore[attr-defined]

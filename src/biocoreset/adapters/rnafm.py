@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ import torch
 from transformers import EsmConfig
 
 from biocoreset.adapters.hf import HFAdapter
+from biocoreset.adapters.hygiene import HygieneAdapterMixin
 from biocoreset.adapters.rnafm_checkpoint import (
     RnaFmCheckpointError,
     convert_rnafm_state_dict,
@@ -68,8 +69,13 @@ from biocoreset.adapters.rnafm_model import (
     rnafm_config,
     rnafm_tokenizer,
 )
-from biocoreset.adapters.weights import find_weights, load_into, peek_state, read_state_dict
-from biocoreset.data.hygiene import HygieneAdapterMixin
+from biocoreset.adapters.weights import (
+    as_dtype,
+    find_weights,
+    load_into,
+    peek_state,
+    read_state_dict,
+)
 from biocoreset.data.masking import MaskingConfig
 from biocoreset.errors import ConfigError
 from biocoreset.plugins.options import declare_options
@@ -87,20 +93,6 @@ RNAFM_RANDOM_LETTERS = "ACGU"
 
 _TOKEN_IDS = {t: i for i, t in enumerate(RNAFM_TOKENS) if len(t) == 1}
 _LAYER_RE = re.compile(r"^esm\.encoder\.layer\.(\d+)\.")
-
-
-def _dtype(value: torch.dtype | str | None) -> torch.dtype | None:
-    if value is None or isinstance(value, torch.dtype):
-        return value
-    table = {
-        "float32": torch.float32,
-        "float64": torch.float64,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-    }
-    if value not in table:
-        raise ConfigError(f"dtype must be one of {sorted(table)} or a torch.dtype, got {value!r}.")
-    return table[value]
 
 
 class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
@@ -212,7 +204,18 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
         return HFAdapter.logits(self, input_ids, attention_mask)
 
     @classmethod
-    def from_path(
+    def factory(cls) -> Callable[..., Any]:
+        """The ``rna-fm`` factory, :func:`make_rnafm_adapter` (a subclass registered as it is:
+        its constructor, unless it names its own)."""
+        return make_rnafm_adapter if cls is RnaFmAdapter else cls
+
+    @classmethod
+    def model_sizes(cls) -> dict[str, dict[str, Any]]:
+        """The named sizes of ``size=`` (:func:`rnafm_sizes`)."""
+        return dict(rnafm_sizes())
+
+    @classmethod
+    def from_path(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str],
         *,
@@ -287,7 +290,7 @@ class RnaFmAdapter(HygieneAdapterMixin, HFAdapter):
                         wanted.setdefault("max_position_embeddings", int(positions.shape[0]))
                 model = build_rnafm(wanted)
                 load_into(model, state, source)
-        dt = _dtype(dtype)
+        dt = as_dtype(dtype)
         if dt is not None:
             model.to(dt)  # type: ignore[arg-type]  # transformers types .to() without dtypes
         return cls(model.eval(), tokenizer, **options)
@@ -350,7 +353,7 @@ def make_rnafm_adapter(
     assert model is not None
     if checkpoint is None and size is None and attn_implementation is not None:
         model.set_attn_implementation(resolve_attention(attn_implementation))  # type: ignore[operator]
-    dt = _dtype(dtype)
+    dt = as_dtype(dtype)
     if dt is not None:
         model = model.to(dt)
     return RnaFmAdapter(model, tokenizer, **options)
@@ -416,7 +419,3 @@ def rnafm_size_of(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
         f"the state dict has {layers} layers of width {size['hidden_size']}, which is none of the "
         f"named sizes {sorted(RNAFM_PRESETS)}; pass size={{...}} with its num_attention_heads."
     )
-
-
-make_rnafm_adapter.from_path = RnaFmAdapter.from_path  # type: ignore[attr-defined]
-make_rnafm_adapter.model_sizes = rnafm_sizes  # type: ignore[attr-defined]

@@ -228,8 +228,8 @@ def load_rnafm_checkpoint(
         path: Local path of the ``.pth`` file. Nothing is downloaded.
         zero_mask_embedding: Zero the ``<mask>`` row of the (tied) token embeddings, as ``fm``'s
             loader does, so that logits match ``fm.pretrained.rna_fm_t12``. See the module notes.
-        attn_implementation: ``"sdpa"`` (default where supported) or ``"eager"`` (logits
-            bit-identical to ``fm``).
+        attn_implementation: ``"sdpa"`` (default where supported) or ``"eager"`` (``fm``'s
+            operations: logits bit-identical to ``fm`` on one machine).
 
     Returns:
         An ``EsmForMaskedLM`` in eval mode (float32).

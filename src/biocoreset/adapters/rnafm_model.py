@@ -24,7 +24,7 @@ Attention:
     transformers supports it for ESM, else ``"eager"`` (:func:`default_attention`). The gradient
     engine hooks the Linear / Embedding / LayerNorm modules, never the softmax, so both give the same
     per-sample gradients (float64: to round-off, ~1e-15). Pass ``attn_implementation="eager"`` for
-    logits bit-identical to the ``fm`` package or for attention maps (``output_attentions=True``
+    logits bit-identical to the ``fm`` package on one machine (the same operations) or for attention maps (``output_attentions=True``
     returns none under sdpa).
 
 Example:

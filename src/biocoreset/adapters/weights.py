@@ -7,6 +7,8 @@ any ``.pt``/``.pth`` holding a mapping of tensors. Recent transformers versions 
 under their legacy names (``LayerNorm.gamma``/``LayerNorm.beta``); :func:`read_state_dict` gives
 them back their module names (``weight``/``bias``). Files are read with ``weights_only=True``.
 
+:func:`as_dtype` reads the ``dtype`` option of a loader (``"float32"``, ``torch.float64``...).
+
 This module sits below the adapters and imports nothing from the rest of the library but its
 errors, so every adapter can use it.
 
@@ -33,6 +35,7 @@ from biocoreset.errors import ConfigError
 
 __all__ = [
     "WEIGHT_FILES",
+    "as_dtype",
     "find_weights",
     "load_into",
     "peek_state",
@@ -45,6 +48,29 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pt")
 
 # Keys a model may lack in a file without harm: non-persistent position buffers.
 _OPTIONAL_SUFFIXES = ("position_ids", "inv_freq")
+
+
+def as_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
+    """The ``dtype`` option of an adapter loader: a :class:`torch.dtype`, its name
+    (``"float32"``, ``"float64"``, ``"bfloat16"``, ``"float16"``) or ``None`` (keep the weights').
+
+    Raises:
+        ConfigError: Another name (the message lists the names).
+
+    >>> as_dtype("float64"), as_dtype(None)
+    (torch.float64, None)
+    """
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    table = {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+    }
+    if value not in table:
+        raise ConfigError(f"dtype must be one of {sorted(table)} or a torch.dtype, got {value!r}.")
+    return table[value]
 
 
 def find_weights(folder: str | os.PathLike[str]) -> Path | None:

@@ -7,10 +7,10 @@ which the backbone computes once and caches for every seed and task that asks ag
 Representations. Sequences are tokenised *without masking* with the adapter's ``encode`` (the same
 tokens and special tokens as pretraining) and run through the encoder:
 
-1. ``adapter.embed(input_ids, attention_mask) -> [B, T, H]`` when the adapter defines it (the hook
-   for non-Hugging-Face models such as ESM-C);
-2. else the Hugging Face base model's ``last_hidden_state`` (``model.base_model``);
-3. else ``model(..., output_hidden_states=True).hidden_states[-1]``.
+``adapter.embed(input_ids, attention_mask) -> [B, T, H]``: the adapter's own (the hook for
+non-Hugging-Face models such as ESM-C), else the default of
+:class:`~biocoreset.protocols.AdapterBase`: the Hugging Face base model's ``last_hidden_state``
+(``model.base_model``), else ``model(..., output_hidden_states=True).hidden_states[-1]``.
 
 Residue features are the positions the adapter flags as residues (special tokens and padding
 dropped; sequences longer than ``adapter.max_length`` are cut to it); the pooled feature is their mean.
@@ -134,25 +134,9 @@ def encode_batch(
 def representations(
     adapter: ModelAdapter, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
-    """``[B, T, H]`` final hidden states of the encoder (see the module docstring for the order tried)."""
-    embed = capabilities(adapter).embed
-    if embed is not None:
-        return embed(input_ids, attention_mask)
-    model = adapter.model
-    base = getattr(model, "base_model", None)
-    if isinstance(base, torch.nn.Module):
-        out = base(input_ids=input_ids, attention_mask=attention_mask)
-        hidden = getattr(out, "last_hidden_state", None)
-        if hidden is not None:
-            return hidden
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-    states = getattr(out, "hidden_states", None)
-    if not states:
-        raise ConfigError(
-            f"cannot get hidden states from {type(model).__name__}; give the adapter an "
-            "embed(input_ids, attention_mask) -> [B, T, H] method."
-        )
-    return states[-1]
+    """``[B, T, H]`` final hidden states of the encoder: the adapter's ``embed`` (see the module
+    docstring for what its default tries)."""
+    return capabilities(adapter).embed(input_ids, attention_mask)
 
 
 def residue_features(

@@ -67,7 +67,7 @@ class CheckpointSpec:
     data_size: str = ""
     adapter: str | None = None
     adapter_options: dict[str, Any] | None = None
-    init: str | None = attrs.field(default=None, validator=none_or(member_of("init", ("random",))))
+    init: str | None = attrs.field(default=None, validator=none_or(member_of(("random",))))
 
 
 @attrs.frozen(kw_only=True)
@@ -84,7 +84,7 @@ class BenchConfig:
 
     seeds: tuple[int, ...] = attrs.field(default=(0, 1, 2), converter=tuple, validator=_seeds)
     device: str = "auto"
-    batch_size: int = attrs.field(default=32, validator=integer_ge("batch_size", 1))
+    batch_size: int = attrs.field(default=32, validator=integer_ge(1))
     checkpoints: tuple[dict[str, Any], ...] = ()
     tasks: tuple[dict[str, Any], ...] = ()
 

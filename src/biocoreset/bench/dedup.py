@@ -229,7 +229,9 @@ def dedup_corpus(
     """Drop every corpus record that occurs in a benchmark test split.
 
     Args:
-        corpus: FASTA path or iterable of ``(id, sequence)`` pairs.
+        corpus: A sequence file path (any format :func:`~biocoreset.data.readers.read_records`
+            reads), a :class:`~biocoreset.data.sources.SequenceSource`, or an iterable of
+            ``(id, sequence)`` pairs.
         test: Test sequences: a file path (FASTA/CSV/TSV/JSONL with a ``sequence`` column), or an
             iterable of sequences (``str``), ``(id, sequence)`` pairs,
             :class:`~biocoreset.bench.data.Example` records or :class:`pathlib.Path` files.

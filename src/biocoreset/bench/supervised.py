@@ -76,17 +76,13 @@ class TrainConfig:
         dropout: Dropout inside the head.
     """
 
-    epochs: int = attrs.field(validator=integer_ge("epochs", 1))
-    lr: float = attrs.field(converter=float, validator=number_gt("lr"))
-    weight_decay: float = attrs.field(
-        default=0.01, converter=float, validator=number_ge("weight_decay")
-    )
-    batch_size: int = attrs.field(default=32, validator=integer_ge("batch_size", 1))
+    epochs: int = attrs.field(validator=integer_ge(1))
+    lr: float = attrs.field(converter=float, validator=number_gt())
+    weight_decay: float = attrs.field(default=0.01, converter=float, validator=number_ge())
+    batch_size: int = attrs.field(default=32, validator=integer_ge(1))
     finetune: bool = False
-    head: str = attrs.field(default="linear", validator=member_of("head", HEADS))
-    head_hidden: int | None = attrs.field(
-        default=None, validator=none_or(integer_ge("head_hidden", 1))
-    )
+    head: str = attrs.field(default="linear", validator=member_of(HEADS))
+    head_hidden: int | None = attrs.field(default=None, validator=none_or(integer_ge(1)))
     dropout: float = attrs.field(default=0.0, converter=float, validator=_dropout)
 
 

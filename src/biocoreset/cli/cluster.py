@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from biocoreset.cli.common import add_command, add_force, open_source
+from biocoreset.cli.common import add_command, add_force, add_input_options, open_source
 
 __all__ = ["add_cluster_parser"]
 
@@ -28,7 +28,7 @@ def add_cluster_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=_ABOUT,
         io=(
             "sequences",
-            "corpus (FASTA, FASTQ, CSV or TSV; plain or gzip)",
+            "corpus (FASTA, FASTQ, CSV, TSV, Parquet or an OAS unit; plain or gzip)",
             "cluster TSV to write",
         ),
     )
@@ -43,14 +43,7 @@ def add_cluster_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=1, help="MMseqs2 threads (default 1)")
     p.add_argument("--info", help="also write the summary (counts, settings, version) as JSON")
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "fasta", "fastq", "csv", "tsv"],
-        help="input format (default: from the file name, else the content)",
-    )
-    p.add_argument("--id-column", default="id", help="id column of a CSV/TSV file (default: id)")
-    p.add_argument("--sequence-column", default="sequence", help="sequence column of a CSV/TSV")
+    add_input_options(p.add_argument_group("input"))
     add_force(p, "overwrite the outputs")
     return p
 

@@ -1,5 +1,11 @@
 """Option groups and argument types shared by the ``biocoreset`` subcommands.
 
+The options of a config class (:class:`~biocoreset.config.ScoreConfig`,
+:class:`~biocoreset.config.FinetuneConfig`) are declared once, as its fields: every field with a
+``help`` in its metadata is a flag (:func:`add_config_flags`) whose type follows the field's type,
+whose choices are its validator's and whose help ends with its default; :func:`config_values`
+reads back the ones given.
+
 >>> parse_budget("0.1"), parse_budget("200")
 (0.1, 200)
 """
@@ -8,24 +14,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
+
+from biocoreset.config import ScoreConfig
+from biocoreset.config.fields import choices_of
 from biocoreset.runtime.progress import PROGRESS_MODES
 
 __all__ = [
+    "LETTERS",
     "SEQUENCE_FILE",
     "add_adapter_options",
     "add_command",
     "add_common",
+    "add_config_flags",
     "add_data_options",
     "add_flags",
     "add_force",
+    "add_input_options",
     "add_input_output",
     "add_model_options",
     "add_progress_option",
     "add_sequence_command",
-    "add_subset_options",
+    "config_values",
     "json_object",
     "load_adapter",
     "open_source",
@@ -38,6 +53,9 @@ __all__ = [
 
 SEQUENCE_FILE = "sequence file: FASTA, FASTQ, CSV or TSV (plain or .gz)"
 """The help of a command's sequence file argument."""
+
+LETTERS = ("invalid", "replacement")
+"""The config fields of the invalid-letter policy, whose flags sit in the ``input`` group."""
 
 
 def parse_budget(text: str) -> int | float:
@@ -97,13 +115,18 @@ def add_command(
 
 
 def add_sequence_command(
-    subparsers: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, output: str
+    subparsers: Any,
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help: str,
+    output: str,
+    config: type,
 ) -> argparse.ArgumentParser:
     """A subcommand over a sequence file with a model: the sequence file, ``-o/--output``, the
-    model options and the input options."""
+    model options and the input options (the invalid-letter flags of ``config``)."""
     p = add_command(subparsers, name, func, help=help, io=("sequences", SEQUENCE_FILE, output))
     add_model_options(p)
-    add_data_options(p)
+    add_data_options(p, config)
     return p
 
 
@@ -125,14 +148,57 @@ def add_flags(g: Any, *flags: tuple[str, Callable[[str], Any] | None, str | None
         g.add_argument(flag, type=kind, help=text)
 
 
-def add_subset_options(g: Any) -> None:
-    """``--subset`` (the size of ``D_sub``) and ``--subset-seed``."""
-    g.add_argument(
-        "--subset",
-        type=parse_budget,
-        help="D_sub size (int) or fraction (float); default 1%% (>= 256)",
-    )
-    g.add_argument("--subset-seed", type=int, help="seed of the D_sub draw (default: --seed)")
+def _flag_type(hint: Any) -> dict[str, Any]:
+    """The :meth:`argparse.ArgumentParser.add_argument` keywords for a field of type ``hint``."""
+    if hint is bool:
+        return {"action": "store_true", "default": None}  # None: not given, the preset's value
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    members = [a for a in (typing.get_args(hint) if union else (hint,)) if a is not type(None)]
+    if int in members and float in members:
+        return {"type": parse_budget}  # a count or a fraction
+    if any(typing.get_origin(m) is tuple for m in members):
+        return {"nargs": "+"}
+    if members in ([int], [float]):
+        return {"type": members[0]}
+    return {}  # a string, parsed by the field's converter
+
+
+def add_config_flags(
+    g: Any, config: type, *, only: Sequence[str] | None = None, exclude: Sequence[str] = ()
+) -> None:
+    """A flag ``--<name>`` for each field of the attrs class ``config`` with a ``help`` in its
+    metadata (or the fields ``only``; minus ``exclude``), in field order.
+
+    The flag's type follows the field's (``int``, ``float``, a count or fraction for
+    ``int | float``, several values for a tuple, ``store_true`` for a bool: the flag turns it on),
+    its choices are the field validator's (:func:`~biocoreset.config.fields.choices_of`) and its
+    help ends with the field's default. Every flag's own default is ``None`` (not given), so a
+    preset's value stands.
+    """
+    hints = typing.get_type_hints(config)
+    for field in attrs.fields(config):
+        if "help" not in field.metadata or field.name in exclude:
+            continue
+        if only is not None and field.name not in only:
+            continue
+        text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
+        if field.default is not None and not isinstance(field.default, bool):
+            text += f" (default: {field.default})"
+        kind = _flag_type(hints[field.name])
+        choices = choices_of(field.validator)
+        if choices is not None:
+            kind["choices"] = list(choices)
+        g.add_argument(f"--{field.name.replace('_', '-')}", **kind, help=text)
+
+
+def config_values(args: argparse.Namespace, config: type) -> dict[str, Any]:
+    """The options of ``config`` given on the command line (its flags from
+    :func:`add_config_flags` that are not ``None``)."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in attrs.fields(config)
+        if "help" in f.metadata and getattr(args, f.name, None) is not None
+    }
 
 
 def progress_mode(args: argparse.Namespace) -> str | None:
@@ -179,27 +245,35 @@ def overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """Input format, table columns and the invalid-letter policy."""
-    g = p.add_argument_group("input")
+def add_input_options(g: Any) -> None:
+    """``--format``, ``--id-column`` and ``--sequence-column`` (how a sequence file is read)."""
+    from biocoreset.data.readers import FORMATS, ROW_IDS
+
     g.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "fasta", "fastq", "csv", "tsv"],
-        help="input format (default: from the file name, else the content)",
-    )
-    g.add_argument("--id-column", default="id", help="id column of a CSV/TSV file (default: id)")
-    g.add_argument(
-        "--sequence-column", default="sequence", help="sequence column of a CSV/TSV file"
+        choices=list(FORMATS),
+        help="input format (default: from the file name, else the content; an OAS data unit is "
+        "told by its metadata line)",
     )
     g.add_argument(
-        "--invalid",
-        choices=["error", "replace", "skip"],
-        help="letters outside the model's alphabet: stop (default), replace, or skip the record",
+        "--id-column",
+        help="id column of a table or Parquet file (default: id; OAS units: sequence_id where "
+        f"present, else row ids); {ROW_IDS} ids rows by number as <file stem>:<row>",
     )
     g.add_argument(
-        "--replacement", help="replacement letter for --invalid replace (default N or X)"
+        "--sequence-column",
+        help="sequence column of a table or Parquet file (default: sequence; OAS units: "
+        "sequence_alignment_aa, or _heavy/_light for paired units)",
     )
+
+
+def add_data_options(p: argparse.ArgumentParser, config: type = ScoreConfig) -> None:
+    """Input format, table columns and the invalid-letter policy (the :data:`LETTERS` flags of
+    ``config``)."""
+    g = p.add_argument_group("input")
+    add_input_options(g)
+    add_config_flags(g, config, only=LETTERS)
 
 
 def add_adapter_options(g: Any) -> None:

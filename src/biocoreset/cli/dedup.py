@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from biocoreset.bench.dedup import IDENTITY_METHODS, MOLECULES
-from biocoreset.cli.common import add_command, add_force, progress
+from biocoreset.cli.common import add_command, add_force, add_input_options, progress
 from biocoreset.errors import ConfigError
 
 __all__ = ["add_dedup_parser"]
@@ -23,7 +23,9 @@ _ABOUT = (
 def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``dedup`` subcommand on an :mod:`argparse` subparsers object (handler ``func``)."""
     p = add_command(subparsers, "dedup", _cmd_dedup, help=_HELP, description=_ABOUT)
-    p.add_argument("corpus", help="corpus FASTA (plain or .gz)")
+    p.add_argument(
+        "corpus", help="corpus: FASTA, FASTQ, CSV/TSV, OAS unit (plain or .gz) or Parquet"
+    )
     p.add_argument(
         "-t",
         "--test",
@@ -60,6 +62,7 @@ def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
         "-k", type=int, help="k-mer length for the identity search (default 8 RNA, 4 protein)"
     )
     p.add_argument("--removed-ids", help="write the removed ids here, one per line")
+    add_input_options(p.add_argument_group("corpus input"))
     add_force(p, "overwrite outputs")
     return p
 
@@ -85,8 +88,16 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
         sequences.extend(seq for _, seq in read_sequences(path))
     if args.bench_config:
         sequences.extend(_bench_test_sequences(args.bench_config))
-    report = dedup_corpus(
+    from biocoreset.data.sources import open_sequences
+
+    corpus = open_sequences(
         args.corpus,
+        format=args.format,
+        id_column=args.id_column,
+        sequence_column=args.sequence_column,
+    )
+    report = dedup_corpus(
+        corpus,
         sequences,
         args.output,
         identity_threshold=args.identity,

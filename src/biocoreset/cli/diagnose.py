@@ -9,7 +9,7 @@ from typing import Any
 from biocoreset.cli.common import (
     add_command,
     add_data_options,
-    add_progress_option,
+    add_force,
     open_source,
 )
 
@@ -55,9 +55,8 @@ def add_diagnose_parser(subparsers: Any) -> argparse.ArgumentParser:
         "scores when they are in a run folder)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline sets")
-    p.add_argument("--force", action="store_true", help="overwrite an existing report")
     add_data_options(p)
-    add_progress_option(p)
+    add_force(p, "overwrite an existing report")
     return p
 
 

@@ -6,99 +6,29 @@ import argparse
 from typing import Any
 
 from biocoreset.cli.common import (
+    LETTERS,
     add_common,
-    add_flags,
+    add_config_flags,
     add_sequence_command,
-    add_subset_options,
+    config_values,
     load_adapter,
     open_source,
-    overrides,
     progress,
 )
+from biocoreset.config import ScoreConfig
 
 __all__ = ["add_score_parser"]
 _OUTPUT = "score file to write (Parquet)"
 _HELP = "score every sequence (streamed; rerun the same command to resume)"
 
-_OPTIONS = (
-    "curvature",
-    "scorer",
-    "subset",
-    "subset_seed",
-    "damping",
-    "batch_size",
-    "max_tokens",
-    "seed",
-    "engine",
-    "autocast",
-    "fit_on",
-    "shard_size",
-    "invalid",
-    "replacement",
-    "mask_draws",
-    "mask_reduce",
-    "keep_draws",
-)
-
 
 def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``score`` on an :mod:`argparse` subparsers object (handler ``func``)."""
-    p = add_sequence_command(subparsers, "score", _cmd_score, _HELP, _OUTPUT)
+    """Register ``score`` on an :mod:`argparse` subparsers object (handler ``func``): the flags
+    are :class:`~biocoreset.config.ScoreConfig`'s (see :func:`~biocoreset.cli.common.add_config_flags`)."""
+    p = add_sequence_command(subparsers, "score", _cmd_score, _HELP, _OUTPUT, ScoreConfig)
     g = p.add_argument_group("scoring")
-    add_flags(
-        g,
-        ("--curvature", None, "diagonal (default), identity, kfac, ekfac or a plugin's"),
-        ("--scorer", None, "self-influence (default), loss, grad-norm or a plugin's"),
-    )
-    add_subset_options(g)
-    g.add_argument(
-        "--fit-on",
-        choices=["subset", "all"],
-        help="fit the curvature on D_sub (default) or all rows",
-    )
-    g.add_argument(
-        "--damping",
-        help="damping λ: a number (absolute, e.g. 1e-3) or R*mean (R × the mean curvature entry); "
-        "default 0.1*mean",
-    )
+    add_config_flags(g, ScoreConfig, exclude=LETTERS)
     g.add_argument("--damping-relative", help=argparse.SUPPRESS)  # merged into --damping
-    add_flags(
-        g,
-        ("--batch-size", int, "sequences per batch (16)"),
-        ("--max-tokens", int, "most padded residues per batch (no limit)"),
-        ("--seed", int, "seed of D_sub and masking (0)"),
-    )
-    g.add_argument(
-        "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"
-    )
-    g.add_argument("--engine", choices=["auto", "hooks", "loop"], help="per-sample gradient engine")
-    g.add_argument(
-        "--autocast",
-        choices=["bf16", "fp16"],
-        help="mixed-precision forward pass (on a GPU: bf16); per-sample sums stay float32",
-    )
-    g.add_argument(
-        "--negate", action="store_true", help="store -I(z) (the released code's convention)"
-    )
-    g.add_argument("--shard-size", type=int, help="rows per shard (a multiple of the batch size)")
-    g.add_argument(
-        "--mask-draws",
-        type=int,
-        help="masks per sequence K: score and loss are means over K masks (default 1, the "
-        "paper's single mask); K >= 2 also reports split-half stability",
-    )
-    g.add_argument(
-        "--mask-reduce",
-        choices=["mean-score", "mean-gradient"],
-        help="how the K draws make one score: the mean of the per-draw scores (default) or the "
-        "unbiased score of the mean gradient (needs --mask-draws >= 2; can be <= 0)",
-    )
-    g.add_argument(
-        "--keep-draws",
-        action="store_true",
-        default=None,
-        help="also keep every mask draw's own score (columns score_draw_0..K-1 beside the mean)",
-    )
     add_common(p)
     return p
 
@@ -122,11 +52,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     parts = f"{args.output}.parts"
     check_not_input(inputs, [args.output, parts], command="score")  # before touching anything
     ScoreStore(args.output).check_output(force=args.force)  # before loading the model
-    values = overrides(args, _OPTIONS)
-    if args.parameters:
-        values["parameters"] = tuple(args.parameters)
-    if args.negate:
-        values["negate"] = True
+    values = config_values(args, ScoreConfig)
     cfg = attrs.evolve(preset.score, progress=progress(args), **values)
     adp = load_adapter(args, preset.adapter_options)
     meta = score_to_file(adp, open_source(args), args.output, config=cfg, force=args.force)

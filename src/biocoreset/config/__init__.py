@@ -15,12 +15,18 @@ from __future__ import annotations
 
 from biocoreset.config import core
 from biocoreset.config.core import DEFAULT_DAMPING as DEFAULT_DAMPING
+from biocoreset.config.core import ENGINES as ENGINES
+from biocoreset.config.core import MASK_REDUCE as MASK_REDUCE
 from biocoreset.config.core import FinetuneConfig as FinetuneConfig
 from biocoreset.config.core import MaskingConfig as MaskingConfig
 from biocoreset.config.core import ScoreConfig as ScoreConfig
 from biocoreset.config.core import SelectConfig as SelectConfig
 from biocoreset.config.core import SubsetSpec as SubsetSpec
 from biocoreset.config.core import damping_options as damping_options
+from biocoreset.config.core import invalid_field as invalid_field
 from biocoreset.config.core import parse_damping as parse_damping
+from biocoreset.config.core import replacement_field as replacement_field
+from biocoreset.config.core import subset_field as subset_field
+from biocoreset.config.core import subset_seed_field as subset_seed_field
 
 __all__ = list(core.__all__)

@@ -2,6 +2,10 @@
 :func:`attrs.evolve` for variants). The ``biocoreset run`` file is read by :mod:`biocoreset.run.file`,
 whose tables are derived from these classes.
 
+A field with ``metadata={"help": ...}`` is also a command-line flag: ``biocoreset score`` and
+``biocoreset finetune`` derive their flags from those fields (name, type, choices from the validator,
+the default appended to the help; see :func:`biocoreset.cli.common.add_config_flags`).
+
 Example:
     >>> import attrs
     >>> cfg = attrs.evolve(ScoreConfig(), damping=1e-3)
@@ -20,6 +24,7 @@ from typing import Any
 import attrs
 
 from biocoreset.config.fields import (
+    all_of,
     integer_ge,
     member_of,
     none_or,
@@ -36,6 +41,7 @@ from biocoreset.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DAMPING",
+    "ENGINES",
     "MASK_REDUCE",
     "FinetuneConfig",
     "MaskingConfig",
@@ -43,7 +49,11 @@ __all__ = [
     "SelectConfig",
     "SubsetSpec",
     "damping_options",
+    "invalid_field",
     "parse_damping",
+    "replacement_field",
+    "subset_field",
+    "subset_seed_field",
 ]
 
 SubsetSpec = int | float | Sequence[str] | None
@@ -51,6 +61,10 @@ SubsetSpec = int | float | Sequence[str] | None
 FIT_ON = ("subset", "all")
 AUTOCAST = ("bf16", "fp16")
 SCHEDULES = ("linear", "constant")
+ENGINES = ("auto", "loop", "hooks")
+"""The per-sample gradient engines a run can ask for (``ScoreConfig.engine``): the names
+:func:`biocoreset.grads.make_engine` takes (:data:`biocoreset.grads.ENGINES`, derived from the
+engine classes; a test keeps the two equal, as ``config`` must not import torch)."""
 MASK_REDUCE = ("mean-score", "mean-gradient")
 """How ``mask_draws = K`` draws make one score (see :class:`ScoreConfig`)."""
 MEAN_GRADIENT_COVER = (
@@ -117,7 +131,6 @@ def damping_options(damping: float | str) -> dict[str, float | None]:
 
 
 def _check_mask_reduce(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    member_of("mask_reduce", MASK_REDUCE)(instance, attribute, value)
     if value == "mean-gradient" and instance.mask_draws < 2:
         raise ConfigError(
             f"mask_reduce='mean-gradient' needs mask_draws >= 2 (got {instance.mask_draws}): its "
@@ -142,12 +155,50 @@ def _check_keep_draws(instance: Any, attribute: attrs.Attribute, value: Any) -> 
 def _check_shard_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
-    integer_ge("shard_size", 1)(instance, attribute, value)
+    integer_ge(1)(instance, attribute, value)
     if value % instance.batch_size:
         raise ConfigError(
             f"shard_size ({value}) must be a multiple of batch_size ({instance.batch_size}) so shards "
             f"hold whole batches; e.g. {instance.batch_size * max(1, round(value / instance.batch_size))}."
         )
+
+
+def subset_field() -> Any:
+    """The ``subset`` field (``D_sub``) of every config that draws one."""
+    return attrs.field(
+        default=None,
+        validator=subset_spec,
+        metadata={"help": "D_sub size (int) or fraction (float); default 1% (>= 256)"},
+    )
+
+
+def subset_seed_field() -> Any:
+    """The ``subset_seed`` field (the seed of the ``D_sub`` draw)."""
+    return attrs.field(
+        default=None,
+        validator=none_or(integer_ge()),
+        metadata={"help": "seed of the D_sub draw (default: --seed)"},
+    )
+
+
+def invalid_field() -> Any:
+    """The ``invalid`` field: the policy for letters outside the adapter's alphabet."""
+    return attrs.field(
+        default="error",
+        validator=member_of(VALIDATION_POLICIES),
+        metadata={
+            "help": "letters outside the model's alphabet: stop (error), replace, or skip the record"
+        },
+    )
+
+
+def replacement_field() -> Any:
+    """The ``replacement`` field: the letter ``invalid="replace"`` puts in."""
+    return attrs.field(
+        default=None,
+        converter=to_str_or_none,
+        metadata={"help": "replacement letter for --invalid replace (default N or X)"},
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -192,7 +243,8 @@ class ScoreConfig:
         mask_draws: Masks per sequence ``K``: the score and the loss are the means over ``K``
             masks, draw ``k`` seeded by ``(seed, id, k)``, and the ``D_sub`` curvature is the
             mean over the draws of each draw's empirical Fisher. 1 (default) is the paper's
-            single random mask, bit for bit. With ``K >= 2`` the run records split-half
+            single random mask, bit for bit (the mask; scores agree across CPUs to float64
+            rounding). With ``K >= 2`` the run records split-half
             stability (``metadata["stability"]``); how the draws' positions relate is
             ``masking.schedule`` (``"auto"``: ``"independent"``). Costs ``K`` times one draw.
         mask_reduce: How the ``K`` draws make one score. ``"mean-score"`` (default): the mean of
@@ -211,35 +263,96 @@ class ScoreConfig:
     The loss (``loss_mode``) is the adapter's: pass ``adapter_options={"loss_mode": ...}``.
     """
 
-    curvature: str = "diagonal"
-    scorer: str = "self-influence"
-    subset: SubsetSpec = attrs.field(default=None, validator=subset_spec)
-    damping: float | str = attrs.field(default=DEFAULT_DAMPING, converter=parse_damping)
-    batch_size: int = attrs.field(default=16, validator=integer_ge("batch_size", 1))
-    seed: int = attrs.field(default=0, validator=integer_ge("seed"))
-    parameters: tuple[str, ...] | None = attrs.field(default=None, converter=to_patterns)
-    engine: str = "auto"
+    curvature: str = attrs.field(
+        default="diagonal", metadata={"help": "diagonal, identity, kfac, ekfac or a plugin's"}
+    )
+    scorer: str = attrs.field(
+        default="self-influence", metadata={"help": "self-influence, loss, grad-norm or a plugin's"}
+    )
+    subset: SubsetSpec = subset_field()  # noqa: RUF009 - a new attrs field, not a default
+    damping: float | str = attrs.field(
+        default=DEFAULT_DAMPING,
+        converter=parse_damping,
+        metadata={
+            "help": "damping λ: an absolute number (e.g. 1e-3) or R*mean, R × the mean curvature entry"
+        },
+    )
+    batch_size: int = attrs.field(
+        default=16, validator=integer_ge(1), metadata={"help": "sequences per batch"}
+    )
+    seed: int = attrs.field(
+        default=0, validator=integer_ge(), metadata={"help": "seed of D_sub and masking"}
+    )
+    parameters: tuple[str, ...] | None = attrs.field(
+        default=None,
+        converter=to_patterns,
+        metadata={"help": "glob patterns of scored parameter names or groups"},
+    )
+    engine: str = attrs.field(
+        default="auto",
+        validator=member_of(ENGINES),
+        metadata={"help": "per-sample gradient engine"},
+    )
     autocast: str | None = attrs.field(
-        default=None, converter=to_str_or_none, validator=none_or(member_of("autocast", AUTOCAST))
+        default=None,
+        converter=to_str_or_none,
+        validator=none_or(member_of(AUTOCAST)),
+        metadata={
+            "help": "mixed-precision forward pass (on a GPU: bf16); per-sample sums stay float32"
+        },
     )
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=to_masking)
     curvature_options: dict[str, Any] = attrs.field(factory=dict)
     progress: bool | None = None
-    subset_seed: int | None = attrs.field(
-        default=None, validator=none_or(integer_ge("subset_seed"))
+    subset_seed: int | None = subset_seed_field()
+    fit_on: str = attrs.field(
+        default="subset",
+        validator=member_of(FIT_ON),
+        metadata={"help": "fit the curvature on D_sub (subset) or all rows"},
     )
-    fit_on: str = attrs.field(default="subset", validator=member_of("fit_on", FIT_ON))
-    negate: bool = attrs.field(default=False, converter=bool)
-    invalid: str = attrs.field(default="error", validator=member_of("invalid", VALIDATION_POLICIES))
-    replacement: str | None = attrs.field(default=None, converter=to_str_or_none)
-    shard_size: int | None = attrs.field(default=None, validator=_check_shard_size)
+    negate: bool = attrs.field(
+        default=False,
+        converter=bool,
+        metadata={"help": "store -I(z) (the released code's convention)"},
+    )
+    invalid: str = invalid_field()
+    replacement: str | None = replacement_field()
+    shard_size: int | None = attrs.field(
+        default=None,
+        validator=_check_shard_size,
+        metadata={"help": "rows per shard (a multiple of the batch size)"},
+    )
     max_tokens: int | None = attrs.field(
-        default=None, validator=none_or(integer_ge("max_tokens", 1))
+        default=None,
+        validator=none_or(integer_ge(1)),
+        metadata={"help": "most padded residues per batch (default: no limit)"},
     )
-    length_window: int = attrs.field(default=64, validator=integer_ge("length_window", 1))
-    mask_draws: int = attrs.field(default=1, validator=integer_ge("mask_draws", 1))
-    mask_reduce: str = attrs.field(default="mean-score", validator=_check_mask_reduce)
-    keep_draws: bool = attrs.field(default=False, converter=bool, validator=_check_keep_draws)
+    length_window: int = attrs.field(default=64, validator=integer_ge(1))
+    mask_draws: int = attrs.field(
+        default=1,
+        validator=integer_ge(1),
+        metadata={
+            "help": "masks per sequence K: score and loss are means over K masks (1: the paper's single "
+            "mask); K >= 2 also reports split-half stability"
+        },
+    )
+    mask_reduce: str = attrs.field(
+        default="mean-score",
+        validator=all_of(member_of(MASK_REDUCE), _check_mask_reduce),
+        metadata={
+            "help": "how the K draws make one score: the mean of the per-draw scores (mean-score) or the "
+            "unbiased score of the mean gradient (mean-gradient: needs --mask-draws >= 2; can be "
+            "<= 0)"
+        },
+    )
+    keep_draws: bool = attrs.field(
+        default=False,
+        converter=bool,
+        validator=_check_keep_draws,
+        metadata={
+            "help": "also keep every mask draw's own score (columns score_draw_0..K-1 beside the mean)"
+        },
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -273,31 +386,58 @@ class FinetuneConfig:
     """
 
     enabled: bool = attrs.field(default=True, converter=bool)
-    subset: SubsetSpec = attrs.field(default=None, validator=subset_spec)
-    subset_seed: int | None = attrs.field(
-        default=None, validator=none_or(integer_ge("subset_seed"))
+    subset: SubsetSpec = subset_field()  # noqa: RUF009 - a new attrs field, not a default
+    subset_seed: int | None = subset_seed_field()
+    epochs: int = attrs.field(
+        default=1, validator=integer_ge(1), metadata={"help": "passes over D_sub"}
     )
-    epochs: int = attrs.field(default=1, validator=integer_ge("epochs", 1))
-    lr: float = attrs.field(default=1e-5, converter=float, validator=number_ge("lr"))
+    lr: float = attrs.field(
+        default=1e-5,
+        converter=float,
+        validator=number_ge(),
+        metadata={"help": "AdamW learning rate"},
+    )
     weight_decay: float = attrs.field(
-        default=0.01, converter=float, validator=number_ge("weight_decay")
+        default=0.01,
+        converter=float,
+        validator=number_ge(),
+        metadata={"help": "AdamW weight decay"},
     )
-    warmup_steps: int = attrs.field(default=50, validator=integer_ge("warmup_steps"))
-    schedule: str = attrs.field(default="linear", validator=member_of("schedule", SCHEDULES))
-    batch_size: int = attrs.field(default=16, validator=integer_ge("batch_size", 1))
-    seed: int = attrs.field(default=0, validator=integer_ge("seed"))
+    warmup_steps: int = attrs.field(
+        default=50, validator=integer_ge(), metadata={"help": "linear warm-up steps"}
+    )
+    schedule: str = attrs.field(
+        default="linear",
+        validator=member_of(SCHEDULES),
+        metadata={"help": "after warm-up: linear decay to 0, or constant"},
+    )
+    batch_size: int = attrs.field(
+        default=16, validator=integer_ge(1), metadata={"help": "sequences per step over all ranks"}
+    )
+    seed: int = attrs.field(
+        default=0, validator=integer_ge(), metadata={"help": "seed of shuffling and masking"}
+    )
     group_by_length: bool = attrs.field(default=True, converter=bool)
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=to_masking)
-    max_steps: int | None = attrs.field(default=None, validator=none_or(integer_ge("max_steps", 1)))
+    max_steps: int | None = attrs.field(
+        default=None,
+        validator=none_or(integer_ge(1)),
+        metadata={"help": "stop after this many steps (default: all epochs)"},
+    )
     max_grad_norm: float | None = attrs.field(
-        default=None, converter=to_float_or_none, validator=none_or(number_ge("max_grad_norm"))
+        default=None,
+        converter=to_float_or_none,
+        validator=none_or(number_ge()),
+        metadata={"help": "clip the gradient norm (default: no clipping)"},
     )
     train_mode: bool = attrs.field(default=True, converter=bool)
     diagnostic_samples: int | None = attrs.field(
-        default=512, validator=none_or(integer_ge("diagnostic_samples"))
+        default=512,
+        validator=none_or(integer_ge()),
+        metadata={"help": "D_sub sequences for the before/after diagnostic"},
     )
-    invalid: str = attrs.field(default="error", validator=member_of("invalid", VALIDATION_POLICIES))
-    replacement: str | None = attrs.field(default=None, converter=to_str_or_none)
+    invalid: str = invalid_field()
+    replacement: str | None = replacement_field()
     progress: bool | None = None
 
 
@@ -314,5 +454,5 @@ class SelectConfig:
 
     method: str = "cci"
     budget: int | float = 0.1
-    seed: int = attrs.field(default=0, validator=integer_ge("seed"))
+    seed: int = attrs.field(default=0, validator=integer_ge())
     options: dict[str, Any] = attrs.field(factory=dict)

@@ -1,14 +1,17 @@
-"""Streaming readers: FASTA, FASTQ (plain or gzip) and CSV/TSV tables of ``(id, sequence)`` records.
+"""Streaming readers: FASTA, FASTQ (plain or gzip), CSV/TSV tables, OAS data units and Parquet.
 
 Every reader is a generator over one open file: records are parsed one at a time and nothing is
-held beyond the current record, so a 23M-sequence corpus is read in constant memory. FASTA and
-FASTQ go through Biopython's low-level parsers (``SimpleFastaParser``, ``FastqGeneralIterator``);
-tables through :mod:`csv` with a header row naming the id and sequence columns.
+held beyond the current record (Parquet: the current row group), so a 23M-sequence corpus is read
+in constant memory. FASTA and FASTQ go through Biopython's low-level parsers
+(``SimpleFastaParser``, ``FastqGeneralIterator``); tables and OAS units through :mod:`csv` with a
+header row naming the id and sequence columns (:mod:`biocoreset.data.tables`); Parquet through
+pyarrow, row group by row group (:mod:`biocoreset.data.parquet`).
 
 The format is taken from the file name (``.fa``/``.fasta``/``.fna``..., ``.fq``/``.fastq``,
-``.csv``, ``.tsv``/``.tab``, each optionally followed by ``.gz``) or, for other names, from the first
-non-blank character (``>`` FASTA, ``@`` FASTQ). Gzip is detected from the file's magic bytes, not
-its name.
+``.csv``, ``.tsv``/``.tab``, each optionally followed by ``.gz``; ``.parquet``) or, for other
+names, from the content (``PAR1`` Parquet, ``>`` FASTA, ``@`` FASTQ). A CSV whose first line is a
+JSON metadata object is an OAS data unit. Gzip is detected from the file's magic bytes, not its
+name.
 
 Example:
     >>> import os, tempfile
@@ -20,29 +23,30 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from biocoreset.data.parquet import PARQUET_MAGIC, iter_parquet
+from biocoreset.data.tables import ROW_IDS, iter_table, parse_oas_metadata
+from biocoreset.data.textio import ByteCounter, check_exists, first_line, open_text, wrap_errors
 from biocoreset.errors import ConfigError, InputError
 
 __all__ = [
     "FORMATS",
+    "ROW_IDS",
     "ByteCounter",
     "detect_format",
     "iter_fasta",
     "iter_fastq",
+    "iter_parquet",
     "iter_table",
     "open_text",
     "read_records",
 ]
 
-FORMATS = ("auto", "fasta", "fastq", "csv", "tsv")
+FORMATS = ("auto", "fasta", "fastq", "csv", "tsv", "oas", "parquet")
 """Accepted values of the ``format`` option."""
 
 _SUFFIXES = {
@@ -59,97 +63,9 @@ _SUFFIXES = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
-
-
-class ByteCounter:
-    """Counts the bytes read from disk (compressed bytes for gzip files), for progress bars.
-
-    Attributes:
-        bytes_read: Bytes read so far.
-    """
-
-    def __init__(self) -> None:
-        self.bytes_read = 0
-
-
-class _CountingFile(io.RawIOBase):
-    """A binary file wrapper that adds every read to a :class:`ByteCounter`."""
-
-    def __init__(self, raw: IO[bytes], counter: ByteCounter) -> None:
-        self._raw = raw
-        self._counter = counter
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self._counter.bytes_read += n
-        return n
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _OwningGzipFile(gzip.GzipFile):
-    """A gzip reader over an open binary file that closes that file too."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__(fileobj=raw, mode="rb")
-        self._raw = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
-
-
-def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"sequence file {str(path)!r} does not exist.")
-    if path.is_dir():
-        raise InputError(
-            f"{str(path)!r} is a folder; pass a sequence file (FASTA, FASTQ, CSV or TSV)."
-        )
-
-
-def open_text(path: str | os.PathLike[str], counter: ByteCounter | None = None) -> IO[str]:
-    """Open a plain or gzip text file for reading (gzip detected by its magic bytes).
-
-    Args:
-        path: The file.
-        counter: Optional :class:`ByteCounter` that receives the number of bytes read from disk.
-
-    Raises:
-        InputError: The file does not exist or is a folder.
-    """
-    p = Path(path)
-    _check_exists(p)
-    with open(p, "rb") as fh:
-        magic = fh.read(2)
-    raw: IO[bytes] = open(p, "rb")  # noqa: SIM115 - returned to the caller, closed by it
-    if counter is not None:
-        raw = io.BufferedReader(_CountingFile(raw, counter), buffer_size=1 << 20)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(_OwningGzipFile(raw), encoding="utf-8", newline=None)
-    return io.TextIOWrapper(raw, encoding="utf-8", newline=None)
-
-
-def _first_line(path: Path) -> str:
-    """The first non-blank line of a text file (``""`` when there is none)."""
-    try:
-        with open_text(path) as fh:
-            for line in fh:
-                if line.strip():
-                    return line
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
-        raise InputError(f"{str(path)!r} cannot be read as text: {exc}") from exc
-    return ""
 
 
 def _strip_gz(name: str) -> str:
@@ -161,9 +77,10 @@ def _strip_gz(name: str) -> str:
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """The format of a sequence file: ``"fasta"``, ``"fastq"``, ``"csv"`` or ``"tsv"``.
+    """The format of a sequence file: one of :data:`FORMATS` other than ``"auto"``.
 
-    By file name first, else by the first non-blank character.
+    By file name first (a ``.csv`` whose first line is OAS metadata is ``"oas"``), else by the
+    content: Parquet's magic bytes, OAS metadata, or the first non-blank character.
 
     Raises:
         InputError: The file is missing, empty, or its format cannot be told.
@@ -175,11 +92,20 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     'fastq'
     """
     p = Path(path)
-    _check_exists(p)
+    check_exists(p)
     suffix = Path(_strip_gz(p.name)).suffix
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
-    first = _first_line(p)
+    fmt = _SUFFIXES.get(suffix)
+    if fmt not in (None, "csv"):
+        return str(fmt)
+    if fmt is None:
+        with open(p, "rb") as fh:
+            if fh.read(4) == PARQUET_MAGIC:
+                return "parquet"
+    first = first_line(p)
+    if parse_oas_metadata(first) is not None:
+        return "oas"
+    if fmt is not None:
+        return str(fmt)
     if not first:
         raise InputError(f"{str(p)!r} is empty: it holds no sequence record.")
     if first.startswith(">"):
@@ -188,18 +114,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "fastq"
     raise InputError(
         f"cannot tell the format of {str(p)!r}: its name has no known extension (.fasta, .fastq, "
-        f".csv, .tsv, optionally .gz) and its first line {first[:40]!r} starts neither a FASTA ('>') "
-        "nor a FASTQ ('@') record. Pass format='fasta'|'fastq'|'csv'|'tsv' (--format)."
+        f".csv, .tsv, optionally .gz; .parquet) and its first line {first[:40]!r} starts neither a "
+        "FASTA ('>') nor a FASTQ ('@') record. Pass format='fasta'|'fastq'|'csv'|'tsv'|'oas'|"
+        "'parquet' (--format)."
     )
-
-
-def _wrap_errors(path: Path, kind: str, gen: Iterator[Any]) -> Iterator[Any]:
-    try:
-        yield from gen
-    except InputError:
-        raise
-    except (ValueError, OSError, EOFError, UnicodeDecodeError, zlib.error, csv.Error) as exc:
-        raise InputError(f"{str(path)!r} is not a valid {kind} file: {exc}") from exc
 
 
 def _record_id(path: Path, title: str, number: int, kind: str) -> str:
@@ -226,7 +144,7 @@ def iter_fasta(
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     p = Path(path)
-    first = _first_line(p)
+    first = first_line(p)
     if not first:
         raise InputError(f"{str(p)!r} is empty: it holds no FASTA record.")
     if not first.startswith(">"):
@@ -241,7 +159,7 @@ def iter_fasta(
                 rid = _record_id(p, title, number, "FASTA")
                 yield (rid, seq, title.strip()) if headers else (rid, seq)
 
-    return _wrap_errors(p, "FASTA", gen())
+    return wrap_errors(p, "FASTA", gen())
 
 
 def iter_fastq(
@@ -257,7 +175,7 @@ def iter_fastq(
     from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
     p = Path(path)
-    first = _first_line(p)
+    first = first_line(p)
     if not first:
         raise InputError(f"{str(p)!r} is empty: it holds no FASTQ record.")
     if not first.startswith("@"):
@@ -272,89 +190,26 @@ def iter_fastq(
                 rid = _record_id(p, title, number, "FASTQ")
                 yield (rid, seq, title.strip()) if headers else (rid, seq)
 
-    return _wrap_errors(p, "FASTQ", gen())
-
-
-def iter_table(
-    path: str | os.PathLike[str],
-    *,
-    id_column: str = "id",
-    sequence_column: str = "sequence",
-    delimiter: str = ",",
-    counter: ByteCounter | None = None,
-) -> Iterator[tuple[str, str]]:
-    """Stream ``(id, sequence)`` from a CSV/TSV file with a header row (plain or gzip).
-
-    Args:
-        path: The table.
-        id_column: Header of the id column.
-        sequence_column: Header of the sequence column.
-        delimiter: ``","`` (CSV) or ``"\\t"`` (TSV).
-        counter: Optional byte counter for progress bars.
-
-    Raises:
-        InputError: The file is missing or empty, a column is missing (the message lists the header),
-            or a row has too few fields or an empty id (the message gives the line).
-    """
-    p = Path(path)
-    first = _first_line(p)
-    if not first:
-        raise InputError(f"{str(p)!r} is empty: it holds no header row and no record.")
-    limit = csv.field_size_limit()
-    if limit < 1 << 30:  # sequences can be longer than csv's default 128 KiB field limit
-        csv.field_size_limit(1 << 30)
-
-    def gen() -> Iterator[tuple[str, str]]:
-        with open_text(p, counter) as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            header = next(reader, None)
-            while header is not None and not any(h.strip() for h in header):
-                header = next(reader, None)
-            if header is None:
-                raise InputError(f"{str(p)!r} is empty: it holds no header row.")
-            names = [h.strip() for h in header]
-            missing = [c for c in (id_column, sequence_column) if c not in names]
-            if missing:
-                raise InputError(
-                    f"{str(p)!r} has no column(s) {missing}; its header is {names}. Name the columns "
-                    "with id_column= and sequence_column= (--id-column, --sequence-column)."
-                )
-            i_id, i_seq = names.index(id_column), names.index(sequence_column)
-            need = max(i_id, i_seq) + 1
-            for row in reader:
-                if not row or not any(f.strip() for f in row):
-                    continue
-                if len(row) < need:
-                    raise InputError(
-                        f"{str(p)!r} line {reader.line_num}: {len(row)} field(s), but the "
-                        f"{sequence_column!r}/{id_column!r} columns need {need}."
-                    )
-                rid = row[i_id].strip()
-                if not rid:
-                    raise InputError(
-                        f"{str(p)!r} line {reader.line_num}: empty id in column {id_column!r}."
-                    )
-                yield rid, "".join(row[i_seq].split())
-
-    return _wrap_errors(p, "CSV/TSV", gen())
+    return wrap_errors(p, "FASTQ", gen())
 
 
 def read_records(
     path: str | os.PathLike[str],
     *,
     format: str = "auto",
-    id_column: str = "id",
-    sequence_column: str = "sequence",
+    id_column: str | None = None,
+    sequence_column: str | None = None,
     counter: ByteCounter | None = None,
     headers: bool = False,
 ) -> Iterator[Any]:
     """Stream ``(id, sequence)`` records from a sequence file of any supported format.
 
     Args:
-        path: FASTA, FASTQ, CSV or TSV file, plain or gzip.
+        path: FASTA, FASTQ, CSV, TSV or OAS unit (plain or gzip), or Parquet.
         format: One of :data:`FORMATS` (``"auto"``: from the name, else the content).
-        id_column: Id column of a table.
-        sequence_column: Sequence column of a table.
+        id_column: Id column of a table or Parquet file (``None``: ``id``; OAS: ``sequence_id``
+            where present, else row ids); ``"@row"`` ids rows ``<file stem>:<row number>``.
+        sequence_column: Sequence column (``None``: ``sequence``; OAS: ``sequence_alignment_aa``).
         counter: Optional byte counter for progress bars.
         headers: Yield ``(id, sequence, header)``: the FASTA/FASTQ title line (id and
             description), or the id for a table.
@@ -370,11 +225,17 @@ def read_records(
         return iter_fasta(path, counter, headers=headers)
     if fmt == "fastq":
         return iter_fastq(path, counter, headers=headers)
-    rows = iter_table(
-        path,
-        id_column=id_column,
-        sequence_column=sequence_column,
-        delimiter="," if fmt == "csv" else "\t",
-        counter=counter,
-    )
+    if fmt == "parquet":
+        rows = iter_parquet(
+            path, id_column=id_column, sequence_column=sequence_column, counter=counter
+        )
+    else:
+        rows = iter_table(
+            path,
+            id_column=id_column,
+            sequence_column=sequence_column,
+            delimiter="\t" if fmt == "tsv" else ",",
+            counter=counter,
+            oas=fmt == "oas",
+        )
     return ((rid, seq, rid) for rid, seq in rows) if headers else rows

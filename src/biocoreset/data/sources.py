@@ -17,7 +17,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from biocoreset.data.readers import FORMATS, ByteCounter, iter_fasta, read_records
+from biocoreset.data.readers import (
+    FORMATS,
+    ByteCounter,
+    detect_format,
+    iter_fasta,
+    read_records,
+)
+from biocoreset.data.tables import oas_columns, read_oas_unit
 from biocoreset.errors import ConfigError, InputError
 
 __all__ = ["ConcatSource", "SequenceSource", "as_source", "iter_fasta", "open_sequences"]
@@ -28,11 +35,12 @@ class SequenceSource:
 
     Args:
         records: A list/tuple of pairs, or ``None`` with ``path``.
-        path: A sequence file: FASTA, FASTQ, CSV or TSV, plain or gzip.
+        path: A sequence file: FASTA, FASTQ, CSV, TSV or OAS unit (plain or gzip), or Parquet.
         format: File format, one of :data:`~biocoreset.data.readers.FORMATS` (``"auto"``: from the
             name, else the content).
-        id_column: Id column of a CSV/TSV file.
-        sequence_column: Sequence column of a CSV/TSV file.
+        id_column: Id column of a table or Parquet file (``None``: ``id``; OAS: ``sequence_id``
+            where present, else row ids); ``"@row"`` ids rows ``<file stem>:<row number>``.
+        sequence_column: Sequence column (``None``: ``sequence``; OAS: ``sequence_alignment_aa``).
     """
 
     def __init__(
@@ -41,8 +49,8 @@ class SequenceSource:
         path: Path | None = None,
         *,
         format: str = "auto",
-        id_column: str = "id",
-        sequence_column: str = "sequence",
+        id_column: str | None = None,
+        sequence_column: str | None = None,
     ) -> None:
         if (records is None) == (path is None):
             raise ConfigError("a SequenceSource needs exactly one of records= or path=.")
@@ -117,15 +125,25 @@ class SequenceSource:
         )
 
     def reader_options(self) -> dict[str, Any]:
-        """How to re-open the same data (recorded in score metadata; ``{}`` for in-memory records)."""
+        """How to re-open the same data (recorded in score metadata; ``{}`` for in-memory records).
+
+        The format is the one read (``"auto"`` resolved) and the columns are the ones used; an OAS
+        data unit adds its metadata object (``"unit_metadata"``).
+        """
         if self.path is None:
             return {}
-        return {
+        fmt = detect_format(self.path) if self.format == "auto" else self.format
+        options: dict[str, Any] = {
             "path": str(self.path.resolve()),
-            "format": self.format,
-            "id_column": self.id_column,
-            "sequence_column": self.sequence_column,
+            "format": fmt,
+            "id_column": self.id_column or "id",  # the table default; FASTA/FASTQ ignore it
+            "sequence_column": self.sequence_column or "sequence",
         }
+        if fmt == "oas":
+            meta, header = read_oas_unit(self.path)
+            id_col, seq_col = oas_columns(self.path, header, self.id_column, self.sequence_column)
+            options.update(id_column=id_col, sequence_column=seq_col, unit_metadata=meta)
+        return options
 
 
 class ConcatSource(SequenceSource):
@@ -152,8 +170,8 @@ class ConcatSource(SequenceSource):
         self.records = None
         self.path = None
         self.format = "auto"
-        self.id_column = "id"
-        self.sequence_column = "sequence"
+        self.id_column = None
+        self.sequence_column = None
 
     def iter(self, counter: ByteCounter | None = None) -> Iterator[tuple[str, str]]:
         """Iterate the parts' records in order."""
@@ -188,16 +206,18 @@ def open_sequences(
     path: str | os.PathLike[str],
     *,
     format: str = "auto",
-    id_column: str = "id",
-    sequence_column: str = "sequence",
+    id_column: str | None = None,
+    sequence_column: str | None = None,
 ) -> SequenceSource:
     """A streaming source over a sequence file.
 
     Args:
-        path: FASTA, FASTQ, CSV or TSV file, plain or gzip.
-        format: ``"auto"``, ``"fasta"``, ``"fastq"``, ``"csv"`` or ``"tsv"``.
-        id_column: Id column of a table.
-        sequence_column: Sequence column of a table.
+        path: FASTA, FASTQ, CSV, TSV or OAS unit (plain or gzip), or Parquet.
+        format: One of :data:`~biocoreset.data.readers.FORMATS` (``"auto"``: from the name, else
+            the content).
+        id_column: Id column of a table or Parquet file (``None``: ``id``; OAS: ``sequence_id``
+            where present, else row ids); ``"@row"`` ids rows ``<file stem>:<row number>``.
+        sequence_column: Sequence column (``None``: ``sequence``; OAS: ``sequence_alignment_aa``).
 
     Example:
         >>> import os, tempfile
@@ -216,14 +236,19 @@ def as_source(sequences: Any) -> SequenceSource:
     of pairs as a :class:`SequenceSource`.
 
     Raises:
-        InputError: ``sequences`` is neither a path nor an iterable of pairs.
+        InputError: ``sequences`` is neither a path nor an iterable of pairs, or a path (a string
+            in a list of them) names no file: the message names the two forms.
     """
     if isinstance(sequences, SequenceSource):
         return sequences
     if isinstance(sequences, (str, os.PathLike)):
+        _check_path(sequences, "sequences")
         return SequenceSource(path=Path(sequences))
     if isinstance(sequences, (list, tuple)):
         if sequences and all(isinstance(s, (str, os.PathLike, SequenceSource)) for s in sequences):
+            for i, s in enumerate(sequences):
+                if not isinstance(s, SequenceSource):
+                    _check_path(s, f"sequences[{i}]")
             return ConcatSource([as_source(s) for s in sequences])
         return SequenceSource(records=list(sequences))
     if isinstance(sequences, Iterable):
@@ -232,3 +257,14 @@ def as_source(sequences: Any) -> SequenceSource:
         f"sequences must be a sequence file path or an iterable of (id, sequence) pairs, got "
         f"{type(sequences).__name__}."
     )
+
+
+def _check_path(path: str | os.PathLike[str], name: str) -> None:
+    """Refuse a path that names nothing, saying both forms ``sequences`` takes (a bare sequence
+    such as ``"ACGU"`` is read as a file name)."""
+    if not os.path.exists(path):
+        example = path if isinstance(path, str) and path.isalpha() else "ACGU"
+        raise InputError(
+            f"{name} is {os.fspath(path)!r}, which is not an existing file; pass sequence file "
+            f"paths, or (id, sequence) pairs such as [('seq0', {example!r}), ('seq1', ...)]."
+        )

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -41,7 +42,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from biocoreset.errors import ConfigError, InputError
+from biocoreset.data.molecule import MoleculeTally
+from biocoreset.errors import ConfigError, InputError, QualityWarning
 
 __all__ = [
     "VALIDATION_POLICIES",
@@ -153,6 +155,8 @@ class Validator:
         long_policy: The adapter's long-sequence policy; ``"error"`` fails here, anything else is
             counted and left to the adapter.
         where: Name of the input, for messages.
+        model_alphabet: The model's letters for :class:`~biocoreset.data.molecule.MoleculeTally`
+            (default ``alphabet``): protein or nucleotide, to warn on a corpus of the other kind.
 
     Attributes:
         report: The :class:`ValidationReport` so far.
@@ -164,11 +168,13 @@ class Validator:
         alphabet: Iterable[str] | None = None,
         policy: str = "error",
         replacement: str | None = None,
-        hook: Callable[[str, str], str] | None = None,
+        hook: Callable[[str, str], str] = lambda record_id, sequence: sequence,
         max_length: int | None = None,
         long_policy: str | None = None,
         where: str = "the input",
+        model_alphabet: Iterable[str] | None = None,
     ) -> None:
+        self.molecules = MoleculeTally(alphabet if model_alphabet is None else model_alphabet)
         if policy not in VALIDATION_POLICIES:
             raise ConfigError(
                 f"invalid (the invalid-letter policy) must be one of {', '.join(VALIDATION_POLICIES)}, "
@@ -219,6 +225,7 @@ class Validator:
             max_length=caps.max_length if alphabet is not None else None,
             long_policy=caps.long_policy,
             where=where,
+            model_alphabet=alphabet or caps.residue_alphabet,
         )
 
     def _name(self, number: int, record_id: str) -> str:
@@ -237,14 +244,14 @@ class Validator:
         """
         rep = self.report
         rep.records += 1
-        if self.hook is not None:
-            try:
-                sequence = self.hook(record_id, sequence)
-            except InputError as exc:
-                if self.policy != "skip" and not _is_skip(exc):
-                    raise
-                rep.skipped_invalid += 1
-                return None
+        self.molecules(sequence)
+        try:
+            sequence = self.hook(record_id, sequence)
+        except InputError as exc:
+            if self.policy != "skip" and not _is_skip(exc):
+                raise
+            rep.skipped_invalid += 1
+            return None
         if not sequence:
             if self.policy == "skip":
                 rep.skipped_empty += 1
@@ -428,6 +435,9 @@ def scan_source(
             f"{where}: none of its {number} records is left after validation "
             f"({validator.report.summary()})."
         )
+    molecule = validator.molecules.message(where)
+    if molecule:  # e.g. DNA given to a protein model: every letter passes, nothing else warns
+        warnings.warn(molecule, QualityWarning, stacklevel=2)
     return SourceIndex(
         num_rows=rows,
         num_records=number,

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from biocoreset.selection import StrataPlan
+
 __all__ = ["plot_loss_curve", "plot_selection", "plot_training_history"]
 
 
@@ -28,7 +30,7 @@ def plot_selection(
 
     Args:
         scores: All scores.
-        selection: A :class:`biocoreset.api.Selection`.
+        selection: A :class:`biocoreset.selection.Selection`.
         path: PNG to write.
         title: Plot title.
 
@@ -42,7 +44,7 @@ def plot_selection(
 
     scores = np.asarray(scores, dtype=np.float64)
     plan = selection.plan
-    is_cci = plan is not None and hasattr(plan, "edges")
+    is_cci = isinstance(plan, StrataPlan)
     fig, (ax, ax2) = plt.subplots(
         2, 1, figsize=(9, 6.5), height_ratios=[3, 1.6], constrained_layout=True
     )

@@ -46,7 +46,8 @@ from biocoreset.diagnose.composition import (
 )
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.stats import LengthControl, length_control, spearman
-from biocoreset.store.atomic import staged_folder
+from biocoreset.store.checks import check_finite_scores, check_ids
+from biocoreset.store.owned import OwnedOutput
 from biocoreset.store.result import ScoreResult
 
 __all__ = ["REPORT_FILES", "Diagnosis", "diagnose"]
@@ -117,9 +118,12 @@ class Diagnosis:
         import matplotlib.pyplot as plt
 
         out = Path(folder)
-        if out.exists() and not out.is_dir():
+        owned = OwnedOutput(out, own=REPORT_FILES, command="diagnose")
+        target = owned.target  # a symbolic link is written through
+        if target.exists() and not target.is_dir():
             raise OutputExistsError(f"{str(out)!r} exists and is not a folder; choose a folder.")
-        existing = [n for n in REPORT_FILES if (out / n).exists()]
+        owned.recover()  # first: a swap a kill interrupted is finished or undone
+        existing = [n for n in REPORT_FILES if (target / n).exists()]
         if existing and not force:
             raise OutputExistsError(
                 f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to "
@@ -127,7 +131,7 @@ class Diagnosis:
             )
         figs = self.figures()
         written: dict[str, Path] = {}
-        with staged_folder(out, own=REPORT_FILES) as stage:  # all-old or all-new
+        with owned.replace() as stage:  # all-old or all-new
             try:
                 for name, fig in figs.items():
                     fig.savefig(stage / f"{name}.png", dpi=110, format="png")
@@ -248,7 +252,9 @@ def diagnose(
         seed: Seed of the random baseline.
 
     Raises:
-        InputError: An unreadable file, or a coreset with ids missing from the scores (named).
+        InputError: An unreadable or malformed score file (metadata, a null or repeated id, a NaN
+            length: :mod:`biocoreset.store.checks`), NaN or infinite scores, or a coreset with ids
+            missing from the scores (named).
     """
     path = None
     if not isinstance(scores, ScoreResult):
@@ -256,6 +262,9 @@ def diagnose(
         scores = ScoreResult.load(path)
     if len(scores) == 0:
         raise InputError("the score file is empty: there is nothing to diagnose.")
+    named_as = f"the score file {str(path)!r}" if path else "the ScoreResult"
+    check_ids(scores.ids, where=named_as)  # the checks select makes (biocoreset.store.checks)
+    check_finite_scores(scores.scores, scores.ids, where=named_as)
     meta = dict(scores.metadata)
     influence = -scores.scores if meta.get("negated") else scores.scores.copy()
     lengths = scores.length.astype(np.int64)

@@ -30,7 +30,9 @@ from biocoreset.protocols import ModelAdapter
 
 __all__ = ["ENGINES", "HookEngine", "LoopEngine", "make_engine"]
 
-ENGINES = ("auto", "loop", "hooks")
+ENGINES = ("auto", LoopEngine.name, HookEngine.name)
+"""The engine names :func:`make_engine` takes: ``"auto"`` (hooks, else the loop) and each engine's
+``name`` (``ScoreConfig.engine`` offers the same, :data:`biocoreset.config.core.ENGINES`)."""
 
 
 def make_engine(

@@ -3,9 +3,9 @@
 :func:`load_model` is what ``--model PATH`` does in every command and ``[model]`` does in a run
 file. The adapter comes from, in order: the ``adapter`` argument, the folder's manifest
 (:mod:`biocoreset.modelio.manifest`), or the files themselves (:func:`guess_adapter`). The loading
-is the registered adapter's own: its factory's ``from_path(path, **options)`` (the built-in
-``hf``, ``rna-fm`` and ``esmc`` all have one); a plugin adapter without ``from_path`` receives
-``checkpoint=PATH`` instead.
+is the registered adapter class's own ``from_path(path, **options)`` classmethod (the built-in
+``hf``, ``rna-fm`` and ``esmc`` all have one); a plugin adapter without one has the default of
+:class:`~biocoreset.protocols.AdapterBase`: its factory receives ``checkpoint=PATH``.
 
 Example:
     >>> import tempfile
@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -35,7 +35,10 @@ from biocoreset.modelio.quiet import quiet_transformers
 from biocoreset.modelio.sources import model_source
 from biocoreset.protocols import ModelAdapter, capabilities
 
-__all__ = ["guess_adapter", "load_model", "load_weights", "model_spec"]
+if TYPE_CHECKING:
+    from biocoreset.plugins.registry import Component
+
+__all__ = ["check_load_options", "guess_adapter", "load_model", "load_weights", "model_spec"]
 
 # What each loaded (or built) model was made from, for save_model: {model: spec}.
 _SPECS: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -124,25 +127,33 @@ def guess_adapter(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _component(name: str) -> Any:
+def _component(name: str) -> Component:
     from biocoreset.plugins import get_registry
 
     return get_registry().get("adapter", name)
 
 
-def _check_loader_options(name: str, raw: Any, loader: Any, options: Mapping[str, Any]) -> None:
-    """Refuse options neither the adapter's factory nor its ``from_path`` accepts (did-you-mean)."""
-    from biocoreset.plugins.options import OPTIONS_ATTR, check_options, declared_options
+def check_load_options(component: Component, options: Iterable[str]) -> None:
+    """Refuse options that neither the adapter's factory nor its class's ``from_path`` accepts
+    (did-you-mean), before anything is loaded.
 
-    declared = declared_options(raw)
+    The valid options are the factory's, then those ``from_path`` names (the default
+    ``from_path`` names none: it passes them on to the factory).
+    """
+    from biocoreset.plugins.options import check_option_names, named_options
+
+    declared = component.options()
     if declared is None:  # the factory takes any keyword: it checks its options itself
         return
-
-    def load_options() -> None:
-        """The options of loading a saved model."""
-
-    setattr(load_options, OPTIONS_ATTR, ({o.name: o.default for o in declared}, loader))
-    check_options(load_options, list(options), kind="adapter", name=name)
+    valid = [o.name for o in declared]
+    valid += [o.name for o in named_options(component.adapter_class().from_path)]
+    check_option_names(
+        list(dict.fromkeys(valid)),
+        options,
+        kind="adapter",
+        name=component.name,
+        plugin=component.plugin,
+    )
 
 
 def load_model(
@@ -197,8 +208,7 @@ def load_model(
         kwargs = options_from_json(user)
         if random_init:
             kwargs["random_init"] = True
-        raw = _component(name).load()
-        _check_loader_options(name, raw, raw.from_path, kwargs)
+        check_load_options(_component(name), kwargs)
         with quiet_transformers():
             built = named.load(**kwargs)
         opts, source = user, named.name
@@ -213,17 +223,12 @@ def load_model(
         saved.pop("random_init", None)
         opts = {**saved, **user}
         component = _component(name)
-        raw = component.load()  # the factory itself: its from_path is an attribute of it
         kwargs = options_from_json(opts)
         if random_init:
             kwargs["random_init"] = True
-        loader = getattr(raw, "from_path", None)
+        check_load_options(component, kwargs)
         with quiet_transformers():
-            if loader is not None:
-                _check_loader_options(name, raw, loader, kwargs)
-                built = loader(folder, **kwargs)
-            else:  # a plugin adapter without from_path: the older checkpoint= contract
-                built = component.factory(checkpoint=str(folder), **kwargs)
+            built = component.adapter_class().from_path(folder, **kwargs)
         source = str(folder.resolve())
     if weights:
         load_weights(built.model, weights)

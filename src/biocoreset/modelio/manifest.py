@@ -116,13 +116,18 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     Raises:
         InputError: ``path`` does not exist, or is an unfinished pretrain run.
     """
+    from biocoreset.store.owned import missing_output_note
+
     p = Path(path)
     if not p.exists():
-        raise InputError(f"model {str(p)!r} does not exist.")
+        raise InputError(f"model {str(p)!r} does not exist{missing_output_note(p)}.")
     if p.is_dir() and not (p / MODEL_MANIFEST).exists():
         if (p / FINAL_DIR / MODEL_MANIFEST).exists():
             return p / FINAL_DIR
         if (p / "checkpoints").is_dir() and not (p / FINAL_DIR).exists():
+            note = missing_output_note(p / FINAL_DIR)
+            if note:
+                raise InputError(f"the model folder {str(p / FINAL_DIR)!r} is missing{note}.")
             raise InputError(
                 f"{str(p)!r} is an unfinished pretrain run (checkpoints/ but no final/); rerun its "
                 "pretrain command to finish it."

@@ -33,6 +33,7 @@ from biocoreset.modelio.manifest import ModelManifest, write_manifest
 from biocoreset.modelio.quiet import quiet_transformers
 from biocoreset.protocols import ModelAdapter, capabilities
 from biocoreset.store.atomic import atomic_path, check_output
+from biocoreset.store.disk import write_errors
 
 __all__ = ["WEIGHTS_FILE", "save_model"]
 
@@ -71,6 +72,8 @@ def save_model(
     Raises:
         ConfigError: Unknown format.
         OutputExistsError: ``model.pt`` exists and ``force`` is false.
+        OSError: A write failed (a full disk; ``torch.save``'s and ``safetensors``' own errors are
+            turned into one, naming the file, and no partial ``model.pt`` is left).
     """
     if format not in ("hf", "state-dict"):
         raise ConfigError(f"format must be one of hf, state-dict; got {format!r}.")
@@ -83,13 +86,14 @@ def save_model(
         check_output(out / WEIGHTS_FILE, force=force)
     out.mkdir(parents=True, exist_ok=True)
     weights = None
-    with quiet_transformers():
+    with quiet_transformers(), write_errors(out):  # a full disk: OSError, not RuntimeError
         if fmt == "hf":
             model.save_pretrained(out)  # type: ignore[operator]
         else:
             with atomic_path(out / WEIGHTS_FILE, force=force) as tmp:
                 state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-                torch.save(state, tmp)
+                with write_errors(out / WEIGHTS_FILE):
+                    torch.save(state, tmp)
             weights = WEIGHTS_FILE
             config = getattr(model, "config", None)
             if hf_model and hasattr(config, "save_pretrained"):

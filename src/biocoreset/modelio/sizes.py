@@ -15,7 +15,7 @@ __all__ = ["model_sizes"]
 def model_sizes(adapter: str) -> dict[str, dict[str, Any]]:
     """``{size name: {"layers", "hidden", "heads", "params", ...}}`` for a registered adapter.
 
-    The adapter's factory declares its sizes with a ``model_sizes()`` attribute (``rna-fm``:
+    The adapter class declares its sizes with its ``model_sizes()`` classmethod (``rna-fm``:
     ``tiny``, ``small``, ``base``, ``rna-fm``; ``esmc``: ``tiny``, ``small``, ``base``,
     ``esmc_300m``, ``esmc_600m``); adapters without named sizes (``hf``) give ``{}``. Parameter
     counts are computed by building each model on the meta device.
@@ -26,6 +26,4 @@ def model_sizes(adapter: str) -> dict[str, dict[str, Any]]:
     """
     from biocoreset.plugins import get_registry
 
-    factory = get_registry().get("adapter", adapter).load()
-    sizes = getattr(factory, "model_sizes", None)
-    return dict(sizes()) if callable(sizes) else {}
+    return dict(get_registry().get("adapter", adapter).adapter_class().model_sizes())

@@ -28,7 +28,7 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
         "adapter": (
             (
                 "hf",
-                "biocoreset.adapters.hf:make_hf_adapter",
+                "biocoreset.adapters.hf:HFAdapter",
                 "any transformers masked LM with its tokenizer",
             ),
         ),
@@ -37,7 +37,7 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
         "adapter": (
             (
                 "rna-fm",
-                "biocoreset.adapters.rnafm:make_rnafm_adapter",
+                "biocoreset.adapters.rnafm:RnaFmAdapter",
                 "RNA-FM (ESM-1b, 25-token RNA alphabet) as EsmForMaskedLM; checkpoint=, size= or model=",
             ),
         ),
@@ -46,7 +46,7 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
         "adapter": (
             (
                 "esmc",
-                "biocoreset.adapters.esmc:make_esmc_adapter",
+                "biocoreset.adapters.esmc:EsmcAdapter",
                 "ESM-C protein LMs (esm package): name=esmc_300m|esmc_600m|tiny with weights= or hf_cache=",
             ),
         ),
@@ -252,7 +252,7 @@ BUILTINS: Mapping[str, Mapping[str, tuple[Entry, ...]]] = {
             (
                 "antibody-j-gene",
                 f"{_AB_TASKS}:AntibodyJGeneTask",
-                "J gene of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1.",
+                "J name of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1.",
             ),
             (
                 "antibody-cdr3-length",

@@ -30,14 +30,22 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from biocoreset.errors import ConfigError, did_you_mean
 
-__all__ = ["OPTIONS_ATTR", "Option", "check_options", "declare_options", "declared_options"]
+__all__ = [
+    "OPTIONS_ATTR",
+    "Option",
+    "check_option_names",
+    "check_options",
+    "declare_options",
+    "declared_options",
+    "named_options",
+]
 
 OPTIONS_ATTR = "__biocoreset_options__"
 """Attribute of a factory holding the extra sources of its options (see :func:`declare_options`)."""
@@ -216,6 +224,16 @@ def _source_options(source: Any) -> tuple[list[Option], bool]:
     return _from_signature(source)
 
 
+def named_options(source: Any) -> list[Option]:
+    """The options ``source`` names (an attrs class's fields, a callable's keyword parameters),
+    whether or not it also takes ``**kwargs``.
+
+    >>> [o.name for o in named_options(lambda *, size=1, **more: None)]
+    ['size']
+    """
+    return _source_options(source)[0]
+
+
 def declared_options(factory: Any) -> tuple[Option, ...] | None:
     """The options ``factory`` accepts, or ``None`` when it accepts any keyword (``**kwargs``).
 
@@ -268,7 +286,18 @@ def check_options(
     declared = declared_options(factory)
     if declared is None:
         return
-    valid = [o.name for o in declared]
+    check_option_names([o.name for o in declared], options, kind=kind, name=name, plugin=plugin)
+
+
+def check_option_names(
+    valid: Sequence[str], options: Iterable[str], *, kind: str, name: str, plugin: str = ""
+) -> None:
+    """Raise :class:`~biocoreset.errors.ConfigError` for any of ``options`` not in ``valid`` (the
+    message of :func:`check_options`).
+
+    >>> check_option_names(["size"], ["size"], kind="adapter", name="rna-fm")
+    """
+    valid = list(valid)
     bad = [o for o in options if o not in valid]
     if not bad:
         return

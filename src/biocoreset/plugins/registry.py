@@ -19,6 +19,7 @@ import attrs
 
 from biocoreset.errors import PluginError, UnknownComponentError, did_you_mean
 from biocoreset.plugins.options import Option, check_options, declared_options
+from biocoreset.protocols import AdapterBase, adapter_class
 
 __all__ = ["Component", "Registry", "resolve_target"]
 
@@ -77,23 +78,49 @@ class Component:
     @property
     def lazy(self) -> bool:
         """Whether the factory is still a ``"module:attr"`` string that has not been imported."""
-        return isinstance(self.target, str) and "raw" not in self._cache
+        return isinstance(self.target, str) and "registered" not in self._cache
+
+    def registered(self) -> Any:
+        """What the plugin registered (importing its module on first use).
+
+        Raises:
+            PluginError: A lazy target cannot be imported, or is not callable.
+        """
+        if "registered" not in self._cache:
+            obj = resolve_target(self.target) if isinstance(self.target, str) else self.target
+            if self.kind != "family" and not callable(obj):
+                raise PluginError(
+                    f"plugin {self.plugin!r} registered {self.kind} {self.name!r} with a factory "
+                    f"that is not callable: {obj!r}"
+                )
+            self._cache["registered"] = obj
+        return self._cache["registered"]
 
     def load(self) -> Any:
-        """The raw factory as registered (importing its module on first use).
+        """The raw factory (importing its module on first use): what the plugin registered, or
+        for an adapter class (a subclass of :class:`~biocoreset.protocols.AdapterBase`) what its
+        ``factory()`` classmethod returns.
 
         Raises:
             PluginError: A lazy target cannot be imported, or is not callable.
         """
         if "raw" not in self._cache:
-            raw = resolve_target(self.target) if isinstance(self.target, str) else self.target
-            if self.kind != "family" and not callable(raw):
-                raise PluginError(
-                    f"plugin {self.plugin!r} registered {self.kind} {self.name!r} with a factory "
-                    f"that is not callable: {raw!r}"
-                )
-            self._cache["raw"] = raw
+            obj = self.registered()
+            if isinstance(obj, type) and issubclass(obj, AdapterBase):
+                obj = obj.factory()
+            self._cache["raw"] = obj
         return self._cache["raw"]
+
+    def adapter_class(self) -> type[AdapterBase]:
+        """The class declaring this adapter's class capabilities (``from_path``,
+        ``model_sizes``): the registered class, or for a registered factory function the
+        defaults around :attr:`factory` (see :func:`~biocoreset.protocols.adapter_class`).
+
+        >>> from biocoreset.plugins import get_registry
+        >>> get_registry().get("adapter", "rna-fm").adapter_class().model_sizes()["tiny"]["layers"]
+        2
+        """
+        return adapter_class(self.registered(), self.factory)
 
     @property
     def factory(self) -> Callable[..., Any]:

@@ -51,7 +51,7 @@ def check_run_config(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     registry = get_registry()
     score = cfg.score
     scorer = registry.get("scorer", score.scorer).factory()
-    if getattr(scorer, "needs_curvature", False):
+    if scorer.needs_curvature:
         registry.get("curvature", score.curvature).factory(
             **damping_options(score.damping), **score.curvature_options
         )
@@ -63,21 +63,19 @@ def check_run_config(cfg: RunConfig) -> dict[str, dict[str, Any]]:
 def _check_adapter(cfg: RunConfig) -> None:
     """The adapter's name, and its options where its factory declares them (nothing is loaded)."""
     from biocoreset.plugins import get_registry
-    from biocoreset.plugins.options import check_options, declared_options
+    from biocoreset.plugins.options import check_options
 
     name = cfg.model.adapter
     component = get_registry().get("adapter", name)
     options = list(cfg.model.options)
     if not options:
         return
-    raw = component.load()
-    loader = getattr(raw, "from_path", None) if cfg.model.path is not None else None
-    if loader is not None:
-        from biocoreset.modelio.load import _check_loader_options
+    if cfg.model.path is not None:  # loaded by the adapter class's from_path
+        from biocoreset.modelio.load import check_load_options
 
-        _check_loader_options(name, raw, loader, dict.fromkeys(options))
-    elif declared_options(raw) is not None:  # else the factory checks them when it builds
-        check_options(raw, options, kind="adapter", name=name)
+        check_load_options(component, options)
+    else:  # built by the factory, which checks them itself when it takes any keyword
+        check_options(component.load(), options, kind="adapter", name=name)
 
 
 def selector_options(cfg: RunConfig) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,6 @@ Everything lands in one folder (default ``biocoreset-demo/``); ``summary.txt`` s
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -126,7 +125,8 @@ def run_demo(
         torch.set_num_threads(threads)
 
 
-#: What the demo writes into its folder; ``--force`` deletes these and nothing else.
+#: What the demo writes into its folder; ``--force`` replaces these (each whole, when its new one
+#: is complete) and nothing else.
 DEMO_OUTPUTS = (
     "corpus.fasta",
     "pretrain_loss.png",
@@ -139,9 +139,9 @@ DEMO_OUTPUTS = (
 )
 
 
-def _clear_demo_folder(out: Path, *, force: bool) -> None:
-    """Make ``out`` ready for a demo: refuse a file or a folder that is not a demo's; with
-    ``force``, delete only the demo's own outputs (a user's files in the folder stay)."""
+def _check_demo_folder(out: Path, *, force: bool) -> None:
+    """Refuse a file, a folder that is not a demo's, or an earlier demo without ``force``. Nothing
+    is deleted: each old output stays until the new one replaces it (docs/reliability.md)."""
     if not out.exists():
         return
     if not out.is_dir():
@@ -159,12 +159,6 @@ def _clear_demo_folder(out: Path, *, force: bool) -> None:
         )
     if not force:
         raise OutputExistsError(f"{str(out)!r} holds an earlier demo; pass --force to replace it.")
-    for name in sorted(own, key=lambda n: n == "summary.txt"):  # summary.txt, the marker, last
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
 
 
 def _run_demo(
@@ -176,6 +170,22 @@ def _run_demo(
     seed: int,
     pretrain_steps: int,
 ) -> Path:
+
+    from biocoreset.store.owned import OwnedOutput
+
+    owned = OwnedOutput(output, own=DEMO_OUTPUTS, command="demo")
+    out = owned.target  # a symbolic link is written through
+    _check_demo_folder(out, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    with owned.locked():  # one demo at a time in a folder
+        return _write_demo(
+            out, force=force, progress=progress, n=n, seed=seed, pretrain_steps=pretrain_steps
+        )
+
+
+def _write_demo(
+    out: Path, *, force: bool, progress: bool | None, n: int, seed: int, pretrain_steps: int
+) -> Path:
     from biocoreset.adapters.hf import HFAdapter
     from biocoreset.api import score_to_file
     from biocoreset.data.synthetic import synthetic_rna_corpus, write_fasta
@@ -185,12 +195,11 @@ def _run_demo(
     from biocoreset.train.finetune import finetune, save_finetuned
 
     t0 = time.perf_counter()
-    out = Path(output)
-    _clear_demo_folder(out, force=force)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     records = synthetic_rna_corpus(n, seed=seed)
-    corpus = write_fasta(records, out / "corpus.fasta")
+    with atomic_path(out / "corpus.fasta", force=True) as tmp:
+        write_fasta(records, tmp)
+    corpus = out / "corpus.fasta"
     model, tokenizer = tiny_esm(
         seed=seed, dtype=torch.float32, layers=2, hidden=64, heads=4, max_positions=130
     )
@@ -200,9 +209,9 @@ def _run_demo(
     losses = pretrain_mlm(
         adapter, records, steps=pretrain_steps, batch_size=32, seed=seed, progress=progress
     )
-    plot_loss_curve(
-        losses, out / "pretrain_loss.png", title="demo pretraining (masked LM, from scratch)"
-    )
+    plot = out / f".pretrain_loss.{os.getpid()}.png"  # a PNG name for matplotlib, then renamed
+    plot_loss_curve(losses, plot, title="demo pretraining (masked LM, from scratch)")
+    os.replace(plot, out / "pretrain_loss.png")
     lines.append(
         f"pretrain: {pretrain_steps} MLM steps, loss {np.mean(losses[:10]):.3f} -> "
         f"{np.mean(losses[-10:]):.3f} (pretrain_loss.png)"
@@ -219,7 +228,7 @@ def _run_demo(
         diagnostic_samples=None,
         progress=progress,
     )
-    save_finetuned(out / "finetune", adapter, ft)
+    save_finetuned(out / "finetune", adapter, ft, force=force)
     lines.append(ft.summary().replace("\n", "\n  ") + " (finetune/)")
 
     meta = score_to_file(
@@ -230,6 +239,7 @@ def _run_demo(
         batch_size=16,
         seed=seed,
         progress=progress,
+        force=force,
     )
     lines.append(
         f"scores: {meta['num_sequences']} sequences, diagonal Fisher on D_sub = {meta['subset_size']}, "
@@ -244,6 +254,7 @@ def _run_demo(
             seed=seed,
             options=options,
             progress=progress,
+            force=force,
         )
         lines.append(
             f"{method}: {summary['budget']} sequences -> select-{method}/ (coreset.fasta, "

@@ -28,16 +28,15 @@ from typing import Any
 import attrs
 
 from biocoreset.config import FinetuneConfig, ScoreConfig, SubsetSpec
-from biocoreset.config.fields import (
-    integer_ge,
-    member_of,
-    none_or,
-    subset_spec,
-    to_str_or_none,
+from biocoreset.config.core import (
+    invalid_field,
+    replacement_field,
+    subset_field,
+    subset_seed_field,
 )
+from biocoreset.config.fields import integer_ge, to_str_or_none
 from biocoreset.config.presets import get_preset
 from biocoreset.config.toml import build, check_table, read_toml, schema_of
-from biocoreset.data.validation import VALIDATION_POLICIES
 from biocoreset.errors import ConfigError
 
 __all__ = [
@@ -57,10 +56,13 @@ class DataConfig:
     """The ``[data]`` table of a run: the corpus and how to read and validate it.
 
     Attributes:
-        path: Sequence file (FASTA, FASTQ, CSV, TSV; plain or gzip).
-        format: ``"auto"``, ``"fasta"``, ``"fastq"``, ``"csv"`` or ``"tsv"``.
-        id_column: Id column of a table.
-        sequence_column: Sequence column of a table.
+        path: Sequence file (FASTA, FASTQ, CSV, TSV, OAS unit; plain or gzip; or Parquet).
+        format: ``"auto"``, ``"fasta"``, ``"fastq"``, ``"csv"``, ``"tsv"``, ``"oas"`` or
+            ``"parquet"``.
+        id_column: Id column of a table (``None``: ``id``; OAS: ``sequence_id`` where present,
+            else row ids); ``"@row"`` ids rows ``<file stem>:<row number>``.
+        sequence_column: Sequence column of a table (``None``: ``sequence``; OAS:
+            ``sequence_alignment_aa``).
         invalid: Invalid-letter policy for every step.
         replacement: Replacement letter for ``invalid="replace"``.
         subset: ``D_sub`` (fine-tuning and the Fisher): size, fraction, or ``None`` (1%, >= 256).
@@ -69,16 +71,12 @@ class DataConfig:
 
     path: str
     format: str = "auto"
-    id_column: str = "id"
-    sequence_column: str = "sequence"
-    invalid: str = attrs.field(
-        default="error", validator=member_of("data.invalid", VALIDATION_POLICIES)
-    )
-    replacement: str | None = attrs.field(default=None, converter=to_str_or_none)
-    subset: SubsetSpec = attrs.field(default=None, validator=subset_spec)
-    subset_seed: int | None = attrs.field(
-        default=None, validator=none_or(integer_ge("data.subset_seed"))
-    )
+    id_column: str | None = attrs.field(default=None, converter=to_str_or_none)
+    sequence_column: str | None = attrs.field(default=None, converter=to_str_or_none)
+    invalid: str = invalid_field()
+    replacement: str | None = replacement_field()
+    subset: SubsetSpec = subset_field()  # noqa: RUF009 - a new attrs field, not a default
+    subset_seed: int | None = subset_seed_field()
 
 
 @attrs.frozen(kw_only=True)
@@ -143,7 +141,7 @@ class RunSelectConfig:
 
     methods: tuple[str, ...] = attrs.field(default=("cci",), converter=tuple)
     budget: int | float = 0.1
-    seed: int = attrs.field(default=0, validator=integer_ge("select.seed"))
+    seed: int = attrs.field(default=0, validator=integer_ge())
     options: dict[str, dict[str, Any]] = attrs.field(factory=dict, validator=_check_options)
     debias: str | None = attrs.field(
         default=None, converter=to_str_or_none, validator=_check_debias

@@ -11,9 +11,12 @@
       select-<method>/         coreset.fasta, coreset_ids.txt, selection.png, selection.json
 
 Rerunning the same command resumes: finished steps are skipped and scoring continues from its last
-shard. A different configuration in an existing run folder is refused unless ``force``.
+shard. A different configuration in an existing run folder is refused unless ``force``. With
+``force`` the old results stay until each step's new output replaces its old one whole (see
+:mod:`biocoreset.store.owned`); ``run.json`` lists the old ones not yet replaced (``replacing``),
+and those the new run does not write go when it finishes. The user's files in the folder are kept.
 
-:func:`~biocoreset.selection.folder.select_to_folder` (re-exported here) is the ``biocoreset select``
+:func:`~biocoreset.selection.folder.select_to_folder` is the ``biocoreset select``
 step on its own: it reads only the score and id columns, never the whole result.
 """
 
@@ -29,20 +32,15 @@ import attrs
 from biocoreset.data.sources import open_sequences
 from biocoreset.errors import ConfigError, OutputExistsError
 from biocoreset.modelio import load_model, load_weights
-from biocoreset.run.check import check_run_config, selector_options
+from biocoreset.run.check import check_run_config
 from biocoreset.run.file import RunConfig
 from biocoreset.runtime.distributed import current
-from biocoreset.selection.folder import SELECTION_FILES, read_score_columns, select_to_folder
+from biocoreset.selection.folder import read_score_columns, select_to_folder
 from biocoreset.store.atomic import atomic_path, check_not_input
+from biocoreset.store.owned import OwnedOutput
 from biocoreset.store.shards import ScoreStore, fingerprint_hash
 
-__all__ = [
-    "SELECTION_FILES",
-    "read_score_columns",
-    "run_pipeline",
-    "select_to_folder",
-    "selector_options",
-]
+__all__ = ["run_pipeline"]
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -58,7 +56,7 @@ def _config_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 _RUN_PATHS = ("run.json", "finetune", "scores.parquet", "scores.parquet.parts")
-"""What ``run`` writes into its folder (besides ``select-*``); ``--force`` deletes only these."""
+"""What ``run`` writes into its folder (besides ``select-*``); ``--force`` replaces only these."""
 
 
 def run_pipeline(
@@ -68,7 +66,8 @@ def run_pipeline(
 
     Args:
         cfg: The run configuration.
-        force: Discard an existing run folder's results (the files this function writes) first.
+        force: Redo every step of an existing run folder; each old result (the files this
+            function writes) stays until its new one replaces it.
         progress: Progress bars (``None``: when stderr is a terminal).
 
     Returns:
@@ -77,12 +76,36 @@ def run_pipeline(
     Raises:
         ConfigError: The run folder holds a run of another configuration (and not ``force``).
     """
+    ctx = current(auto_init=True)
+    selections = check_run_config(cfg)  # names, options, paths: fail before any work or file
+    owned = OwnedOutput(cfg.output, own=_run_own, command="run")
+    out = owned.target  # a symbolic link is written through
+    if not ctx.is_main:
+        return _run_pipeline(cfg, out, selections, force=force, progress=progress)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(
+            f"the run folder {str(cfg.output)!r} is a file; choose a new or empty folder for the run."
+        )
+    with owned.locked():  # one run at a time in a folder
+        return _run_pipeline(cfg, out, selections, force=force, progress=progress)
+
+
+def _run_own(name: str) -> bool:
+    return name in _RUN_PATHS or name.startswith("select-")
+
+
+def _run_pipeline(
+    cfg: RunConfig,
+    out: Path,
+    selections: dict[str, Any],
+    *,
+    force: bool,
+    progress: bool | None,
+) -> dict[str, Any]:
     from biocoreset.api import score_to_file
     from biocoreset.train.finetune import finetune, save_finetuned
 
     ctx = current(auto_init=True)
-    selections = check_run_config(cfg)  # names, options, paths: fail before any work or file
-    out = Path(cfg.output)
     state_path = out / "run.json"
     config = _config_dict(cfg)
     chash = fingerprint_hash(config)
@@ -107,16 +130,14 @@ def run_pipeline(
             )
         owned = [out / n for n in _RUN_PATHS] + sorted(out.glob("select-*") if out.exists() else [])
         check_not_input([data.path, cfg.model.path, cfg.model.weights], owned, command="run")
-        if force:
-            if state_path.exists():  # first: no step is done any more (a crash keeps a run)
-                old = json.loads(state_path.read_text(encoding="utf-8"))
-                with atomic_path(state_path, force=True) as tmp:
-                    tmp.write_text(json.dumps({**old, "steps": {}}, indent=1), encoding="utf-8")
-            for p in owned[2:] + owned[1:2] + owned[:1]:  # scores first, run.json last
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+        if force and state_path.exists():
+            # nothing is deleted: no step is done any more, and every old result is listed as
+            # one to replace (each step's new output replaces it whole; the rest go at the end)
+            old = json.loads(state_path.read_text(encoding="utf-8"))
+            stale = sorted({p.name for p in owned[1:] if p.exists()} | set(_replacing(old)))
+            fresh = {"config_hash": chash, "config": config, "steps": {}, "replacing": stale}
+            with atomic_path(state_path, force=True) as tmp:
+                tmp.write_text(json.dumps(fresh, indent=1, default=str), encoding="utf-8")
         if state_path.exists():
             old = json.loads(state_path.read_text(encoding="utf-8"))
             # a run that finished no step (it failed at its start) holds nothing to protect
@@ -133,6 +154,12 @@ def run_pipeline(
         old_state = json.loads(state_path.read_text(encoding="utf-8"))
         if old_state.get("config_hash") == chash:
             state = old_state
+    replacing: list[str] = _replacing(state)
+
+    def replaced(name: str) -> None:
+        if name in replacing:
+            replacing.remove(name)
+            state["replacing"] = replacing
 
     def save_state() -> None:
         if ctx.is_main:
@@ -147,6 +174,8 @@ def run_pipeline(
         id_column=data.id_column,
         sequence_column=data.sequence_column,
     )
+    state["input"] = source.reader_options()  # the format read and an OAS unit's metadata
+    save_state()
     adp = load_model(
         cfg.model.path,
         adapter=cfg.model.adapter,
@@ -162,23 +191,30 @@ def run_pipeline(
         result = finetune(adp, source, config=attrs.evolve(cfg.finetune, progress=progress))
         if cfg.finetune.enabled:
             save_finetuned(ft_dir, adp, result, force=True)
-        elif ctx.is_main:
-            ft_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(ft_dir / "finetune.json", force=True) as tmp:
-                tmp.write_text(
-                    json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8"
-                )
+        elif ctx.is_main:  # the report alone, swapped in whole (an old model.pt goes)
+            from biocoreset.train.outdir import write_model_folder
+
+            text = json.dumps(result.to_dict(), indent=1, default=str)
+            write_model_folder(ft_dir, lambda stage: (stage / "finetune.json").write_text(text))
         ctx.barrier()
         state["steps"]["finetune"] = {"done": True, "summary": result.summary()}
+        replaced("finetune")
         save_state()
     scores_path = out / "scores.parquet"
     if not state["steps"].get("score"):
-        if scores_path.exists():  # finished (it appears atomically) before the state was saved
+        old_scores = "scores.parquet" in replacing
+        if scores_path.exists() and not old_scores:
+            # finished (it appears atomically) before the state was saved
             meta = read_score_columns(scores_path)[2]
-        else:
+        else:  # an old file of a forced run stays until the new one replaces it
             meta = score_to_file(
-                adp, source, scores_path, config=attrs.evolve(cfg.score, progress=progress)
+                adp,
+                source,
+                scores_path,
+                config=attrs.evolve(cfg.score, progress=progress),
+                force=old_scores,
             )
+        replaced("scores.parquet")
         state["steps"]["score"] = {
             "done": True,
             "num_sequences": meta["num_sequences"],
@@ -204,6 +240,22 @@ def run_pipeline(
             debias=sel.debias,
         )
         state["steps"][key] = {"done": True, "budget": summary["budget"], "folder": str(out / key)}
+        replaced(key)
+        save_state()
+    if ctx.is_main and replacing:  # old results the new run does not write: they go last
+        for name in list(replacing):
+            p = out / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+            replaced(name)
         save_state()
     ctx.barrier()
     return state
+
+
+def _replacing(state: dict[str, Any]) -> list[str]:
+    """The old results a forced run has not replaced yet (``run.json``'s ``replacing``)."""
+    names = state.get("replacing") or []
+    return [n for n in names if isinstance(n, str) and _run_own(n) and "/" not in n]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import torch
@@ -32,3 +32,7 @@ class GradNormScorer(BlockScorer):
     def finish(self, totals: torch.Tensor) -> torch.Tensor:
         """The square root of the summed squared norms."""
         return totals.sqrt()
+
+    def reference_scores(self, brute_force: Any, curvature: Any) -> torch.Tensor:
+        """``‖g‖`` of the brute-force per-sample gradients (for the conformance kit)."""
+        return sum(g.square().sum(1) for g in brute_force.grads.values()).sqrt()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import torch
@@ -32,3 +32,7 @@ class LossScorer(BlockScorer):
         with torch.no_grad():
             loss = adapter.per_sample_loss(batch).to("cpu", torch.float64)
         return loss.clone(), loss
+
+    def reference_scores(self, brute_force: Any, curvature: Any) -> torch.Tensor:
+        """The brute-force per-sample losses (for the conformance kit)."""
+        return brute_force.losses

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import torch
@@ -38,3 +38,11 @@ class SelfInfluenceScorer(BlockScorer):
         """The curvature's quadratic form on the block."""
         assert curvature is not None  # check() ran first
         return curvature.quadratic_form(factors)
+
+    def reference_scores(
+        self, brute_force: Any, curvature: CurvatureEstimator | None
+    ) -> torch.Tensor:
+        """``Σ_blocks gᵀ K g`` of the brute-force per-sample gradients, ``K`` the matrix the
+        fitted curvature applies (for the conformance kit)."""
+        assert curvature is not None
+        return brute_force.quadratic_forms(curvature)

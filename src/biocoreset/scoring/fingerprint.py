@@ -18,13 +18,13 @@ import torch
 
 from biocoreset._version import __version__
 from biocoreset.config import ScoreConfig
-from biocoreset.data.masking import resolve_schedule
+from biocoreset.data.masking import MaskingConfig, resolve_schedule
 from biocoreset.data.validation import SourceIndex
 from biocoreset.protocols import CurvatureEstimator, Engine, ModelAdapter, Scorer, capabilities
 from biocoreset.scoring.streaming import grouping_window
 from biocoreset.scoring.subset import SUBSET_RULE
 
-__all__ = ["jsonable_subset", "model_fingerprint", "run_fingerprint"]
+__all__ = ["jsonable_subset", "model_fingerprint", "run_fingerprint", "run_masking"]
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -47,6 +47,13 @@ def jsonable_subset(subset: Any) -> Any:
     return {"ids": len(ids), "sha256": hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()}
 
 
+def run_masking(adapter: ModelAdapter, cfg: ScoreConfig) -> MaskingConfig:
+    """The masking a run uses: the adapter's own (``capabilities(adapter).masking``), else the
+    run's ``cfg.masking``."""
+    own = capabilities(adapter).masking
+    return own if own is not None else cfg.masking
+
+
 def run_fingerprint(
     cfg: ScoreConfig,
     adp: ModelAdapter,
@@ -58,7 +65,7 @@ def run_fingerprint(
 ) -> dict[str, Any]:
     """Every setting that changes a score, the model's hash, the data digest and the version."""
     caps = capabilities(adp)
-    masking = caps.masking if caps.masking is not None else cfg.masking
+    masking = run_masking(adp, cfg)
     draws: dict[str, Any] = {}
     if cfg.mask_draws > 1:  # absent for one draw, so earlier single-mask runs still resume
         draws = {
@@ -85,7 +92,7 @@ def run_fingerprint(
         "subset_seed": cfg.subset_seed,
         "subset_rule": SUBSET_RULE,
         "parameters": hashlib.sha256("\n".join(params).encode("utf-8")).hexdigest(),
-        "engine": getattr(engine, "name", type(engine).__name__),
+        "engine": engine.name,
         "masking": {"probability": masking.probability, "replacement": list(masking.replacement)},
         "fit_on": cfg.fit_on,
         "negate": cfg.negate,

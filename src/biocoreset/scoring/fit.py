@@ -69,7 +69,7 @@ def fit_curvature(
         m = int(num_rows)
     else:
         raise ConfigError("fit_curvature needs num_rows when subset is None (fit on every row).")
-    draws = int(getattr(config, "mask_draws", 1))
+    draws = int(config.mask_draws)
     m *= draws  # gradient samples: the Fisher is the mean over draws of each draw's Fisher
     curvature.fit_begin(engine.blocks)
     reduce = ctx.all_reduce_ if ctx.is_distributed else None

@@ -67,7 +67,9 @@ class ScoreMetadata:
         engine: Per-sample gradient engine.
         autocast: Mixed precision of the forward pass (``None``: the model's dtype).
         source: The input, described.
-        reader: How to re-open the input (``{}`` for in-memory records).
+        reader: How to re-open the input: path, format read, columns, and an OAS unit's metadata
+            object as ``unit_metadata`` (``{}`` for in-memory records; ``{"parts": [...]}`` for
+            several files).
         num_sequences: Rows scored.
         validation: Validation counts.
         adapter_stats: The adapter's hygiene counts over the scoring pass.

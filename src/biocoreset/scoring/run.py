@@ -45,7 +45,7 @@ from biocoreset.scoring.draws import (
     score_draws,
     stability_figures,
 )
-from biocoreset.scoring.fingerprint import run_fingerprint
+from biocoreset.scoring.fingerprint import run_fingerprint, run_masking
 from biocoreset.scoring.fit import fit_curvature
 from biocoreset.scoring.index import index_source
 from biocoreset.scoring.metadata import ScoreMetadata
@@ -132,7 +132,7 @@ class ScoringRun:
                 "'paper-compat' (no masking: every draw would be the same); use mask_draws=1."
             )
         if config.mask_reduce == "mean-gradient":
-            schedule = resolve_schedule(_masking(adapter, config).schedule, config.mask_draws)
+            schedule = resolve_schedule(run_masking(adapter, config).schedule, config.mask_draws)
             check_mean_gradient(scorer, config.mask_draws, schedule)
 
     # -- input ---------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ class ScoringRun:
             masking=fingerprint["masking"],
             mask_draws=cfg.mask_draws,
             mask_reduce=cfg.mask_reduce,
-            mask_schedule=resolve_schedule(_masking(self.adp, cfg).schedule, cfg.mask_draws),
+            mask_schedule=resolve_schedule(run_masking(self.adp, cfg).schedule, cfg.mask_draws),
             keep_draws=cfg.keep_draws,
             loss_mode=fingerprint["loss_mode"],
             fit_on=cfg.fit_on,
@@ -452,9 +452,3 @@ def engine_options(cfg: ScoreConfig) -> dict[str, Any]:
             "drop autocast."
         )
     return {"autocast": cfg.autocast}
-
-
-def _masking(adapter: ModelAdapter, cfg: ScoreConfig) -> Any:
-    """The adapter's masking, else the run's."""
-    own = capabilities(adapter).masking
-    return own if own is not None else cfg.masking

@@ -11,6 +11,6 @@ only from :mod:`biocoreset.selection.folder`).
 
 from __future__ import annotations
 
-from biocoreset.selection.core import DEBIAS_METHODS, Selection, run_selector, select
+from biocoreset.selection.core import DEBIAS_METHODS, Selection, StrataPlan, run_selector, select
 
-__all__ = ["DEBIAS_METHODS", "Selection", "run_selector", "select"]
+__all__ = ["DEBIAS_METHODS", "Selection", "StrataPlan", "run_selector", "select"]

@@ -7,7 +7,7 @@ fast; the selector is imported when it is first used.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -20,10 +20,28 @@ from biocoreset.selectors.budget import resolve_budget
 from biocoreset.selectors.debias import check_debias, debias_values
 from biocoreset.store.result import ScoreResult
 
-__all__ = ["DEBIAS_METHODS", "Selection", "run_selector", "select"]
+__all__ = ["DEBIAS_METHODS", "Selection", "StrataPlan", "run_selector", "select"]
 
 DEBIAS_METHODS = ("topk", "cci")
 """Selectors that take ``debias="length"``."""
+
+
+@runtime_checkable
+class StrataPlan(Protocol):
+    """A :attr:`Selection.plan` over strata of the score range (CCI's), which the selection record
+    (``"cci"`` in ``selection.json``) and the selection plot show.
+
+    Attributes:
+        cut: Indices removed before stratifying (the β cut).
+        edges: The strata's bin edges (one more than the strata).
+        sizes: Examples per stratum.
+        taken: Examples selected per stratum.
+    """
+
+    cut: np.ndarray
+    edges: np.ndarray
+    sizes: np.ndarray
+    taken: np.ndarray
 
 
 @attrs.frozen(kw_only=True)
@@ -39,7 +57,8 @@ class Selection:
         seed: Seed used.
         options: Selector options as resolved (every option of an attrs selector, with ``"auto"``
             directions resolved for the scores' sign convention).
-        plan: The selector's plan where it has one (CCI: cut, strata, counts), else ``None``.
+        plan: The selector's plan where it has one (CCI: cut, strata, counts, a
+            :class:`StrataPlan`), else ``None``.
             With ``debias`` its values (edges, cut) are on the length-conditional scale.
         debias: The length control's fit (:meth:`biocoreset.stats.LengthControl.summary` plus
             ``"debias": "length"``) when the selection was made with ``debias="length"``, else
@@ -95,6 +114,7 @@ def select(
         BudgetError: The budget is not positive or exceeds the number of scores.
         ConfigError: An unknown ``debias``, or ``debias`` with a selector other than ``topk`` and
             ``cci``, or without lengths.
+        InputError: Scores that are empty, complex, not numbers, not one-dimensional, or NaN.
 
     >>> select([0.3, 0.1, 0.9, 0.5], "topk", budget=2).indices.tolist()
     [2, 3]
@@ -122,6 +142,14 @@ def _as_scores(values: Any) -> np.ndarray:
             "scores is None; pass one number per sequence (a list or array), or a ScoreResult "
             "from biocoreset.score()."
         )
+    if np.iscomplexobj(values):
+        flat = np.ravel(np.asarray(values))
+        odd = np.flatnonzero(flat.imag != 0)
+        at = f"e.g. {complex(flat[odd[0]])!r} at index {int(odd[0])}" if odd.size else "0j parts"
+        raise InputError(
+            f"scores are complex numbers ({at}); pass real scores, one number per "
+            "sequence (np.real(scores) if the imaginary parts are meant to be zero)."
+        )
     try:
         arr = np.asarray(values)
         if arr.dtype != np.float32:
@@ -136,6 +164,10 @@ def _as_scores(values: Any) -> np.ndarray:
         raise InputError(
             f"scores must be one-dimensional (one number per sequence), got "
             f"{'a single value' if arr.ndim == 0 else f'shape {arr.shape}'} ({type(values).__name__})."
+        )
+    if arr.size == 0:
+        raise InputError(
+            "scores are empty (no sequences to select from); pass one number per sequence."
         )
     return arr
 
@@ -170,7 +202,7 @@ def run_selector(
 
     Raises:
         BudgetError: The budget is not positive or exceeds the number of scores.
-        InputError: Scores that are not one-dimensional.
+        InputError: Scores that are empty, complex, not numbers or not one-dimensional.
 
     >>> run_selector(np.array([0.3, 0.1, 0.9]), SelectConfig(method="topk", budget=1)).indices
     array([2])

@@ -34,7 +34,9 @@ from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.plugins import get_registry
 from biocoreset.runtime.progress import progress_bar
-from biocoreset.store.atomic import atomic_path, check_not_input, check_writable, staged_folder
+from biocoreset.store.atomic import atomic_path, check_not_input, check_writable
+from biocoreset.store.checks import check_ids, check_lengths, parse_metadata
+from biocoreset.store.owned import OwnedOutput
 
 __all__ = ["SELECTION_FILES", "read_score_columns", "read_sequence_hashes", "select_to_folder"]
 
@@ -47,7 +49,9 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
     (:func:`read_sequence_hashes` reads the per-row sequence hashes.)
 
     Raises:
-        InputError: Missing or unreadable file, or missing columns.
+        InputError: Missing or unreadable file, missing columns, metadata that is not a JSON
+            object of the expected field types, a null or repeated id
+            (:mod:`biocoreset.store.checks`).
     """
     import pyarrow.parquet as pq
 
@@ -76,40 +80,11 @@ def read_score_columns(path: str | os.PathLike[str]) -> tuple[np.ndarray, Any, d
         ) from exc
     if table.num_rows == 0:
         raise InputError(f"the score file {str(p)!r} is empty (no scored sequences).")
-    raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError(
-            f"the score file {str(p)!r} has unreadable biocoreset metadata (not valid JSON: "
-            f"{_first_line(exc)}); rescore the corpus with `biocoreset score`."
-        ) from exc
-    if not isinstance(meta, dict):
-        raise InputError(
-            f"the score file {str(p)!r} has biocoreset metadata that is not a JSON object "
-            f"(got {type(meta).__name__}); rescore the corpus with `biocoreset score`."
-        )
+    where = f"the score file {str(p)!r}"
+    meta = parse_metadata((table.schema.metadata or {}).get(METADATA_KEY), where=where)
     ids = table.column("id").combine_chunks()
-    check_unique_ids(ids.to_pylist(), where=f"the score file {str(p)!r}")
+    check_ids(ids.to_pylist(), where=where)
     return table.column("score").to_numpy().astype(np.float64, copy=False), ids, meta
-
-
-def check_unique_ids(ids: list[Any], *, where: str) -> None:
-    """Refuse duplicated ids, naming the first one and its rows (0-based).
-
-    >>> check_unique_ids(["a", "b", "a"], where="x.parquet")
-    Traceback (most recent call last):
-    ...
-    biocoreset.errors.InputError: x.parquet holds the id 'a' twice (rows 0 and 2); ids must be unique: deduplicate the corpus (biocoreset dedup) and rescore it.
-    """
-    first: dict[Any, int] = {}
-    for row, i in enumerate(ids):
-        if i in first:
-            raise InputError(
-                f"{where} holds the id {i!r} twice (rows {first[i]} and {row}); ids must be "
-                "unique: deduplicate the corpus (biocoreset dedup) and rescore it."
-            )
-        first[i] = row
 
 
 def read_sequence_hashes(path: str | os.PathLike[str]) -> np.ndarray | None:
@@ -146,8 +121,8 @@ def _corpus_from_metadata(meta: dict[str, Any]) -> SequenceSource | None:
         open_sequences(
             p["path"],
             format=p.get("format", "auto"),
-            id_column=p.get("id_column", "id"),
-            sequence_column=p.get("sequence_column", "sequence"),
+            id_column=p.get("id_column"),
+            sequence_column=p.get("sequence_column"),
         )
         for p in parts
     ]
@@ -200,14 +175,17 @@ def select_to_folder(
 
     values, id_column, meta = read_score_columns(scores)
     out = Path(output)
-    if out.exists() and not out.is_dir():
+    owned = OwnedOutput(out, own=SELECTION_FILES, command="select")
+    target = owned.target  # a symbolic link is written through
+    if target.exists() and not target.is_dir():
         raise OutputExistsError(
             f"{str(out)!r} exists and is not a folder; choose a folder for the coreset files."
         )
-    check_writable(out, what="output folder")
+    check_writable(target, what="output folder")
     given = [sequences] if isinstance(sequences, (str, os.PathLike)) else []
     check_not_input([scores, *given, *_corpus_paths(meta)], [out], command="select")
-    existing = [name for name in SELECTION_FILES if (out / name).exists()]
+    owned.recover()  # first: a swap a kill interrupted is finished or undone
+    existing = [name for name in SELECTION_FILES if (target / name).exists()]
     if existing and not force:
         raise OutputExistsError(
             f"{str(out)!r} already holds {', '.join(existing)}; pass force=True (--force) to overwrite."
@@ -227,7 +205,7 @@ def select_to_folder(
         **(options or {}),
     )
     ids = id_column.take(sel.indices).to_pylist()
-    with staged_folder(out, own=SELECTION_FILES) as stage:
+    with owned.replace() as stage:
         summary = _write_selection(
             stage,
             out,
@@ -260,6 +238,7 @@ def _write_selection(
     lengths: np.ndarray | None,
 ) -> dict[str, Any]:
     from biocoreset.diagnose.plots import plot_selection
+    from biocoreset.selection import StrataPlan
 
     negated, seed = bool(meta.get("negated", False)), sel.seed
 
@@ -320,7 +299,7 @@ def _write_selection(
     if fasta_note:
         summary["files"].pop("coreset.fasta")
         summary["note"] = fasta_note
-    if plan is not None and hasattr(plan, "edges"):
+    if isinstance(plan, StrataPlan):
         summary["cci"] = {
             "cut": int(plan.cut.size),
             "cut_at_score": (
@@ -352,13 +331,22 @@ def _write_selection(
 
 
 def _read_lengths(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The score file's length column (``None`` when it has none)."""
+    """The score file's length column (``None`` when it has none).
+
+    Raises:
+        InputError: A length that is not a whole number >= 0 (NaN, ...), naming its row and id.
+    """
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path, columns=["length"]).column("length").to_numpy()
+        table = pq.read_table(path, columns=["id", "length"])
     except Exception:
         return None
+    values = table.column("length").to_numpy(zero_copy_only=False)  # nulls become NaN
+    if values.dtype.kind in "iu":
+        return values
+    where = f"the score file {str(path)!r}"
+    return check_lengths(values, table.column("id").to_pylist(), where=where)
 
 
 def _composition_lines(

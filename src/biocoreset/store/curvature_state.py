@@ -17,7 +17,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
+from biocoreset.protocols import SavableCurvature
 from biocoreset.store.atomic import atomic_path
+from biocoreset.store.disk import write_errors
 
 __all__ = ["load_curvature", "restore_curvature", "save_curvature", "snapshot_curvature"]
 
@@ -52,17 +56,18 @@ def snapshot_curvature(curvature: Any) -> dict[str, Any] | None:
     plain attributes (tensors that are not parameters, numbers, strings, dtypes, and dicts/lists of
     those). ``None`` when there is nothing to save.
     """
-    if callable(getattr(curvature, "state_dict", None)) and callable(
-        getattr(curvature, "load_state_dict", None)
-    ):
+    if isinstance(curvature, SavableCurvature):
         return {
             "kind": "state_dict",
             "state": curvature.state_dict(),
             "metadata": _meta_text(curvature),
         }
-    fields = getattr(type(curvature), "__attrs_attrs__", ())  # a slotted attrs class has no vars()
-    found = vars(curvature) if hasattr(curvature, "__dict__") else {}
-    found = {**{f.name: getattr(curvature, f.name) for f in fields}, **found}
+    try:
+        found = dict(vars(curvature))
+    except TypeError:  # no __dict__ (a slotted class)
+        found = {}
+    if attrs.has(type(curvature)):  # a slotted attrs class has no vars()
+        found = {**attrs.asdict(curvature, recurse=False), **found}
     attrs_ = {k: v for k, v in found.items() if _plain(v)}
     if not attrs_:
         return None
@@ -93,8 +98,8 @@ def save_curvature(path: str | os.PathLike[str], curvature: Any) -> bool:
     state = snapshot_curvature(curvature)
     if state is None:
         return False
-    with atomic_path(path, force=True, fsync=True) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path, force=True, fsync=True) as tmp, write_errors(path):
+        torch.save(state, tmp)  # a full disk: an OSError naming the file, no partial file left
     return True
 
 

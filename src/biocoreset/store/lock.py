@@ -114,8 +114,13 @@ class FolderLock:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+            except BaseException:  # e.g. a full disk: an empty lock would block every later run
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # created by this call (O_EXCL): ours to remove
+                raise
             return
         raise ConfigError(f"could not take the lock {str(self.path)!r}; rerun the command.")
 

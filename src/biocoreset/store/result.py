@@ -12,6 +12,7 @@ import numpy as np
 
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.store.atomic import atomic_path
+from biocoreset.store.checks import check_ids, check_lengths, check_metadata, parse_metadata
 from biocoreset.store.shard_parts import DRAW_COLUMN_RE, draw_columns
 
 __all__ = ["METADATA_KEY", "ScoreResult", "is_score_file", "load_scores"]
@@ -20,11 +21,13 @@ METADATA_KEY = b"biocoreset"
 
 
 def _f64(a: Any) -> np.ndarray:
+    if np.iscomplexobj(a):
+        raise InputError("ScoreResult values are complex numbers; pass real numbers.")
     return np.asarray(a, dtype=np.float64)
 
 
-def _i64(a: Any) -> np.ndarray:
-    return np.asarray(a, dtype=np.int64)
+def _lengths(a: Any) -> np.ndarray:
+    return check_lengths(a, None, where="ScoreResult.length")  # a NaN is refused, not cast
 
 
 def _draws(a: Any) -> np.ndarray | None:
@@ -56,7 +59,7 @@ class ScoreResult:
     ids: list[str] = attrs.field(converter=list)
     scores: np.ndarray = attrs.field(converter=_f64)
     loss: np.ndarray = attrs.field(converter=_f64)
-    length: np.ndarray = attrs.field(converter=_i64)
+    length: np.ndarray = attrs.field(converter=_lengths)
     metadata: dict[str, Any] = attrs.field(factory=dict)
     draws: np.ndarray | None = attrs.field(default=None, converter=_draws)
 
@@ -67,6 +70,7 @@ class ScoreResult:
                 raise InputError(
                     f"ScoreResult.{name} has {len(getattr(self, name))} rows, ids has {n}."
                 )
+        check_metadata(self.metadata, where="ScoreResult.metadata")
         if self.draws is not None and (self.draws.ndim != 2 or self.draws.shape[1] != n):
             raise InputError(
                 f"ScoreResult.draws has shape {self.draws.shape}; it must be (draws, {n})."
@@ -132,7 +136,12 @@ class ScoreResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ScoreResult:
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            InputError: A missing or unreadable file, missing columns, or malformed contents: the
+                checks of :mod:`biocoreset.store.checks` (metadata, null or repeated ids, lengths).
+        """
         import pyarrow.parquet as pq
 
         p = Path(path)
@@ -148,7 +157,11 @@ class ScoreResult:
             raise InputError(
                 f"{str(p)!r} lacks column(s) {sorted(missing)}; was it written by biocoreset?"
             )
-        raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
+        where = f"the score file {str(p)!r}"
+        meta = parse_metadata((table.schema.metadata or {}).get(METADATA_KEY), where=where)
+        ids = table.column("id").to_pylist()
+        check_ids(ids, where=where)
+        length = table.column("length").to_numpy(zero_copy_only=False)  # nulls become NaN
         found = sorted(
             (int(m.group(1)), name)
             for name in table.column_names
@@ -160,11 +173,11 @@ class ScoreResult:
                 "score_draw_0 .. score_draw_{K-1} without gaps."
             )
         return cls(
-            ids=table.column("id").to_pylist(),
+            ids=ids,
             scores=table.column("score").to_numpy(),
             loss=table.column("loss").to_numpy(),
-            length=table.column("length").to_numpy(),
-            metadata=json.loads(raw.decode("utf-8")),
+            length=check_lengths(length, ids, where=where),
+            metadata=meta,
             draws=np.stack([table.column(n).to_numpy() for _, n in found]) if found else None,
         )
 

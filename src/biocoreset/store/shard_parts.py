@@ -13,6 +13,7 @@ Example:
     >>> sink = MemorySink(2)
     >>> sink.write_shard(ShardRecord.of(0, rows=[1, 0], ids=["b", "a"], scores=[2.0, 1.0],
     ...                                 loss=[0.1, 0.2], length=[3, 4]))
+    >>> from biocoreset.runtime.distributed import DistContext
     >>> cols = sink.finish(lambda: {}, DistContext())
     >>> cols.ids, cols.scores.tolist()
     (['a', 'b'], [1.0, 2.0])
@@ -25,13 +26,15 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import numpy as np
 
 from biocoreset.errors import InputError
-from biocoreset.runtime.distributed import DistContext
+
+if TYPE_CHECKING:  # torch-free at import: ``select`` reads score files without torch
+    from biocoreset.runtime.distributed import DistContext
 
 __all__ = [
     "DRAW_COLUMN_RE",

@@ -61,9 +61,10 @@ from biocoreset.store.curvature_state import (
     snapshot_curvature,
 )
 from biocoreset.store.lock import FolderLock
-from biocoreset.store.result import METADATA_KEY, is_score_file
+from biocoreset.store.owned import resolve_output
+from biocoreset.store.result import is_score_file
+from biocoreset.store.shard_merge import iter_shards, merge_shards, read_halves
 from biocoreset.store.shard_parts import (
-    DRAW_COLUMN_RE,
     HALF_COLUMNS,
     MemorySink,
     ShardRecord,
@@ -90,6 +91,11 @@ CURVATURE_NAME = "curvature.pt"
 LOCK_NAME = "lock"
 CHECKSUM_SUFFIX = ".sha256"
 _SHARD_RE = re.compile(r"^shard-(\d{8})\.parquet$")
+_WORK_NAME = re.compile(
+    rf"^(?:{re.escape(MANIFEST_NAME)}|{re.escape(CURVATURE_NAME)}|{LOCK_NAME}|shard-\d{{8}}\.parquet"
+    rf"|checksum-\d{{8}}{re.escape(CHECKSUM_SUFFIX)}|\..*\.tmp)$"
+)
+"""The names the store writes into its work folder (anything else there is the user's)."""
 _FORMAT = 1
 
 
@@ -116,7 +122,7 @@ class ScoreStore:
     """
 
     def __init__(self, output: str | os.PathLike[str]) -> None:
-        self.output = Path(output)
+        self.output = resolve_output(output)  # a symbolic link is written through
         self.parts = self.output.with_name(self.output.name + ".parts")
         self.manifest: dict[str, Any] | None = None
         self.lock = FolderLock(self.parts / LOCK_NAME, owner=f"{str(self.output)!r}")
@@ -143,6 +149,7 @@ class ScoreStore:
                 "(--force) replaces only a score file, never other files: choose another path."
             )
         check_writable(self.output, what="score output")
+        self.check_parts()
 
     def prepare(
         self,
@@ -159,7 +166,8 @@ class ScoreStore:
             fingerprint: Everything that determines the scores (JSON-serialisable).
             num_rows: Rows to score.
             shard_size: Rows per shard.
-            force: Discard an existing final file and work folder.
+            force: Replace an existing final file (when the new one is merged) and discard an
+                unfinished run of another configuration (one of the same is resumed).
             adopt_shard_size: ``shard_size`` is a default, not a request: an unfinished run of the
                 same fingerprint is resumed with the shard size it started with (the default
                 depends on the number of ranks, which may change between runs). The shard size
@@ -174,11 +182,16 @@ class ScoreStore:
         """
         self.check_output(force=force)
         self.check_lock()  # before --force may discard another live process's folder
-        if force:
-            if self.output.exists():
-                self.output.unlink()
-            if self.parts.exists():
-                shutil.rmtree(self.parts)
+        self.check_parts()
+        if (
+            force
+            and self.parts.exists()
+            and not self._same_run(fingerprint, num_rows, None if adopt_shard_size else shard_size)
+        ):
+            # only unfinished work of another configuration goes (the same one is resumed); an
+            # old final file stays until the new one replaces it in one rename (merge), so a
+            # killed or failed run leaves yesterday's result
+            shutil.rmtree(self.parts)
         path = self.parts / MANIFEST_NAME
         old: dict[str, Any] | None = self._read_manifest() if path.exists() else None
         if adopt_shard_size and old is not None and isinstance(old.get("shard_size"), int):
@@ -217,7 +230,7 @@ class ScoreStore:
             return True
         if self.parts.exists() and any(
             not p.name.endswith(".tmp") and p.name != LOCK_NAME for p in self.parts.iterdir()
-        ):
+        ):  # only the store's own names (check_parts), but no manifest
             raise ConfigError(
                 f"{str(self.parts)!r} exists without a manifest (not a biocoreset work folder, or a "
                 "crash before the run started); remove it or pass force=True (--force)."
@@ -228,6 +241,45 @@ class ScoreStore:
         self._write_json(path, manifest)
         self.manifest = manifest
         return False
+
+    def _same_run(
+        self, fingerprint: Mapping[str, Any], num_rows: int, shard_size: int | None
+    ) -> bool:
+        """Whether the work folder holds an unfinished run of this very fingerprint."""
+        try:
+            old = self._read_manifest()
+        except ConfigError:  # no manifest, or a corrupt one
+            return False
+        return (
+            old.get("hash") == fingerprint_hash(fingerprint)
+            and old.get("num_rows") == num_rows
+            and (shard_size is None or old.get("shard_size") == shard_size)
+        )
+
+    def check_parts(self) -> None:
+        """Refuse a ``<output>.parts`` that is not a biocoreset work folder (a file, a link, or a
+        folder holding anything but the store's own files): it is the user's, and ``--force``
+        must not delete it.
+
+        Raises:
+            ConfigError: Naming the path and one entry that is not the store's.
+        """
+        p = self.parts
+        if not p.exists() and not p.is_symlink():
+            return
+        if p.is_symlink() or not p.is_dir():
+            raise ConfigError(
+                f"{str(p)!r} exists and is not a biocoreset work folder (the work folder of "
+                f"{str(self.output)!r} goes there); move it away or choose another output path."
+            )
+        foreign = sorted(e.name for e in p.iterdir() if not _WORK_NAME.match(e.name))
+        if foreign:
+            raise ConfigError(
+                f"{str(p)!r} exists without a manifest and is not a biocoreset work folder (it holds "
+                f"{foreign[0]!r}); the work "
+                f"folder of {str(self.output)!r} goes there, and --force deletes only a work "
+                "folder: move it away or choose another output path."
+            )
 
     # -- lock ----------------------------------------------------------------------------------
 
@@ -343,53 +395,14 @@ class ScoreStore:
             tmp.write_text(f"{digest}  {self.shard_path(k).name}\n", encoding="utf-8")
 
     def iter_shards(self) -> Iterator[Any]:
-        """Shard tables in row order, checked to cover every row exactly once.
-
-        Raises:
-            InputError: A shard is missing, unreadable, or its rows are not the expected range.
-        """
-        import pyarrow.parquet as pq
-
-        assert self.manifest is not None
-        n, size = int(self.manifest["num_rows"]), int(self.manifest["shard_size"])
-        shards = (n + size - 1) // size
-        for k in range(shards):
-            path = self.shard_path(k)
-            if not path.exists():
-                raise InputError(
-                    f"shard {k} ({str(path)!r}) is missing; rerun the same command to finish it."
-                )
-            self.verify_shard(k)
-            try:
-                table = pq.read_table(path)
-            except Exception as exc:
-                raise InputError(
-                    f"shard {str(path)!r} is unreadable ({exc}); delete it and rerun."
-                ) from exc
-            rows = table.column("row").to_numpy()
-            expected = np.arange(k * size, min((k + 1) * size, n), dtype=np.int64)
-            if rows.shape != expected.shape or not np.array_equal(rows, expected):
-                raise InputError(
-                    f"shard {str(path)!r} holds rows {rows[:3].tolist()}... but should hold "
-                    f"{expected[0]}..{expected[-1]}; delete it and rerun."
-                )
-            yield table
+        """Shard tables in row order, checked to cover every row exactly once
+        (:func:`~biocoreset.store.shard_merge.iter_shards`)."""
+        return iter_shards(self)
 
     def read_halves(self) -> tuple[np.ndarray, np.ndarray]:
-        """The half-means of the mask draws (``(2, n)``) and the lengths of every row, in row order.
-
-        Raises:
-            InputError: A shard lacks the :data:`HALF_COLUMNS` (written without mask draws).
-        """
-        halves, lengths = [], []
-        for table in self.iter_shards():
-            if not set(HALF_COLUMNS) <= set(table.column_names):
-                raise InputError(
-                    "a score shard has no half-mean columns; rerun with --force to rescore."
-                )
-            halves.append(np.stack([table.column(c).to_numpy() for c in HALF_COLUMNS]))
-            lengths.append(table.column("length").to_numpy())
-        return np.concatenate(halves, axis=1), np.concatenate(lengths)
+        """The half-means of the mask draws and the lengths of every row
+        (:func:`~biocoreset.store.shard_merge.read_halves`)."""
+        return read_halves(self)
 
     def gather_halves(self, ctx: DistContext) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`read_halves` on rank 0 (the shards of every rank are in the folder); ``None``
@@ -416,46 +429,9 @@ class ScoreStore:
     def merge(
         self, metadata: Mapping[str, Any], *, force: bool = False, progress: Any = None
     ) -> Path:
-        """Merge the shards into the final file (atomically) and remove the work folder.
-
-        Args:
-            metadata: Stored in the Parquet schema (as :meth:`ScoreResult.save` does).
-            force: Overwrite an existing final file.
-            progress: Optional callable ``update(rows)`` for a progress bar.
-
-        Returns:
-            The final file.
-        """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        columns = [
-            ("id", pa.string()),
-            ("score", pa.float64()),
-            ("loss", pa.float64()),
-            ("length", pa.int64()),
-        ]
-        if self._shards_have("sequence_hash"):
-            columns.append(("sequence_hash", pa.int64()))
-        columns.extend((name, pa.float64()) for name in self._draw_columns())
-        schema = pa.schema(
-            columns,
-            metadata={
-                METADATA_KEY: json.dumps(dict(metadata), sort_keys=True, default=str).encode(
-                    "utf-8"
-                )
-            },
-        )
-        with (
-            atomic_path(self.output, force=force, fsync=True) as tmp,
-            pq.ParquetWriter(tmp, schema) as writer,
-        ):
-            for table in self.iter_shards():
-                writer.write_table(table.select(schema.names).cast(schema))
-                if progress is not None:
-                    progress(table.num_rows)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        return self.output
+        """Merge the shards into the final file (atomically) and remove the work folder
+        (:func:`~biocoreset.store.shard_merge.merge_shards`)."""
+        return merge_shards(self, metadata, force=force, progress=progress)
 
     def finish(
         self,
@@ -470,25 +446,3 @@ class ScoreStore:
         meta = metadata()
         ctx.main_only(lambda: self.merge(meta, force=force, progress=progress))
         return self.output
-
-    def _draw_columns(self) -> list[str]:
-        """The per-draw score columns of the shards (``keep_draws``, in the run's fingerprint, so
-        every shard has the same), in draw order."""
-        import pyarrow.parquet as pq
-
-        try:
-            names = pq.read_schema(self.shard_path(0)).names
-        except Exception:  # a missing or unreadable shard: iter_shards names it
-            return []
-        return sorted((n for n in names if DRAW_COLUMN_RE.match(n)), key=lambda n: int(n[11:]))
-
-    def _shards_have(self, column: str) -> bool:
-        import pyarrow.parquet as pq
-
-        assert self.manifest is not None
-        n, size = int(self.manifest["num_rows"]), int(self.manifest["shard_size"])
-        paths = [self.shard_path(k) for k in range((n + size - 1) // size)]
-        try:
-            return all(column in pq.read_schema(p).names for p in paths)
-        except Exception:  # a missing or unreadable shard: iter_shards names it
-            return False

@@ -12,6 +12,9 @@
    quantities over ``D_sub`` (the built-ins' references below, or the plugin's own ``dense=``)
    and ``λ`` the absolute damping it records (for relative damping, also
    ``λ = damping_relative · trace(C) / P``).
+
+Each check is a top-level function of one :class:`CurvatureFit` (named for what it checks, as in
+:data:`CURVATURE_CHECKS`), so one can be imported and run alone.
 """
 
 from __future__ import annotations
@@ -19,16 +22,16 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import torch
 
 from biocoreset.protocols import CurvatureEstimator
-from biocoreset.testing.checks import _close, _instance, _records
+from biocoreset.testing.kit import close, instance, kit_records
 from biocoreset.testing.models import tiny_adapter
-from biocoreset.testing.named import Check, named
+from biocoreset.testing.named import Check, component_name
 from biocoreset.testing.reference import (
     BruteForce,
     DenseReference,
@@ -38,12 +41,21 @@ from biocoreset.testing.reference import (
 )
 
 __all__ = [
+    "CURVATURE_CHECKS",
+    "CurvatureFit",
     "check_curvature",
     "curvature_checks",
+    "damping_recorded",
     "dense_diagonal",
     "dense_ekfac",
     "dense_identity",
     "dense_kfac",
+    "matches_dense_reference",
+    "metadata_json",
+    "protocol",
+    "quadratic_form_matches_brute_force",
+    "relative_damping",
+    "symmetric_psd",
 ]
 
 F64 = torch.float64
@@ -112,122 +124,23 @@ def _builtin_dense(curvature: Any) -> DenseReference | None:
     }.get(type(curvature))
 
 
-def curvature_checks(
-    curvature: Any,
-    *,
-    dense: DenseReference | None = None,
-    seed: int = 0,
-    rtol: float = 1e-6,
-) -> Iterator[Check]:
-    """The named checks of :func:`check_curvature`, one :class:`~biocoreset.testing.named.Check`
-    each (``protocol``, ``metadata_json``, ``damping_recorded``, ``symmetric_psd``,
-    ``quadratic_form_matches_brute_force``, ``matches_dense_reference``, ``relative_damping``);
-    the arguments are :func:`check_curvature`'s."""
+@attrs.define(kw_only=True, eq=False)
+class CurvatureFit:
+    """A curvature fitted on the tiny float64 model, shared by the curvature checks (each a
+    top-level function of one :class:`CurvatureFit`, e.g.
+    ``symmetric_psd(CurvatureFit.build(DiagonalFisher))``).
 
-    @functools.cache
-    def ctx() -> _CurvatureFit:
-        return _CurvatureFit.build(curvature, seed)
-
-    @functools.cache
-    def dense_c() -> dict[str, torch.Tensor] | None:
-        c = ctx()
-        reference = dense or _builtin_dense(c.curvature)
-        if reference is None:
-            return None
-        return reference(brute_force(c.adapter, c.dsub, c.engine.blocks, seed=seed), c.curvature)
-
-    def protocol() -> None:
-        ctx()
-
-    def metadata_json() -> None:
-        try:
-            json.dumps(ctx().meta)
-        except TypeError as exc:
-            raise AssertionError(f"metadata() is not JSON-serialisable: {exc}") from None
-
-    def damping_recorded() -> None:
-        lam = ctx().meta.get("damping")
-        assert isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0, (
-            f"metadata() must record the absolute damping as a number >= 0, got {lam!r}"
-        )
-
-    def symmetric_psd() -> None:
-        for name, k in ctx().mats.items():
-            asym = float((k - k.T).norm() / k.norm().clamp_min(1e-300))
-            assert asym <= rtol, (
-                f"block {name!r}: quadratic_form is not a symmetric form ({asym:.2e})"
-            )
-            low = float(torch.linalg.eigvalsh(k).min())
-            assert low >= -rtol * float(k.abs().max()), (
-                f"block {name!r}: the form is not positive semi-definite (eigenvalue {low:.3e})"
-            )
-
-    def quadratic_form_matches_brute_force() -> None:
-        c = ctx()
-        recs = _records(c.adapter, 4, seed)
-        bf = brute_force(c.adapter, recs, c.engine.blocks, seed=seed)
-        want = sum(((bf.grads[n] @ k) * bf.grads[n]).sum(1) for n, k in c.mats.items())
-        for batch in (recs, recs[::-1], *([r] for r in recs)):
-            got = torch.zeros(len(batch), dtype=F64)
-
-            def add(factors: Any, got: torch.Tensor = got) -> None:
-                got.add_(c.curvature.quadratic_form(factors).to("cpu", F64))
-
-            c.engine.run(c.adapter.collate(list(batch), seed=seed), add)
-            ref = torch.stack([want[recs.index(r)] for r in batch])  # type: ignore[index]
-            err = _close(got, ref)
-            assert err <= rtol, (
-                f"quadratic_form on the engine's factors differs from the brute-force gradients' "
-                f"gᵀ K g by {err:.2e} (relative; batch of {len(batch)})"
-            )
-
-    def matches_dense_reference() -> None:
-        reference = dense_c()
-        if reference is None:
-            return
-        lam = ctx().meta.get("damping")
-        assert isinstance(lam, (int, float)), f"metadata() records no numeric damping: {lam!r}"
-        for name, k in ctx().mats.items():
-            c = reference[name]
-            explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
-            err = _close(k, explicit)
-            assert err <= rtol, (
-                f"block {name!r}: the applied matrix differs from the explicit (C + λI)⁻¹ by "
-                f"{err:.2e} (relative; λ = {lam})"
-            )
-
-    def relative_damping() -> None:
-        meta = ctx().meta
-        reference = dense_c()
-        if reference is None or meta.get("damping_mode") != "relative":
-            return
-        if meta.get("damping_relative") is None:
-            return
-        lam = meta["damping"]
-        trace = sum(float(torch.trace(c)) for c in reference.values())
-        size = sum(c.shape[0] for c in reference.values())
-        expect = float(meta["damping_relative"]) * trace / size
-        assert abs(lam - expect) <= rtol * max(abs(expect), 1e-300), (
-            f"relative damping: λ = {lam} but damping_relative · trace(C) / P = {expect}"
-        )
-
-    yield from named(
-        curvature,
-        [
-            ("protocol", protocol),
-            ("metadata_json", metadata_json),
-            ("damping_recorded", damping_recorded),
-            ("symmetric_psd", symmetric_psd),
-            ("quadratic_form_matches_brute_force", quadratic_form_matches_brute_force),
-            ("matches_dense_reference", matches_dense_reference),
-            ("relative_damping", relative_damping),
-        ],
-    )
-
-
-@attrs.frozen(kw_only=True)
-class _CurvatureFit:
-    """A curvature fitted on the tiny float64 model, shared by the named curvature checks."""
+    Attributes:
+        curvature: The fitted estimator (built from its factory when a factory was given).
+        adapter: The tiny float64 adapter.
+        engine: Its gradient engine.
+        dsub: The records it was fitted on.
+        meta: Its ``metadata()``.
+        mats: Block name → the ``[P, P]`` matrix ``K`` its ``quadratic_form`` applies.
+        dense: The dense reference (given, else the built-in's; ``None``: none).
+        seed: Seed of the model, the records and the masking.
+        rtol: Relative tolerance.
+    """
 
     curvature: Any
     adapter: Any
@@ -235,15 +148,27 @@ class _CurvatureFit:
     dsub: list[tuple[str, str]]
     meta: dict[str, Any]
     mats: dict[str, torch.Tensor]
+    dense: DenseReference | None
+    seed: int
+    rtol: float
 
     @classmethod
-    def build(cls, curvature: Any, seed: int) -> _CurvatureFit:
+    def build(
+        cls,
+        curvature: Any,
+        *,
+        dense: DenseReference | None = None,
+        seed: int = 0,
+        rtol: float = 1e-6,
+    ) -> CurvatureFit:
+        """Build the curvature (from its factory), fit it on eight random records through the
+        gradient engine, and recover the matrix it applies on every block."""
         from biocoreset.grads import make_engine
 
-        made = _instance(curvature, CurvatureEstimator)
+        made = instance(curvature, CurvatureEstimator)
         adapter = tiny_adapter(seed=seed)
         engine = make_engine(adapter, adapter.scored_parameters())
-        dsub = _records(adapter, 8, seed + 1)
+        dsub = kit_records(8, seed + 1)
         fit(made, adapter, engine, dsub, seed=seed)
         return cls(
             curvature=made,
@@ -252,7 +177,144 @@ class _CurvatureFit:
             dsub=dsub,
             meta=made.metadata(),
             mats={b.name: implied_matrix(made, b) for b in engine.blocks},
+            dense=dense or _builtin_dense(made),
+            seed=seed,
+            rtol=rtol,
         )
+
+    @functools.cached_property
+    def dense_c(self) -> dict[str, torch.Tensor] | None:
+        """The undamped ``C`` of every block from the dense reference over ``D_sub``."""
+        if self.dense is None:
+            return None
+        bf = brute_force(self.adapter, self.dsub, self.engine.blocks, seed=self.seed)
+        return self.dense(bf, self.curvature)
+
+
+def protocol(fitted: CurvatureFit) -> None:
+    """It builds, implements the protocol and fits (:meth:`CurvatureFit.build` did)."""
+
+
+def metadata_json(fitted: CurvatureFit) -> None:
+    """``metadata()`` is JSON-serialisable."""
+    try:
+        json.dumps(fitted.meta)
+    except TypeError as exc:
+        raise AssertionError(f"metadata() is not JSON-serialisable: {exc}") from None
+
+
+def damping_recorded(fitted: CurvatureFit) -> None:
+    """``metadata()`` records the absolute damping as a number ``>= 0``."""
+    lam = fitted.meta.get("damping")
+    assert isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0, (
+        f"metadata() must record the absolute damping as a number >= 0, got {lam!r}"
+    )
+
+
+def symmetric_psd(fitted: CurvatureFit) -> None:
+    """The matrix ``quadratic_form`` applies on each block is symmetric positive semi-definite."""
+    for name, k in fitted.mats.items():
+        asym = float((k - k.T).norm() / k.norm().clamp_min(1e-300))
+        assert asym <= fitted.rtol, (
+            f"block {name!r}: quadratic_form is not a symmetric form ({asym:.2e})"
+        )
+        low = float(torch.linalg.eigvalsh(k).min())
+        assert low >= -fitted.rtol * float(k.abs().max()), (
+            f"block {name!r}: the form is not positive semi-definite (eigenvalue {low:.3e})"
+        )
+
+
+def quadratic_form_matches_brute_force(fitted: CurvatureFit) -> None:
+    """On the engine's factors, ``quadratic_form`` gives ``Σ gᵀ K g`` of the brute-force
+    gradients, whatever the batch."""
+    c = fitted
+    recs = kit_records(4, c.seed)
+    bf = brute_force(c.adapter, recs, c.engine.blocks, seed=c.seed)
+    want = sum(((bf.grads[n] @ k) * bf.grads[n]).sum(1) for n, k in c.mats.items())
+    for batch in (recs, recs[::-1], *([r] for r in recs)):
+        got = torch.zeros(len(batch), dtype=F64)
+
+        def add(factors: Any, got: torch.Tensor = got) -> None:
+            got.add_(c.curvature.quadratic_form(factors).to("cpu", F64))
+
+        c.engine.run(c.adapter.collate(list(batch), seed=c.seed), add)
+        ref = torch.stack([want[recs.index(r)] for r in batch])  # type: ignore[index]
+        err = close(got, ref)
+        assert err <= c.rtol, (
+            f"quadratic_form on the engine's factors differs from the brute-force gradients' "
+            f"gᵀ K g by {err:.2e} (relative; batch of {len(batch)})"
+        )
+
+
+def matches_dense_reference(fitted: CurvatureFit) -> None:
+    """The applied matrix equals the explicit ``(C + λI)⁻¹`` (when there is a dense reference)."""
+    reference = fitted.dense_c
+    if reference is None:
+        return
+    lam = fitted.meta.get("damping")
+    assert isinstance(lam, (int, float)), f"metadata() records no numeric damping: {lam!r}"
+    for name, k in fitted.mats.items():
+        c = reference[name]
+        explicit = torch.linalg.inv(c + float(lam) * torch.eye(c.shape[0], dtype=F64))
+        err = close(k, explicit)
+        assert err <= fitted.rtol, (
+            f"block {name!r}: the applied matrix differs from the explicit (C + λI)⁻¹ by "
+            f"{err:.2e} (relative; λ = {lam})"
+        )
+
+
+def relative_damping(fitted: CurvatureFit) -> None:
+    """Relative damping records ``λ = damping_relative · trace(C) / P``."""
+    meta = fitted.meta
+    reference = fitted.dense_c
+    if reference is None or meta.get("damping_mode") != "relative":
+        return
+    if meta.get("damping_relative") is None:
+        return
+    lam = meta["damping"]
+    trace = sum(float(torch.trace(c)) for c in reference.values())
+    size = sum(c.shape[0] for c in reference.values())
+    expect = float(meta["damping_relative"]) * trace / size
+    assert abs(lam - expect) <= fitted.rtol * max(abs(expect), 1e-300), (
+        f"relative damping: λ = {lam} but damping_relative · trace(C) / P = {expect}"
+    )
+
+
+CURVATURE_CHECKS = (
+    protocol,
+    metadata_json,
+    damping_recorded,
+    symmetric_psd,
+    quadratic_form_matches_brute_force,
+    matches_dense_reference,
+    relative_damping,
+)
+"""Every curvature's checks, in order."""
+
+
+def curvature_checks(
+    curvature: Any,
+    *,
+    dense: DenseReference | None = None,
+    seed: int = 0,
+    rtol: float = 1e-6,
+) -> Iterator[Check]:
+    """The named checks of :func:`check_curvature`, one :class:`~biocoreset.testing.named.Check`
+    each (:data:`CURVATURE_CHECKS`: ``protocol``, ``metadata_json``, ``damping_recorded``,
+    ``symmetric_psd``, ``quadratic_form_matches_brute_force``, ``matches_dense_reference``,
+    ``relative_damping``), all on one :class:`CurvatureFit`; the arguments are
+    :func:`check_curvature`'s."""
+
+    @functools.cache
+    def fitted() -> CurvatureFit:
+        return CurvatureFit.build(curvature, dense=dense, seed=seed, rtol=rtol)
+
+    def on_the_fit(check: Callable[[CurvatureFit], None]) -> Callable[[], None]:
+        return lambda: check(fitted())
+
+    prefix = component_name(curvature)
+    for check in CURVATURE_CHECKS:
+        yield Check(f"{prefix}-{check.__name__}", on_the_fit(check))
 
 
 def check_curvature(

@@ -9,9 +9,10 @@ transformers import), and random RNA records.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,15 @@ RNA_LETTERS = "ACGU"
 _ESM_RNA_VOCAB = ["<cls>", "<pad>", "<eos>", "<unk>", "A", "C", "G", "U", "N", "<mask>"]
 
 
-def _write_vocab(tokens: Sequence[str]) -> str:
-    folder = tempfile.mkdtemp(prefix="biocoreset-vocab-")
-    path = os.path.join(folder, "vocab.txt")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(tokens) + "\n")
-    return path
+@contextlib.contextmanager
+def _vocab_file(tokens: Sequence[str]) -> Iterator[str]:
+    """A ``vocab.txt`` of ``tokens`` that exists while the block runs (a tokenizer reads it once,
+    in its constructor, and saves its vocabulary from memory), then is removed."""
+    with tempfile.TemporaryDirectory(prefix="biocoreset-vocab-") as folder:
+        path = os.path.join(folder, "vocab.txt")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(tokens) + "\n")
+        yield path
 
 
 def tiny_esm(
@@ -59,7 +63,8 @@ def tiny_esm(
     """
     from transformers import EsmConfig, EsmForMaskedLM, EsmTokenizer
 
-    tokenizer = EsmTokenizer(vocab_file=_write_vocab(_ESM_RNA_VOCAB))
+    with _vocab_file(_ESM_RNA_VOCAB) as vocab_file:
+        tokenizer = EsmTokenizer(vocab_file=vocab_file)
     config = EsmConfig(  # type: ignore[call-arg]  # attn_implementation: not in its signature
         vocab_size=len(_ESM_RNA_VOCAB),
         hidden_size=hidden,
@@ -105,7 +110,8 @@ def tiny_bert(
     if "vocab" in inspect.signature(BertTokenizer.__init__).parameters:  # transformers >= 5
         tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=False)
     else:  # pragma: no cover - transformers 4.x
-        tokenizer = BertTokenizer(vocab_file=_write_vocab(vocab), do_lower_case=False)
+        with _vocab_file(vocab) as vocab_file:
+            tokenizer = BertTokenizer(vocab_file=vocab_file, do_lower_case=False)
     config = BertConfig(  # type: ignore[call-arg]  # attn_implementation: not in its signature
         vocab_size=len(vocab),
         hidden_size=hidden,

@@ -73,6 +73,16 @@ class BruteForce:
     inputs: dict[str, list[torch.Tensor]]
     output_grads: dict[str, list[torch.Tensor]]
 
+    def quadratic_forms(self, curvature: CurvatureEstimator) -> torch.Tensor:
+        """``[N]`` ``Σ_blocks gᵀ K g`` with ``K`` the matrix ``curvature`` applies on each block
+        (:func:`implied_matrix`)."""
+        total = torch.zeros(len(self.records), dtype=F64)
+        for block in self.blocks:
+            k = implied_matrix(curvature, block)
+            g = self.grads[block.name]
+            total += ((g @ k) * g).sum(1)
+        return total
+
 
 def brute_force(
     adapter: ModelAdapter,

@@ -24,6 +24,7 @@ import torch
 
 from biocoreset.errors import InputError
 from biocoreset.store.atomic import atomic_path
+from biocoreset.store.disk import write_errors
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -76,8 +77,8 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (flushed to disk first); return ``path``."""
-    with atomic_path(path, force=True, fsync=True) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path, force=True, fsync=True) as tmp, write_errors(path):
+        torch.save(payload, tmp)  # a full disk: an OSError naming the file, no partial file left
     return path
 
 

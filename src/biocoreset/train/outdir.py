@@ -16,13 +16,8 @@ from pathlib import Path
 
 from biocoreset.errors import OutputExistsError
 from biocoreset.modelio.manifest import FINAL_DIR, MODEL_MANIFEST
-from biocoreset.store.atomic import (
-    check_not_cwd,
-    check_not_input,
-    check_output,
-    recover_dir,
-    staged_folder,
-)
+from biocoreset.store.atomic import check_not_cwd, check_not_input, check_output
+from biocoreset.store.owned import OwnedOutput
 from biocoreset.train.checkpoints import CHECKPOINT_DIR
 
 __all__ = [
@@ -55,9 +50,15 @@ def check_finetune_output(
         OutputPathError: ``folder`` is (or holds) an input, or the current folder.
     """
     out = Path(folder)
-    check_own_folder(out, FINETUNE_FILES, command="finetune", inputs=inputs, whole=True)
+    owned = _model_output(out, command="finetune")
+    target = owned.target  # a symbolic link is written through
+    check_own_folder(
+        target, FINETUNE_FILES, command="finetune", inputs=inputs, whole=True, shown=out
+    )
+    owned.recover()  # first: a swap a kill interrupted is finished or undone
+    check_own_folder(target, FINETUNE_FILES, command="finetune", inputs=(), whole=True, shown=out)
     for name in ("model.pt", "finetune.json"):
-        check_output(out / name, force=force)
+        check_output(target / name, force=force)
     return out
 
 
@@ -68,6 +69,7 @@ def check_own_folder(
     command: str,
     inputs: Iterable[str | os.PathLike[str] | None],
     whole: bool = False,
+    shown: Path | None = None,
 ) -> bool:
     """Refuse ``out`` unless it is new, empty or the command's own output; refuse an output path
     that is an input or holds one. Returns whether ``out`` holds an earlier output.
@@ -82,14 +84,14 @@ def check_own_folder(
         check_not_cwd(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(
-            f"{command}: the output {str(out)!r} is a file; choose a folder for the output."
+            f"{command}: the output {str(shown or out)!r} is a file; choose a folder for the output."
         )
     if not out.exists() or not any(out.iterdir()):
         return False
     if any((out / m).exists() for m in marks):
         return True
     raise OutputExistsError(
-        f"{command}: the output folder {str(out)!r} is not empty and is not a {command} output "
+        f"{command}: the output folder {str(shown or out)!r} is not empty and is not a {command} output "
         f"(it holds none of {', '.join(marks)}); --force replaces only a {command} output, never "
         "other files: choose a new or empty folder."
     )
@@ -107,25 +109,22 @@ def discard_own(out: Path, names: Iterable[str]) -> None:
 
 def write_model_folder(dest: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(stage)`` on a new folder beside ``dest``, then put it at ``dest`` by
-    :func:`~biocoreset.store.atomic.replace_dir`: the model folder is the old one or the new one,
+    :func:`~biocoreset.store.owned.replace_dir`: the model folder is the old one or the new one,
     never a mix. The user's files in an old ``dest`` are kept; stale staging folders of ``dest``
     (a killed earlier run) are removed first.
 
     Raises:
         OutputPathError: The folder cannot be written.
     """
-    recover_dir(dest)  # first: an interrupted swap may bring the old folder back
-    with staged_folder(dest, own=_own_entries(dest)) as stage:
+    with _model_output(dest, command="write").replace() as stage:  # recovery first, then swap
         write(stage)
     return dest
 
 
-def _own_entries(dest: Path) -> set[str] | None:
-    """The entries of an old model folder that the library wrote: the files its manifest folder
-    format produces (weights, config, tokenizer) — every entry but the user's, which are kept."""
-    if not dest.is_dir():
-        return None
-    return {p.name for p in dest.iterdir() if _library_file(p.name)}
+def _model_output(dest: Path, *, command: str) -> OwnedOutput:
+    """A model folder: the library's files (weights, config, tokenizer: :func:`_library_file`)
+    are replaced; every other entry (the user's) is kept, also by the recovery after a kill."""
+    return OwnedOutput(dest, own=_library_file, marker=FINETUNE_FILES, command=command)
 
 
 def _library_file(name: str) -> bool:

@@ -84,45 +84,37 @@ class PretrainConfig:
             :mod:`biocoreset.runtime.progress`), ``False``, or a mode name; the loss is shown with it.
     """
 
-    lr: float = attrs.field(default=1e-4, converter=float, validator=number_gt("lr"))
-    weight_decay: float = attrs.field(
-        default=0.01, converter=float, validator=number_ge("weight_decay")
-    )
+    lr: float = attrs.field(default=1e-4, converter=float, validator=number_gt())
+    weight_decay: float = attrs.field(default=0.01, converter=float, validator=number_ge())
     betas: tuple[float, float] = attrs.field(
         default=(0.9, 0.999), converter=lambda v: tuple(float(x) for x in v)
     )
-    eps: float = attrs.field(default=1e-8, converter=float, validator=number_gt("eps"))
+    eps: float = attrs.field(default=1e-8, converter=float, validator=number_gt())
     no_decay: tuple[str, ...] = attrs.field(
         default=(), converter=lambda v: tuple(str(x) for x in v)
     )
-    schedule: str = attrs.field(
-        default="inverse-sqrt", validator=member_of("schedule", tuple(SCHEDULES))
-    )
-    warmup_steps: int = attrs.field(default=2000, validator=integer_ge("warmup_steps", 0))
-    epochs: int = attrs.field(default=10, validator=integer_ge("epochs", 1))
-    batch_size: int = attrs.field(default=16, validator=integer_ge("batch_size", 1))
-    max_steps: int | None = attrs.field(default=None, validator=none_or(integer_ge("max_steps", 1)))
-    reference_size: int | None = attrs.field(
-        default=None, validator=none_or(integer_ge("reference_size", 1))
-    )
+    schedule: str = attrs.field(default="inverse-sqrt", validator=member_of(tuple(SCHEDULES)))
+    warmup_steps: int = attrs.field(default=2000, validator=integer_ge(0))
+    epochs: int = attrs.field(default=10, validator=integer_ge(1))
+    batch_size: int = attrs.field(default=16, validator=integer_ge(1))
+    max_steps: int | None = attrs.field(default=None, validator=none_or(integer_ge(1)))
+    reference_size: int | None = attrs.field(default=None, validator=none_or(integer_ge(1)))
     drop_last: bool = False
     group_by_length: bool = True
-    seed: int = attrs.field(default=0, validator=integer_ge("seed", 0))
+    seed: int = attrs.field(default=0, validator=integer_ge(0))
     vary_masking: bool = True
     masking: MaskingConfig = attrs.field(factory=MaskingConfig, converter=to_masking)
-    loss_reduction: str = attrs.field(
-        default="token", validator=member_of("loss_reduction", LOSS_REDUCTIONS)
-    )
+    loss_reduction: str = attrs.field(default="token", validator=member_of(LOSS_REDUCTIONS))
     max_grad_norm: float | None = attrs.field(
         default=None,
         converter=to_float_or_none,
-        validator=none_or(number_gt("max_grad_norm")),
+        validator=none_or(number_gt()),
     )
-    precision: str = attrs.field(default="fp32", validator=member_of("precision", PRECISIONS))
+    precision: str = attrs.field(default="fp32", validator=member_of(PRECISIONS))
     reinit: bool = True
-    checkpoint_every: int = attrs.field(default=1000, validator=integer_ge("checkpoint_every", 1))
-    keep_checkpoints: int = attrs.field(default=2, validator=integer_ge("keep_checkpoints", 1))
-    log_every: int = attrs.field(default=1, validator=integer_ge("log_every", 1))
+    checkpoint_every: int = attrs.field(default=1000, validator=integer_ge(1))
+    keep_checkpoints: int = attrs.field(default=2, validator=integer_ge(1))
+    log_every: int = attrs.field(default=1, validator=integer_ge(1))
     device: str = "auto"
     ddp_find_unused_parameters: bool = True
     progress: bool | str | None = None

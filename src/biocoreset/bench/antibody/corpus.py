@@ -22,6 +22,8 @@ Build it from the shell (about 1,450 antibody V sequences from 1,664 alleles; 15
     python -m biocoreset.bench.antibody.corpus -o germlines.fasta
     python -m biocoreset.bench.antibody.corpus -o human_heavy.fasta --species human --chains H
 
+The file is written atomically; an existing one is replaced only with ``--force``.
+
 >>> header_labels("human|IGHV3-23*01 species=human chain=H family=IGHV3")["chain"]
 'H'
 """
@@ -32,10 +34,10 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from biocoreset.bench.antibody.germlines import ANTIBODY_CHAINS, Germline, germlines
-from biocoreset.errors import BioCoresetError
+from biocoreset.errors import BioCoresetError, ConfigError, InputError
+from biocoreset.store.atomic import atomic_path
 
 __all__ = ["corpus_records", "header_labels", "main", "record_id", "write_corpus"]
 
@@ -93,13 +95,23 @@ def corpus_records(
     return out
 
 
-def write_corpus(path: str | os.PathLike[str], records: Iterable[tuple[str, str]]) -> int:
-    """Write ``(header, sequence)`` records as FASTA (one sequence line each); return the count."""
+def write_corpus(
+    path: str | os.PathLike[str], records: Iterable[tuple[str, str]], *, force: bool = True
+) -> int:
+    """Write ``(header, sequence)`` records as FASTA (one sequence line each) atomically (the file
+    appears whole or not at all); return the count.
+
+    Raises:
+        InputError: No records (an empty corpus is never written).
+        OutputExistsError: ``path`` exists and ``force`` is false, or it is a folder.
+    """
     n = 0
-    with Path(path).open("w", encoding="utf-8") as fh:
+    with atomic_path(path, force=force) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for header, seq in records:
             fh.write(f">{header}\n{seq}\n")
             n += 1
+        if n == 0:
+            raise InputError(f"no records to write into {os.fspath(path)!r}; nothing was written.")
     return n
 
 
@@ -126,17 +138,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="one record per allele even when sequences repeat (default: first of each)",
     )
+    ap.add_argument("--force", action="store_true", help="overwrite an existing output file")
     args = ap.parse_args(argv)
     try:
+        chains = [c.strip() for c in args.chains.split(",") if c.strip()]
+        if not chains:
+            raise ConfigError(
+                f"--chains {args.chains!r} names no chain; give one or more of "
+                f"{','.join(ANTIBODY_CHAINS)} (e.g. --chains H,K)."
+            )
+        species = None if args.species is None else [s for s in args.species.split(",") if s]
+        if species is not None and not species:
+            raise ConfigError(f"--species {args.species!r} names no species; e.g. human,mouse.")
         records = corpus_records(
-            args.segment,
-            chains=[c for c in args.chains.split(",") if c],
-            species=None if args.species is None else args.species.split(","),
-            keep_duplicates=args.keep_duplicates,
+            args.segment, chains=chains, species=species, keep_duplicates=args.keep_duplicates
         )
-        n = write_corpus(args.output, records)
+        n = write_corpus(args.output, records, force=args.force)
     except (BioCoresetError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).replace("force=True (--force)", "--force").split())
+        print(f"error: {message}", file=sys.stderr)
         return 2
     print(f"{n} sequences -> {args.output}")
     return 0

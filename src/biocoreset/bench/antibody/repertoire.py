@@ -34,6 +34,7 @@ import numpy as np
 
 from biocoreset.bench.antibody.germlines import family_of, gene_of, load_germline_table
 from biocoreset.errors import ConfigError, InputError
+from biocoreset.store.atomic import atomic_path
 
 __all__ = [
     "OLGA_MODELS",
@@ -467,8 +468,8 @@ def parse_header(header: str) -> dict[str, Any]:
 def write_fasta(records: list[AntibodyRecord], path: str | os.PathLike[str]) -> Path:
     """Write ``records`` as FASTA with labelled headers; returns the path."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("".join(f">{r.header()}\n{r.sequence}\n" for r in records), encoding="utf-8")
+    with atomic_path(p, force=True) as tmp:  # whole or not at all
+        tmp.write_text("".join(f">{r.header()}\n{r.sequence}\n" for r in records), encoding="utf-8")
     return p
 
 

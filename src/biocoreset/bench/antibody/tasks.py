@@ -177,8 +177,9 @@ class AntibodySpeciesTask(_LabelTask):
 
 
 class AntibodyJGeneTask(_LabelTask):
-    """J name of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1. The
-    label is the IMGT name alone, so human and mouse genes of one name are one class."""
+    """J name of a recombined antibody V domain (IGHJ4, IGKJ1...): accuracy and macro-F1.
+
+    The label is the IMGT name alone, so human and mouse genes of one name are one class."""
 
     name, title = "antibody-j-gene", "JGene"
     default_data_options: ClassVar[dict[str, Any]] = _protein("j_gene")
