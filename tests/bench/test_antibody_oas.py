@@ -69,3 +69,20 @@ def test_command_line(tmp_path, capsys):
         assert main(["-o", str(tmp_path / "x.csv.gz"), *bad]) == 2
         assert msg in capsys.readouterr().err
         assert not (tmp_path / "x.csv.gz").exists()
+
+
+def test_dedup_reads_an_oas_unit_as_its_test_set(tmp_path):
+    from biocoreset.bench.dedup import read_test_file
+    from biocoreset.cli import main as cli
+
+    records, _ = build_repertoire(n=12, seed=7, mix={"human_B_heavy": 1.0})
+    corpus = write_oas_unit(records, tmp_path / "corpus.csv.gz")
+    test = write_oas_unit(records[:3], tmp_path / "test.csv.gz")
+    assert list(read_test_file(test)) == [r.sequence for r in records[:3]]
+    out = tmp_path / "kept.fasta"
+    assert (
+        cli(["dedup", str(corpus), "--test", str(test), "-o", str(out), "--molecule", "protein"])
+        == 0
+    )
+    kept = ["".join(rec.splitlines()[1:]) for rec in out.read_text().split(">")[1:]]
+    assert kept == [r.sequence for r in records[3:]]

@@ -48,6 +48,7 @@ __all__ = [
     "identity",
     "kmer_identity",
     "normalise_for_dedup",
+    "read_test_file",
 ]
 
 MOLECULES = ("rna", "protein")
@@ -183,14 +184,27 @@ class _KmerIndex:
         return best
 
 
-def _iter_test(test: Any) -> Iterator[str]:
-    """Sequences of ``test``: a file path, or an iterable of sequences (``str``), ``(id, sequence)``
-    pairs, :class:`~biocoreset.bench.data.Example` records or :class:`os.PathLike` files."""
-    if isinstance(test, (str, os.PathLike)):
-        from biocoreset.bench.loaders.generic import read_sequences
+def read_test_file(path: str | os.PathLike[str]) -> Iterator[str]:
+    """The sequences of a test file: a task split (FASTA/CSV/TSV/JSONL with a sequence column), or
+    an OAS data unit (detected from its metadata line; its ``sequence_alignment_aa`` column)."""
+    from biocoreset.bench.loaders.generic import read_sequences
+    from biocoreset.data.tables import iter_table, parse_oas_metadata
+    from biocoreset.data.textio import first_line
 
-        for _, seq in read_sequences(test):
-            yield seq
+    if parse_oas_metadata(first_line(path)) is not None:
+        records = iter_table(path, oas=True)
+    else:
+        records = read_sequences(path)
+    for _, seq in records:
+        yield seq
+
+
+def _iter_test(test: Any) -> Iterator[str]:
+    """Sequences of ``test``: a file path (:func:`read_test_file`), or an iterable of sequences
+    (``str``), ``(id, sequence)`` pairs, :class:`~biocoreset.bench.data.Example` records or
+    :class:`os.PathLike` files."""
+    if isinstance(test, (str, os.PathLike)):
+        yield from read_test_file(test)
         return
     for item in test:
         if isinstance(item, os.PathLike):

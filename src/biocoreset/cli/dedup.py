@@ -32,7 +32,8 @@ def add_dedup_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="test split file (FASTA/CSV/TSV/JSONL with a sequence column); repeatable",
+        help="test split file (FASTA/CSV/TSV/JSONL with a sequence column, or an OAS unit); "
+        "repeatable",
     )
     p.add_argument(
         "--bench-config",
@@ -76,16 +77,14 @@ def _bench_test_sequences(config: str) -> Iterable[str]:
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:
-    from biocoreset.bench.dedup import dedup_corpus
+    from biocoreset.bench.dedup import dedup_corpus, read_test_file
     from biocoreset.store.atomic import atomic_path
 
     if not args.test and not args.bench_config:
         raise ConfigError("give at least one --test FILE or --bench-config FILE.")
     sequences: list[str] = []
-    from biocoreset.bench.loaders.generic import read_sequences
-
     for path in args.test:
-        sequences.extend(seq for _, seq in read_sequences(path))
+        sequences.extend(read_test_file(path))
     if args.bench_config:
         sequences.extend(_bench_test_sequences(args.bench_config))
     from biocoreset.data.sources import open_sequences
