@@ -34,6 +34,7 @@ plan, the gate decision and the pre-registered outcomes are in docs/replication.
 Usage::
 
     python examples/replicate_antibody.py --out runs/antibody                  # the whole round
+    python examples/replicate_antibody.py --out runs/antibody --corpus-only    # stage 1
     python examples/replicate_antibody.py --out runs/antibody --gate-only      # stages 1-2
     python examples/replicate_antibody.py --out runs/antibody --headroom-only  # stages 1-3
     python examples/replicate_antibody.py --out runs/antibody --select-only    # 1-6 and coverage
@@ -731,6 +732,11 @@ class Runner:
             "arms": list(self.arms),
         }
         result["corpus"] = self._stage("corpus", self.build)
+        if self.args.corpus_only:
+            result["stopped"] = "--corpus-only"
+            _write_json(self.out / "results.json", result)
+            print(f"wrote {self.corpus}", flush=True)
+            return 0
         gate = self._stage("gate", self.gate)
         result["gate"] = gate
         print(json.dumps(gate["summary"], indent=2), flush=True)
@@ -1083,6 +1089,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="run folder (resumable)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, ~2 minutes (the test's run)")
     stop = p.add_mutually_exclusive_group()
+    stop.add_argument(
+        "--corpus-only",
+        action="store_true",
+        help="build the corpus and the task files, then stop (seconds)",
+    )
     stop.add_argument("--gate-only", action="store_true", help="stop after the gate")
     stop.add_argument(
         "--headroom-only",
