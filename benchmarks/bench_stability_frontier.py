@@ -153,9 +153,11 @@ class Frontier:
         self.params = self.adp.scored_parameters(None)
         self.scope_names = {s: set(self.adp.scored_parameters(p)) for s, p in SCOPES.items()}
         self.engine = make_engine(self.adp, self.params)
-        self.combos = [(k, s) for k in KS for s in SCOPES]
-        self.q = np.full((DRAWS, len(records), len(self.combos)), np.nan)
-        self.loss = np.full((DRAWS, len(records)), np.nan)
+        self.ks = [k for k in KS if k <= args.max_draws]
+        self.ndraws = max(self.ks)
+        self.combos = [(k, s) for k in self.ks for s in SCOPES]
+        self.q = np.full((self.ndraws, len(records), len(self.combos)), np.nan)
+        self.loss = np.full((self.ndraws, len(records)), np.nan)
         self._fit()
         self.draws_done = 0
         del torch
@@ -166,14 +168,14 @@ class Frontier:
         t = time.perf_counter()
         sums = {
             k: {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self.params.items()}
-            for k in KS
+            for k in self.ks
         }
         recs = [self.records[i] for i in self.dsub_rows]
         for batch in batches(recs, self.args.batch_size):
             pairs = [(rid, seq) for _, rid, seq in batch]
-            for d in range(DRAWS):
+            for d in range(self.ndraws):
                 b = self.adp.collate(pairs, seed=self.seed, draw=d, draws=DRAWS)
-                targets = [sums[k] for k in KS if k > d]
+                targets = [sums[k] for k in self.ks if k > d]
 
                 def acc(factors, targets=targets):
                     for name, sq in factors.sum_squared_grads(torch.float32).items():
@@ -184,7 +186,7 @@ class Frontier:
         m = len(recs)
         lam = {}
         W: dict[str, list[torch.Tensor]] = {n: [] for n in self.params}
-        for k in KS:
+        for k in self.ks:
             F = {n: s / (k * m) for n, s in sums[k].items()}
             for scope in SCOPES:
                 names = self.scope_names[scope]
@@ -257,17 +259,18 @@ def backward_reach(adp, patterns, records, seed: int) -> dict[str, Any]:
     }
 
 
-def checks(fr: Frontier, n: int) -> dict[str, Any]:
-    """Real ``score`` runs on the D_sub records (seed 0): equality at K = 2, cost at K = 1, 2."""
+def checks(fr: Frontier, n: int, check_ks: list[int]) -> dict[str, Any]:
+    """Real ``score`` runs on the D_sub records (seed 0) at each of ``check_ks``: equality with the
+    benchmark's score of those records, CPU seconds, and where the backward stops."""
     from biocoreset import score
     from biocoreset.stats import spearman
 
     recs = [fr.records[i] for i in fr.dsub_rows]
-    out: dict[str, Any] = {"records": len(recs), "scopes": {}}
-    rowpos = {rid: j for j, rid in enumerate(fr.records[i][0] for i in range(len(fr.records)))}
+    out: dict[str, Any] = {"records": len(recs), "check_ks": check_ks, "scopes": {}}
+    rowpos = {rid: j for j, (rid, _) in enumerate(fr.records)}
     for scope, pats in SCOPES.items():
         row: dict[str, Any] = {"parameters": pats}
-        for k in (1, 2):
+        for k in check_ks:
             t, c = time.perf_counter(), time.process_time()
             r = score(
                 fr.adp,
@@ -282,17 +285,14 @@ def checks(fr: Frontier, n: int) -> dict[str, Any]:
             row[f"wall_K{k}"] = time.perf_counter() - t
             row[f"cpu_K{k}"] = time.process_time() - c
             row[f"timing_K{k}"] = r.metadata.get("timing")
-            if k == 2:
-                mine = fr.score(2, scope)[[rowpos[i] for i in r.ids]]
+            row[f"damping_real_K{k}"] = r.metadata.get("damping")
+            row[f"damping_bench_K{k}"] = fr.damping.get(f"{k}|{scope}")
+            if fr.draws_done >= k:
+                mine = fr.score(k, scope)[[rowpos[i] for i in r.ids]]
                 sign = -1.0 if r.metadata.get("negated") else 1.0
                 real = sign * np.asarray(r.scores, dtype=float)
-                row["equal_max_rel_diff_K2"] = float(np.max(np.abs(mine - real) / np.abs(real)))
-                row["equal_spearman_K2"] = spearman(mine, real)
-                row["damping_real_K2"] = (
-                    r.metadata.get("curvature", {}).get("damping")
-                    if isinstance(r.metadata.get("curvature"), dict)
-                    else r.metadata.get("damping")
-                )
+                row[f"equal_max_rel_diff_K{k}"] = float(np.max(np.abs(mine - real) / np.abs(real)))
+                row[f"equal_spearman_K{k}"] = spearman(mine, real)
         row["backward"] = backward_reach(fr.adp, pats, recs, fr.seed)
         row["scored_parameters"] = int(sum(fr.params[nm].numel() for nm in fr.scope_names[scope]))
         out["scopes"][scope] = row
@@ -304,21 +304,26 @@ def checks(fr: Frontier, n: int) -> dict[str, Any]:
         )
     # cost model at the benchmark's n: the run's CPU seconds (robust to other jobs on a shared
     # machine, one thread) split into fit and score by the run's own wall-clock shares; the
-    # score part scales with n/|D_sub|; K > 2 linear from K = 1 and 2
+    # score part scales with n/|D_sub|. Other K: linear through the checked K (one checked K:
+    # proportional to K, as fit and score are K passes per batch by construction)
     m = len(recs)
 
-    def cost(scope: str, k: int) -> float:
+    def at(scope: str, k: int) -> float:
         r = out["scopes"][scope]
-        parts = []
-        for kk in (1, 2):
-            tm = r[f"timing_K{kk}"]
-            share = tm["score"] / max(tm["fit"] + tm["score"], 1e-12)
-            cpu = r[f"cpu_K{kk}"]
-            parts.append(cpu * (1 - share) + cpu * share * n / m)
-        return parts[0] + (parts[1] - parts[0]) * (k - 1)
+        tm = r[f"timing_K{k}"]
+        share = tm["score"] / max(tm["fit"] + tm["score"], 1e-12)
+        cpu = r[f"cpu_K{k}"]
+        return cpu * (1 - share) + cpu * share * n / m
+
+    def cost(scope: str, k: int) -> float:
+        if len(check_ks) == 1:
+            return at(scope, check_ks[0]) * k / check_ks[0]
+        k0, k1 = check_ks[0], check_ks[-1]
+        c0, c1 = at(scope, k0), at(scope, k1)
+        return c0 + (c1 - c0) * (k - k0) / (k1 - k0)
 
     base = cost("all", 1)
-    out["cost"] = {f"{k}|{s}": cost(s, k) / base for k in KS for s in SCOPES}
+    out["cost"] = {f"{k}|{s}": cost(s, k) / base for k in fr.ks for s in SCOPES}
     out["cost_n"] = n
     return out
 
@@ -329,30 +334,29 @@ def figures(frs: list[Frontier], ks: list[int]) -> list[dict[str, Any]]:
 
     a, b = frs
     rows = []
-    have8 = a.draws_done >= 8 and b.draws_done >= 8
-    if have8:
-        ref_a, ref_b = a.score(8, "all"), b.score(8, "all")
-        ref_mean = (_rank(ref_a) + _rank(ref_b)) / 2
-    for k in ks:
-        if a.draws_done < k or b.draws_done < k:
-            continue
+    done = [k for k in ks if a.draws_done >= k and b.draws_done >= k]
+    kref = max(done)  # "the score": the full scope at the largest K measured so far
+    ref_a, ref_b = a.score(kref, "all"), b.score(kref, "all")
+    ref_mean = (_rank(ref_a) + _rank(ref_b)) / 2
+    for k in done:
         for s in SCOPES:
             sa, sb = a.score(k, s), b.score(k, s)
-            row = {
-                "K": k,
-                "scope": s,
-                "spearman_two_seeds": spearman(sa, sb),
-                "spearman_same_seed_vs_all": [
-                    spearman(sa, a.score(k, "all")),
-                    spearman(sb, b.score(k, "all")),
-                ],
-            }
-            if have8:
-                # agreement with the other seed's full K = 8 score (independent of this run) and
-                # with the mean rank of both seeds' full K = 8 scores
-                row["agree_other_seed_all_K8"] = [spearman(sa, ref_b), spearman(sb, ref_a)]
-                row["agree_mean_all_K8"] = [spearman(sa, ref_mean), spearman(sb, ref_mean)]
-            rows.append(row)
+            rows.append(
+                {
+                    "K": k,
+                    "scope": s,
+                    "spearman_two_seeds": spearman(sa, sb),
+                    "spearman_same_seed_vs_all": [
+                        spearman(sa, a.score(k, "all")),
+                        spearman(sb, b.score(k, "all")),
+                    ],
+                    # agreement with "the score": the other seed's full-scope score at the
+                    # largest K (independent of this run), and the mean rank of both seeds'
+                    "reference_K": kref,
+                    "agree_other_seed_all_Kref": [spearman(sa, ref_b), spearman(sb, ref_a)],
+                    "agree_mean_all_Kref": [spearman(sa, ref_mean), spearman(sb, ref_mean)],
+                }
+            )
     return rows
 
 
@@ -387,26 +391,28 @@ def run(args) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, default=float))
 
-    frs: list[Frontier] = []
     seeds = [int(s) for s in args.seeds.split(",")]
-    phases = [range(0, 4), range(4, DRAWS)]
-    for ph, draws in enumerate(phases):
-        for j, seed in enumerate(seeds):
-            if ph == 0:
-                frs.append(Frontier(args, records, seed))
-                print(
-                    f"seed {seed}: fine-tune {frs[j].finetune_seconds:.0f} s, fit 8 draws "
-                    f"{frs[j].fit_seconds:.0f} s",
-                    flush=True,
-                )
-            for d in draws:
-                sec = frs[j].score_draw(d)
-                out.setdefault("draw_seconds", {}).setdefault(str(seed), []).append(sec)
-                print(
-                    f"seed {seed} draw {d}: {sec:.0f} s (elapsed {time.perf_counter() - t0:.0f} s)",
-                    flush=True,
-                )
-        out["frontier"] = figures(frs, list(KS))
+    frs: list[Frontier] = []
+    for seed in seeds:
+        frs.append(Frontier(args, records, seed))
+        print(
+            f"seed {seed}: fine-tune {frs[-1].finetune_seconds:.0f} s, fit "
+            f"{frs[-1].ndraws} draws {frs[-1].fit_seconds:.0f} s",
+            flush=True,
+        )
+    check_ks = [int(k) for k in args.check_ks.split(",")]
+    ks = frs[0].ks
+    for d in range(frs[0].ndraws):  # rounds: draw d of every seed, then the figures so far
+        for f in frs:
+            sec = f.score_draw(d)
+            out.setdefault("draw_seconds", {}).setdefault(str(f.seed), []).append(sec)
+            print(
+                f"seed {f.seed} draw {d}: {sec:.0f} s (elapsed {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+        if d + 1 not in ks:
+            continue
+        out["frontier"] = figures(frs, ks)
         out["seeds"] = [
             {
                 "seed": f.seed,
@@ -418,7 +424,8 @@ def run(args) -> None:
             for f in frs
         ]
         for r in out["frontier"]:
-            print(r, flush=True)
+            if r["K"] == d + 1:
+                print(r, flush=True)
         save()
         np.savez_compressed(
             path.with_suffix(".npz"),
@@ -426,8 +433,8 @@ def run(args) -> None:
             lengths=lengths,
             ids=np.array([i for i, _ in records]),
         )
-        if ph == 0 and not args.skip_checks:
-            out["checks"] = checks(frs[0], len(records))
+        if d + 1 == max(check_ks) and not args.skip_checks:
+            out["checks"] = checks(frs[0], len(records), check_ks)
             save()
     print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -442,14 +449,15 @@ def report(paths: list[str]) -> str:
             f"**{res['args']['model']}** ({res['num_sequences']} sequences, D_sub "
             f"{res['args']['subset']})",
             "",
-            "| scope | K | cost (× full K = 1) | ρ two seeds | ρ vs other seed's full K = 8 "
-            "| ρ vs mean full K = 8 |",
+            "| scope | K | cost (× all, K = 1) | ρ two seeds | ρ vs the other seed's all-parameter "
+            f"K = {res['frontier'][-1]['reference_K']} | ρ vs both seeds' all-parameter "
+            f"K = {res['frontier'][-1]['reference_K']} |",
             "|---|---|---|---|---|---|",
         ]
         for r in res["frontier"]:
             c = cost.get(f"{r['K']}|{r['scope']}")
-            oth = r.get("agree_other_seed_all_K8")
-            mean = r.get("agree_mean_all_K8")
+            oth = r.get("agree_other_seed_all_Kref")
+            mean = r.get("agree_mean_all_Kref")
             lines.append(
                 f"| {r['scope']} | {r['K']} | {'–' if c is None else f'{c:.2f}'} | "
                 f"{r['spearman_two_seeds']:.2f} | "
@@ -507,6 +515,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-checks", action="store_true")
+    ap.add_argument("--max-draws", type=int, default=8, help="largest K (of 1, 2, 3, 4, 8)")
+    ap.add_argument("--check-ks", default="1,2", help="K of the real score() runs (seed 0)")
     ap.add_argument("--out", default="stability_frontier.json")
     ap.add_argument("--report", nargs="+", help="print the tables of these results files")
     ap.add_argument("--plot", help="with --report: write the frontier plot here (png)")
