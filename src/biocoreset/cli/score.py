@@ -69,7 +69,16 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("--seed", int, "seed of D_sub and masking (0)"),
     )
     g.add_argument(
-        "--parameters", nargs="+", help="glob patterns of scored parameter names or groups"
+        "--parameters",
+        nargs="+",
+        metavar="SCOPE",
+        help="which parameters are scored (default: every one the loss uses). Each SCOPE is a "
+        "group ('lm head', 'embeddings', 'final norm', 'layer 3 attention', 'layer 3 ffn'), "
+        "last:N (the attention and FFN groups of the last N layers) or a glob on parameter names "
+        "('*layer.11.*'); several add up. Example: --parameters last:1 'lm head' (the backward "
+        "then stops at the last layer). A scope that matches nothing is refused with the model's "
+        "groups. See docs/adapters.md (parameter scope) and docs/trust.md (for the compute you "
+        "have)",
     )
     g.add_argument("--engine", choices=["auto", "hooks", "loop"], help="per-sample gradient engine")
     g.add_argument(

@@ -163,7 +163,10 @@ class ScoreConfig:
             entry (default ``"0.1*mean"``). The metadata records the absolute λ either way.
         batch_size: Most sequences per batch.
         seed: Seed of ``D_sub`` sampling and masking.
-        parameters: Glob patterns of scored parameter names or groups (``None``: all trainable).
+        parameters: The scored parameters (``None``: all trainable): group names (``"lm head"``,
+            ``"layer 3 ffn"``...), ``"last:N"`` (the last ``N`` layers' attention and FFN
+            groups) or globs on parameter names, combined, e.g. ``("last:1", "lm head")``
+            (``docs/adapters.md``, parameter scope).
         engine: Per-sample gradient engine: ``"auto"``, ``"hooks"`` or ``"loop"``.
         autocast: Mixed precision of the forward pass (hook engine only): ``"bf16"`` (what a GPU
             wants), ``"fp16"``, or ``None`` (the model's dtype). Per-sample quantities stay

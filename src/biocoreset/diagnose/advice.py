@@ -11,6 +11,10 @@ when:
   (:func:`fit_advice`): λ alone sets their weight;
 * the scores follow sequence length, ``|Spearman ρ| >`` :data:`LENGTH_RHO` (:func:`length_advice`).
 
+:func:`compute_advice` names the setting (parameter scope and mask draws) that was measured most
+stable for the compute of one all-parameter draw (``docs/trust.md``, "for the compute you have");
+``biocoreset diagnose`` adds it to its stability warning.
+
 Only the main process warns (once per run under ``torchrun``). The ``biocoreset`` command prints each
 warning once, as ``biocoreset COMMAND: warning: ...``; from Python they are ordinary warnings
 (silence them with ``warnings.simplefilter("ignore", QualityWarning)``).
@@ -29,16 +33,21 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 
 from biocoreset.errors import QualityWarning
 from biocoreset.stats import spearman
 
 __all__ = [
+    "FOR_HALF_DRAW",
+    "FOR_ONE_DRAW",
     "LENGTH_RHO",
     "MIN_LENGTH_ROWS",
     "SMALL_SUBSET",
     "ZERO_FISHER",
+    "MeasuredSetting",
+    "compute_advice",
     "emit",
     "finetune_advice",
     "fit_advice",
@@ -58,6 +67,87 @@ LENGTH_RHO = 0.5
 
 MIN_LENGTH_ROWS = 30
 """Fewest scored sequences for the length check (below it ρ is too noisy to warn on)."""
+
+
+@attrs.frozen(kw_only=True)
+class MeasuredSetting:
+    """A parameter scope and number of mask draws from the measured frontier (``docs/trust.md``).
+
+    Attributes:
+        parameters: The scope (``--parameters``), as spelled on the command line.
+        mask_draws: ``K`` (``--mask-draws``).
+        cost: Measured compute, as a multiple of the all-parameter one-draw score.
+        rho: Two-seed Spearman ρ measured with it.
+        paper_rho: Two-seed Spearman ρ of the paper's score (all parameters, one draw) in the same
+            measurement.
+        model: The model it was measured on.
+    """
+
+    parameters: tuple[str, ...]
+    mask_draws: int
+    cost: float
+    rho: float
+    paper_rho: float
+    model: str
+
+    @property
+    def flags(self) -> str:
+        """The command-line options, quoted for a POSIX shell.
+
+        >>> FOR_ONE_DRAW.flags.startswith("--parameters ")
+        True
+        """
+        import shlex
+
+        scope = " ".join(shlex.quote(p) for p in self.parameters)
+        return f"--parameters {scope} --mask-draws {self.mask_draws}"
+
+
+FOR_ONE_DRAW = MeasuredSetting(
+    parameters=("last:1", "lm head"),
+    mask_draws=3,
+    cost=1.0,
+    rho=0.0,
+    paper_rho=0.0,
+    model="AntiBERTy",
+)
+"""The most stable setting measured at no more than the compute of one all-parameter draw."""
+
+FOR_HALF_DRAW = MeasuredSetting(
+    parameters=("lm head",),
+    mask_draws=1,
+    cost=0.5,
+    rho=0.0,
+    paper_rho=0.0,
+    model="AntiBERTy",
+)
+"""The most stable setting measured at no more than half that compute."""
+
+
+def compute_advice(meta: Mapping[str, Any]) -> list[str]:
+    """The measured setting for the compute of one all-parameter draw, unless the run used it
+    (or the same scope with at least as many draws) already.
+
+    >>> compute_advice({"mask_draws": 1})[0].split(":")[0]
+    'for the compute of one all-parameter draw'
+    >>> compute_advice({"scored_parameter_patterns": list(FOR_ONE_DRAW.parameters),
+    ...                 "mask_draws": FOR_ONE_DRAW.mask_draws})
+    []
+    """
+    best = FOR_ONE_DRAW
+    patterns = tuple(meta.get("scored_parameter_patterns") or ())
+    draws = int(meta.get("mask_draws") or 1)
+    if patterns == best.parameters and draws >= best.mask_draws:
+        return []
+    half = FOR_HALF_DRAW
+    return [
+        f"for the compute of one all-parameter draw: `{best.flags}` was the most stable setting "
+        f"measured on {best.model} (two runs with different seeds agreed to Spearman ρ "
+        f"{best.rho:.2f}, against {best.paper_rho:.2f} for the paper's one-draw score, at "
+        f"{best.cost:.2f}× its compute; at half the compute, `{half.flags}`: ρ {half.rho:.2f} at "
+        f"{half.cost:.2f}×). See docs/trust.md, for the compute you have."
+    ]
+
 
 _SAMPLE = 1_000_000  # the length check of a score file reads at most about this many rows
 
