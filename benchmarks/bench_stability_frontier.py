@@ -29,11 +29,11 @@ the paper's distribution (the paper's own mask of a ``mask_draws=1`` run is anot
 * *Equality*: ``score(parameters=S, mask_draws=2, subset=D_sub ids)`` on the ``D_sub`` records
   against the benchmark's ``K = 2`` score of those records, for every scope (max relative
   difference).
-* *Cost*: the same real runs at ``K = 1`` and ``K = 2`` give each scope's CPU seconds (one
-  thread, so other jobs on the machine do not count), split into fit and score by the run's
-  wall-clock shares (``metadata["timing"]``); the cost of ``(S, K)`` on ``n`` sequences is
-  ``fit_S(K) + score_S(K) · n / |D_sub|``, with ``K > 2`` extrapolated linearly from K = 1 and 2
-  (the work is ``K`` passes per batch by construction), as a ratio to the full ``K = 1`` cost.
+* *Cost*: the same real runs give each scope's CPU seconds (one thread, so other jobs on the
+  machine do not count), split into fit and score by the run's wall-clock shares
+  (``metadata["timing"]``); the cost of ``(S, K)`` on ``n`` sequences is
+  ``fit_S + score_S · n / |D_sub|`` per draw, times ``K`` (fit and score are ``K`` passes per
+  batch by construction; :func:`costs`), as a ratio to the all-parameter ``K = 1`` cost.
 * *Where the backward stops*: a tensor hook on the output of the embeddings and of every layer
   records which of them the backward of one scoped batch reaches.
 
@@ -302,30 +302,34 @@ def checks(fr: Frontier, n: int, check_ks: list[int]) -> dict[str, Any]:
             row["backward"]["reached"],
             flush=True,
         )
-    # cost model at the benchmark's n: the run's CPU seconds (robust to other jobs on a shared
-    # machine, one thread) split into fit and score by the run's own wall-clock shares; the
-    # score part scales with n/|D_sub|. Other K: linear through the checked K (one checked K:
-    # proportional to K, as fit and score are K passes per batch by construction)
-    m = len(recs)
+    out["cost_n"] = n
+    out["cost"] = costs(out, fr.ks)
+    return out
 
-    def at(scope: str, k: int) -> float:
-        r = out["scopes"][scope]
+
+def costs(chk: dict[str, Any], ks: list[int]) -> dict[str, float]:
+    """Cost of every (K, scope) at ``chk["cost_n"]`` sequences, as a multiple of all parameters at
+    K = 1, from the checks' real runs.
+
+    Each run's CPU seconds (one thread, so other jobs on a shared machine do not count) are split
+    into fit and score by the run's own wall-clock shares; the score part is scaled by
+    ``n / |D_sub|`` (the checks score the ``D_sub`` records). Fit and score are ``K`` passes per
+    batch by construction, so each scope's cost is ``K × c``, with ``c`` the least-squares slope
+    through the origin over the checked K (robust to the noise of single short runs).
+    """
+    n, m = chk["cost_n"], chk["records"]
+
+    def at(r: dict[str, Any], k: int) -> float:
         tm = r[f"timing_K{k}"]
         share = tm["score"] / max(tm["fit"] + tm["score"], 1e-12)
         cpu = r[f"cpu_K{k}"]
         return cpu * (1 - share) + cpu * share * n / m
 
-    def cost(scope: str, k: int) -> float:
-        if len(check_ks) == 1:
-            return at(scope, check_ks[0]) * k / check_ks[0]
-        k0, k1 = check_ks[0], check_ks[-1]
-        c0, c1 = at(scope, k0), at(scope, k1)
-        return c0 + (c1 - c0) * (k - k0) / (k1 - k0)
-
-    base = cost("all", 1)
-    out["cost"] = {f"{k}|{s}": cost(s, k) / base for k in fr.ks for s in SCOPES}
-    out["cost_n"] = n
-    return out
+    slope = {}
+    for scope, r in chk["scopes"].items():
+        kk = chk["check_ks"]
+        slope[scope] = sum(k * at(r, k) for k in kk) / sum(k * k for k in kk)
+    return {f"{k}|{s}": k * slope[s] / slope["all"] for k in ks for s in slope}
 
 
 def figures(frs: list[Frontier], ks: list[int]) -> list[dict[str, Any]]:
@@ -444,7 +448,7 @@ def report(paths: list[str]) -> str:
     lines = []
     for p in paths:
         res = json.loads(Path(p).read_text())
-        cost = res.get("checks", {}).get("cost", {})
+        cost = costs(res["checks"], res["ks"]) if "checks" in res else {}
         lines += [
             f"**{res['args']['model']}** ({res['num_sequences']} sequences, D_sub "
             f"{res['args']['subset']})",
@@ -478,7 +482,7 @@ def plot(paths: list[str], png: str) -> None:
     fig, axes = plt.subplots(1, len(paths), figsize=(5.5 * len(paths), 4.2), squeeze=False)
     for ax, p in zip(axes[0], paths, strict=True):
         res = json.loads(Path(p).read_text())
-        cost = res.get("checks", {}).get("cost", {})
+        cost = costs(res["checks"], res["ks"]) if "checks" in res else {}
         for s in SCOPES:
             pts = [
                 (cost.get(f"{r['K']}|{s}"), r["spearman_two_seeds"], r["K"])
