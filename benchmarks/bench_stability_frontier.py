@@ -500,12 +500,20 @@ def plot(paths: list[str], png: str) -> None:
         ax.axvline(1.0, color="grey", lw=0.8, ls="--")
         ax.axvline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
+        ticks = [0.25, 0.5, 1, 2, 4, 8]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("cost (× all parameters, K = 1)")
         ax.set_ylabel("two-seed Spearman ρ")
-        ax.set_title(f"{Path(res['args']['model']).name}, {res['num_sequences']} sequences")
+        ax.set_title(f"{_label(res['args']['model'])}, {res['num_sequences']} sequences")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
+
+
+def _label(model: str) -> str:
+    """A short model name for a plot title."""
+    return "AntiBERTy" if model == "antiberty" else f"RNA model ({Path(model).name})"
 
 
 def main() -> None:
