@@ -122,34 +122,37 @@ def multi_quadratic(factors, weights: dict[str, Any], M: int):
 class Frontier:
     """One seed's fine-tuned model, its Fishers at every K and its per-draw scores."""
 
-    def __init__(self, args, records, seed: int) -> None:
+    def __init__(
+        self, args, records, seed: int, adapter: Any = None, finetune: bool = True
+    ) -> None:
         import torch
 
         from biocoreset.grads import make_engine
         from biocoreset.modelio import load_model
-        from biocoreset.train.finetune import finetune
+        from biocoreset.train.finetune import finetune as run_finetune
 
         self.args, self.records, self.seed = args, records, seed
         rng = np.random.default_rng(seed)
         self.dsub_rows = np.sort(rng.choice(len(records), size=args.subset, replace=False))
         self.dsub_ids = [records[i][0] for i in self.dsub_rows]
-        self.adp = load_model(args.model, device="cpu")
+        self.adp = adapter if adapter is not None else load_model(args.model, device="cpu")
         t = time.perf_counter()
-        ft = finetune(
-            self.adp,
-            records,
-            subset=self.dsub_ids,
-            seed=seed,
-            progress=False,
-            diagnostic_samples=16,
-        )
-        self.finetune_seconds = time.perf_counter() - t
-        self.finetune = {
-            "steps": ft.steps,
-            "loss_before": getattr(ft.before, "mean_loss", None),
-            "loss_after": getattr(ft.after, "mean_loss", None),
-            "seconds": self.finetune_seconds,
-        }
+        self.finetune: dict[str, Any] = {"enabled": finetune}
+        if finetune:
+            ft = run_finetune(
+                self.adp,
+                records,
+                subset=self.dsub_ids,
+                seed=seed,
+                progress=False,
+                diagnostic_samples=16,
+            )
+            self.finetune.update(
+                steps=ft.steps,
+                loss_before=getattr(ft.before, "mean_loss", None),
+                loss_after=getattr(ft.after, "mean_loss", None),
+            )
+        self.finetune_seconds = self.finetune["seconds"] = time.perf_counter() - t
         self.params = self.adp.scored_parameters(None)
         self.scope_names = {s: set(self.adp.scored_parameters(p)) for s, p in SCOPES.items()}
         self.engine = make_engine(self.adp, self.params)
