@@ -19,7 +19,6 @@ from biocoreset.diagnose.advice import FOR_HALF_DRAW, FOR_ONE_DRAW
 from biocoreset.testing import random_rna, tiny_esm
 
 ROOT = Path(__file__).resolve().parents[2]
-RNA = ROOT / "benchmarks" / "results" / "stability_frontier_rna.json"
 
 
 def test_one_pass_scores_equal_score_runs_for_every_scope_and_k():
@@ -51,19 +50,23 @@ def test_one_pass_scores_equal_score_runs_for_every_scope_and_k():
             assert fr.damping[f"{k}|{scope}"] == pytest.approx(real.metadata["damping"], rel=1e-4)
 
 
-def test_diagnose_names_the_measured_best_settings():
-    res = json.loads(RNA.read_text())
+@pytest.mark.parametrize("index, name", [(0, "antiberty"), (1, "rna")])
+def test_diagnose_names_the_measured_best_settings(index, name):
+    res = json.loads(
+        (ROOT / "benchmarks" / "results" / f"stability_frontier_{name}.json").read_text()
+    )
     cost = costs(res["checks"], res["ks"])
     rows = {(r["K"], r["scope"]): r["spearman_two_seeds"] for r in res["frontier"]}
-    named = {("lm head",): "head"}
+    scope_of = {tuple(p) if p else None: s for s, p in SCOPES.items()}
 
     def best(budget):
         fits = [(rho, key) for key, rho in rows.items() if cost[f"{key[0]}|{key[1]}"] <= budget]
         return max(fits)
 
-    for setting, budget in ((FOR_ONE_DRAW, 1.0), (FOR_HALF_DRAW, 0.5)):
+    for settings, budget in ((FOR_ONE_DRAW, 1.0), (FOR_HALF_DRAW, 0.5)):
+        setting = settings[index]
         rho, (k, scope) = best(budget)
-        assert (k, scope) == (setting.mask_draws, named[setting.parameters])
+        assert (k, scope) == (setting.mask_draws, scope_of[setting.parameters])
         assert setting.rho == pytest.approx(rho, abs=0.005)
         assert setting.cost == pytest.approx(cost[f"{k}|{scope}"], abs=0.005)
         assert setting.paper_rho == pytest.approx(rows[(1, "all")], abs=0.005)

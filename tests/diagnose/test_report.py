@@ -168,30 +168,32 @@ def test_low_or_unknown_stability_names_the_setting_for_the_compute_you_have():
 
     low = diagnose(_result(n=200, meta={"stability": _stability(0.6), "mask_draws": 4}))
     text = " ".join(low.warnings)
-    assert FOR_ONE_DRAW.flags in text and FOR_HALF_DRAW.flags in text
+    for setting in (*FOR_ONE_DRAW, *FOR_HALF_DRAW):
+        assert setting.flags in text and setting.model in text
     assert "for the compute you have" in text
     unknown = " ".join(diagnose(_result(n=200)).warnings)
-    assert FOR_ONE_DRAW.flags in unknown
+    assert all(s.flags in unknown for s in FOR_ONE_DRAW)
     # a stable run gets no such advice
     stable = diagnose(_result(n=200, meta={"stability": _stability(0.95), "mask_draws": 8}))
-    assert not any(FOR_ONE_DRAW.flags in w for w in stable.warnings)
+    assert not any(FOR_ONE_DRAW[0].flags in w for w in stable.warnings)
 
 
 def test_no_compute_advice_when_the_run_already_uses_that_setting():
     from biocoreset.diagnose.advice import FOR_ONE_DRAW
 
-    meta = {
-        "stability": _stability(0.6),
-        "mask_draws": FOR_ONE_DRAW.mask_draws,
-        "scored_parameter_patterns": list(FOR_ONE_DRAW.parameters),
-    }
-    text = " ".join(diagnose(_result(n=200, meta=meta)).warnings)
-    assert "--mask-draws 18" in text  # the draws advice stays
-    assert FOR_ONE_DRAW.flags not in text
-    # the same scope with fewer draws still gets it
-    meta["mask_draws"] = FOR_ONE_DRAW.mask_draws - 1
-    text = " ".join(diagnose(_result(n=200, meta=meta)).warnings)
-    assert FOR_ONE_DRAW.flags in text
+    for best in FOR_ONE_DRAW:
+        meta = {
+            "stability": _stability(0.6),
+            "mask_draws": best.mask_draws,
+            "scored_parameter_patterns": list(best.parameters),
+        }
+        text = " ".join(diagnose(_result(n=200, meta=meta)).warnings)
+        assert "--mask-draws 18" in text  # the draws advice stays
+        assert best.flags not in text
+        # the same scope with fewer draws still gets it
+        meta["mask_draws"] = best.mask_draws - 1
+        text = " ".join(diagnose(_result(n=200, meta=meta)).warnings)
+        assert best.flags in text
 
 
 def test_the_named_setting_is_one_the_cli_accepts():
@@ -200,7 +202,7 @@ def test_the_named_setting_is_one_the_cli_accepts():
     from biocoreset.cli import build_parser
     from biocoreset.diagnose.advice import FOR_HALF_DRAW, FOR_ONE_DRAW
 
-    for setting in (FOR_ONE_DRAW, FOR_HALF_DRAW):
+    for setting in (*FOR_ONE_DRAW, *FOR_HALF_DRAW):
         argv = ["score", "x.fa", "--model", "m", "-o", "s.parquet", *shlex.split(setting.flags)]
         args = build_parser().parse_args(argv)
         assert tuple(args.parameters) == setting.parameters
