@@ -107,10 +107,10 @@ _RNA = "the RNA model of docs/trust.md"
 
 FOR_ONE_DRAW: tuple[MeasuredSetting, ...] = (
     MeasuredSetting(
-        parameters=("last:2", "lm head"),
-        mask_draws=2,
-        cost=0.98,
-        rho=0.57,
+        parameters=("lm head",),
+        mask_draws=3,
+        cost=0.87,
+        rho=0.59,
         paper_rho=0.44,
         model="AntiBERTy",
     ),
