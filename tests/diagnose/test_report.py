@@ -150,3 +150,60 @@ def test_composition_summary_lines():
     lines = composition_summary(np.arange(0, 200, 4), L, labels)
     assert lines[0].startswith("length: median 99.0 (corpus 100.5")
     assert lines[1].startswith("labels: 1 of 4 covered") and "largest share 100%" in lines[1]
+
+
+def _stability(projected):
+    return {
+        "draws": 4,
+        "split_half": projected / (2 - projected),
+        "projected": projected,
+        "single_draw": 0.3,
+        "draws_for_target": 18.0,
+        "target": 0.9,
+    }
+
+
+def test_low_or_unknown_stability_names_the_setting_for_the_compute_you_have():
+    from biocoreset.diagnose.advice import FOR_HALF_DRAW, FOR_ONE_DRAW
+
+    low = diagnose(_result(n=200, meta={"stability": _stability(0.6), "mask_draws": 4}))
+    text = " ".join(low.warnings)
+    for setting in (*FOR_ONE_DRAW, *FOR_HALF_DRAW):
+        assert setting.flags in text and setting.model in text
+    assert "for the compute you have" in text
+    unknown = " ".join(diagnose(_result(n=200)).warnings)
+    assert all(s.flags in unknown for s in FOR_ONE_DRAW)
+    # a stable run gets no such advice
+    stable = diagnose(_result(n=200, meta={"stability": _stability(0.95), "mask_draws": 8}))
+    assert not any(FOR_ONE_DRAW[0].flags in w for w in stable.warnings)
+
+
+def test_no_compute_advice_when_the_run_already_uses_that_setting():
+    from biocoreset.diagnose.advice import FOR_ONE_DRAW
+
+    for best in FOR_ONE_DRAW:
+        meta = {
+            "stability": _stability(0.6),
+            "mask_draws": best.mask_draws,
+            "scored_parameter_patterns": list(best.parameters),
+        }
+        text = " ".join(diagnose(_result(n=200, meta=meta)).warnings)
+        assert "--mask-draws 18" in text  # the draws advice stays
+        assert best.flags not in text
+        # the same scope with fewer draws still gets it
+        meta["mask_draws"] = best.mask_draws - 1
+        text = " ".join(diagnose(_result(n=200, meta=meta)).warnings)
+        assert best.flags in text
+
+
+def test_the_named_setting_is_one_the_cli_accepts():
+    import shlex
+
+    from biocoreset.cli import build_parser
+    from biocoreset.diagnose.advice import FOR_HALF_DRAW, FOR_ONE_DRAW
+
+    for setting in (*FOR_ONE_DRAW, *FOR_HALF_DRAW):
+        argv = ["score", "x.fa", "--model", "m", "-o", "s.parquet", *shlex.split(setting.flags)]
+        args = build_parser().parse_args(argv)
+        assert tuple(args.parameters) == setting.parameters
+        assert args.mask_draws == setting.mask_draws

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -48,10 +49,40 @@ def test_paper_compat_settings():
 
 def test_unknown_preset():
     with pytest.raises(
-        ConfigError, match=r"unknown preset 'paper'.*Choices: default, paper-compat"
+        ConfigError, match=r"unknown preset 'paper'.*Choices: default, paper-compat, stable"
     ):
         get_preset("paper")
-    assert sorted(PRESETS) == ["default", "paper-compat"]
+    assert sorted(PRESETS) == ["default", "paper-compat", "stable"]
+
+
+def test_stable_preset_is_the_explicit_flags(tmp_path):
+    """``--preset stable`` scores as ``--parameters 'lm head' --mask-draws 3`` (the same
+    computation twice in one process, compared to float64 rounding)."""
+    import numpy as np
+    import torch
+
+    from biocoreset.cli import main as cli
+    from biocoreset.store.result import ScoreResult
+
+    p = get_preset("stable")
+    assert p.score.parameters == ("lm head",) and p.score.mask_draws == 3
+    assert attrs.evolve(p.score, parameters=None, mask_draws=1) == get_preset("default").score
+    assert p.adapter_options == {} and p.finetune == get_preset("default").finetune
+    model, tok = tiny_esm(seed=0, dtype=torch.float64, max_positions=40)
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    corpus = tmp_path / "c.fa"
+    corpus.write_text(
+        "".join(f">{i}\n{s}\n" for i, s in random_rna(24, seed=2, min_len=6, max_len=20)),
+        encoding="utf-8",
+    )
+    common = [str(corpus), "--model", str(tmp_path / "model"), "--subset", "8", "--no-progress"]
+    assert cli(["score", *common, "--preset", "stable", "-o", str(tmp_path / "a.parquet")]) == 0
+    explicit = ["--parameters", "lm head", "--mask-draws", "3", "-o", str(tmp_path / "b.parquet")]
+    assert cli(["score", *common, *explicit]) == 0
+    a, b = ScoreResult.load(tmp_path / "a.parquet"), ScoreResult.load(tmp_path / "b.parquet")
+    assert a.ids == b.ids and a.metadata["mask_draws"] == 3
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-12, atol=0)
 
 
 def test_paper_compat_loss_is_unmasked_mean_over_all_positions():

@@ -214,7 +214,10 @@ class ScoreConfig:
             entry (default ``"0.1*mean"``). The metadata records the absolute λ either way.
         batch_size: Most sequences per batch.
         seed: Seed of ``D_sub`` sampling and masking.
-        parameters: Glob patterns of scored parameter names or groups (``None``: all trainable).
+        parameters: The scored parameters (``None``: all trainable): group names (``"lm head"``,
+            ``"layer 3 ffn"``...), ``"last:N"`` (the last ``N`` layers' attention and FFN
+            groups) or globs on parameter names, combined, e.g. ``("last:1", "lm head")``
+            (``docs/adapters.md``, parameter scope).
         engine: Per-sample gradient engine: ``"auto"``, ``"hooks"`` or ``"loop"``.
         autocast: Mixed precision of the forward pass (hook engine only): ``"bf16"`` (what a GPU
             wants), ``"fp16"``, or ``None`` (the model's dtype). Per-sample quantities stay
@@ -286,7 +289,15 @@ class ScoreConfig:
     parameters: tuple[str, ...] | None = attrs.field(
         default=None,
         converter=to_patterns,
-        metadata={"help": "glob patterns of scored parameter names or groups"},
+        metadata={
+            "help": "which parameters are scored (default: every one the loss uses). Each SCOPE "
+            "is a group ('lm head', 'embeddings', 'final norm', 'layer 3 attention', 'layer 3 "
+            "ffn'), last:N (the attention and FFN groups of the last N layers) or a glob on "
+            "parameter names ('*layer.11.*'); several add up. Example: --parameters last:1 'lm "
+            "head' (the backward then stops at the last layer). A scope that matches nothing is "
+            "refused with the model's groups. See docs/adapters.md (parameter scope) and "
+            "docs/trust.md (for the compute you have)"
+        },
     )
     engine: str = attrs.field(
         default="auto",

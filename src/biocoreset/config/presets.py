@@ -1,6 +1,9 @@
 """Presets: named bundles of fine-tune, score, select and adapter settings.
 
-``default`` follows the paper's text (``docs/design.md``). ``paper-compat`` reproduces the choices
+``default`` follows the paper's text (``docs/design.md``). ``stable`` is ``default`` scored on the
+LM head only with ``mask_draws=3``: the setting of the measured stability frontier that ranks most
+stably at about the cost of one all-parameter draw (``docs/trust.md``, "for the compute you have";
+``benchmarks/bench_stability_frontier.py``). ``paper-compat`` reproduces the choices
 of the released bio-coreset code (commit 5b05de4, ``coreset/get_inf.py``, ``influence.py``,
 ``model_override.py``, ``get_coreset_index.py``), verified by running that code on the same model
 and inputs (``benchmarks/paper_compat_released.py``), so users can match published coresets:
@@ -129,6 +132,16 @@ PRESETS: dict[str, Preset] = {
             "pad_to": 1024,
             "truncation": "first-tokens",
         },
+    ),
+    "stable": Preset(
+        name="stable",
+        description="the paper's method scored on the LM head only with 3 mask draws: at about "
+        "the cost of one all-parameter draw, the most stable ranking on both models measured "
+        "(docs/trust.md, for the compute you have)",
+        finetune=FinetuneConfig(),
+        score=ScoreConfig(parameters=("lm head",), mask_draws=3),
+        select=SelectConfig(method="cci", seed=0),
+        selector_options={"cci": {"beta": 0.05, "strata": 50}},
     ),
 }
 """The built-in presets by name."""

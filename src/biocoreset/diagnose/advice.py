@@ -11,6 +11,10 @@ when:
   (:func:`fit_advice`): λ alone sets their weight;
 * the scores follow sequence length, ``|Spearman ρ| >`` :data:`LENGTH_RHO` (:func:`length_advice`).
 
+:func:`compute_advice` names the setting (parameter scope and mask draws) that was measured most
+stable for the compute of one all-parameter draw (``docs/trust.md``, "for the compute you have");
+``biocoreset diagnose`` adds it to its stability warning.
+
 Only the main process warns (once per run under ``torchrun``). The ``biocoreset`` command prints each
 warning once, as ``biocoreset COMMAND: warning: ...``; from Python they are ordinary warnings
 (silence them with ``warnings.simplefilter("ignore", QualityWarning)``).
@@ -29,16 +33,21 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 
 from biocoreset.errors import QualityWarning
 from biocoreset.stats import spearman
 
 __all__ = [
+    "FOR_HALF_DRAW",
+    "FOR_ONE_DRAW",
     "LENGTH_RHO",
     "MIN_LENGTH_ROWS",
     "SMALL_SUBSET",
     "ZERO_FISHER",
+    "MeasuredSetting",
+    "compute_advice",
     "emit",
     "finetune_advice",
     "fit_advice",
@@ -58,6 +67,104 @@ LENGTH_RHO = 0.5
 
 MIN_LENGTH_ROWS = 30
 """Fewest scored sequences for the length check (below it ρ is too noisy to warn on)."""
+
+
+@attrs.frozen(kw_only=True)
+class MeasuredSetting:
+    """A parameter scope and number of mask draws from the measured frontier (``docs/trust.md``).
+
+    Attributes:
+        parameters: The scope (``--parameters``), as spelled on the command line.
+        mask_draws: ``K`` (``--mask-draws``).
+        cost: Measured compute, as a multiple of the all-parameter one-draw score.
+        rho: Two-seed Spearman ρ measured with it.
+        paper_rho: Two-seed Spearman ρ of the paper's score (all parameters, one draw) in the same
+            measurement.
+        model: The model it was measured on.
+    """
+
+    parameters: tuple[str, ...]
+    mask_draws: int
+    cost: float
+    rho: float
+    paper_rho: float
+    model: str
+
+    @property
+    def flags(self) -> str:
+        """The command-line options, quoted for a POSIX shell.
+
+        >>> FOR_ONE_DRAW[0].flags.startswith("--parameters ")
+        True
+        """
+        import shlex
+
+        scope = " ".join(shlex.quote(p) for p in self.parameters)
+        return f"--parameters {scope} --mask-draws {self.mask_draws}"
+
+
+_RNA = "the RNA model of docs/trust.md"
+
+FOR_ONE_DRAW: tuple[MeasuredSetting, ...] = (
+    MeasuredSetting(
+        parameters=("lm head",),
+        mask_draws=3,
+        cost=0.87,
+        rho=0.59,
+        paper_rho=0.44,
+        model="AntiBERTy",
+    ),
+    MeasuredSetting(
+        parameters=("lm head",), mask_draws=3, cost=0.95, rho=0.63, paper_rho=0.23, model=_RNA
+    ),
+)
+"""Per measured model, the most stable setting at no more than the compute of one all-parameter
+draw (``benchmarks/results/stability_frontier_{antiberty,rna}.json``)."""
+
+FOR_HALF_DRAW: tuple[MeasuredSetting, ...] = (
+    MeasuredSetting(
+        parameters=("last:2", "lm head"),
+        mask_draws=1,
+        cost=0.49,
+        rho=0.39,
+        paper_rho=0.44,
+        model="AntiBERTy",
+    ),
+    MeasuredSetting(
+        parameters=("lm head",), mask_draws=1, cost=0.32, rho=0.39, paper_rho=0.23, model=_RNA
+    ),
+)
+"""Per measured model, the most stable setting at no more than half that compute (same files)."""
+
+
+def compute_advice(meta: Mapping[str, Any]) -> list[str]:
+    """The measured settings for the compute of one all-parameter draw (per model), unless the
+    run used one of them (or its scope with at least as many draws) already.
+
+    >>> compute_advice({"mask_draws": 1})[0].split(":")[0]
+    'for the compute of one all-parameter draw, the most stable settings measured'
+    >>> compute_advice({"scored_parameter_patterns": list(FOR_ONE_DRAW[0].parameters),
+    ...                 "mask_draws": FOR_ONE_DRAW[0].mask_draws})
+    []
+    """
+    patterns = tuple(meta.get("scored_parameter_patterns") or ())
+    draws = int(meta.get("mask_draws") or 1)
+    if any(patterns == b.parameters and draws >= b.mask_draws for b in FOR_ONE_DRAW):
+        return []
+    one = "; ".join(
+        f"on {b.model}, `{b.flags}` (two runs with different seeds agreed to Spearman ρ "
+        f"{b.rho:.2f} against {b.paper_rho:.2f} for the paper's one-draw score, at {b.cost:.2f}× "
+        "its compute)"
+        for b in FOR_ONE_DRAW
+    )
+    half = "; ".join(
+        f"on {h.model}, `{h.flags}` (ρ {h.rho:.2f} at {h.cost:.2f}×)" for h in FOR_HALF_DRAW
+    )
+    return [
+        f"for the compute of one all-parameter draw, the most stable settings measured: {one}. "
+        f"At half that compute: {half}. See docs/trust.md, for the compute you have."
+    ]
+
 
 _SAMPLE = 1_000_000  # the length check of a score file reads at most about this many rows
 

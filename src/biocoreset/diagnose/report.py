@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from biocoreset.diagnose.advice import compute_advice
 from biocoreset.diagnose.composition import (
     composition,
     label_array,
@@ -191,11 +192,13 @@ def _warnings(
                 f"(target {STABILITY_TARGET}; an estimate of two runs' Spearman ρ that ran up to "
                 f"0.1 high in the measurements, docs/trust.md): rescore with {more}."
             )
+            out += compute_advice(meta)
     else:
         out.append(
             "stability unknown: the scores come from one MLM mask per sequence. Rescore with "
             "`--mask-draws 8` to measure it (and to reduce the mask noise)."
         )
+        out += compute_advice(meta)
     zeros, params = meta.get("fisher_zero_entries"), meta.get("num_scored_parameters")
     if (
         isinstance(zeros, int)
