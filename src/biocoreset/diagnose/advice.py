@@ -137,6 +137,13 @@ FOR_HALF_DRAW: tuple[MeasuredSetting, ...] = (
 """Per measured model, the most stable setting at no more than half that compute (same files)."""
 
 
+_PRESET_NOTE = (
+    " (the same setting on both: `--preset stable`)"
+    if len({(b.parameters, b.mask_draws) for b in FOR_ONE_DRAW}) == 1
+    else ""
+)
+
+
 def compute_advice(meta: Mapping[str, Any]) -> list[str]:
     """The measured settings for the compute of one all-parameter draw (per model), unless the
     run used one of them (or its scope with at least as many draws) already.
@@ -161,8 +168,9 @@ def compute_advice(meta: Mapping[str, Any]) -> list[str]:
         f"on {h.model}, `{h.flags}` (ρ {h.rho:.2f} at {h.cost:.2f}×)" for h in FOR_HALF_DRAW
     )
     return [
-        f"for the compute of one all-parameter draw, the most stable settings measured: {one}. "
-        f"At half that compute: {half}. See docs/trust.md, for the compute you have."
+        f"for the compute of one all-parameter draw, the most stable settings measured: {one}"
+        f"{_PRESET_NOTE}. At half that compute: {half}. See docs/trust.md, for the compute you "
+        "have."
     ]
 
 
