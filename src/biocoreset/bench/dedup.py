@@ -30,6 +30,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -191,7 +192,9 @@ def read_test_file(path: str | os.PathLike[str]) -> Iterator[str]:
     from biocoreset.data.tables import iter_table, parse_oas_metadata
     from biocoreset.data.textio import first_line
 
-    if parse_oas_metadata(first_line(path)) is not None:
+    table = Path(os.fspath(path)).name.removesuffix(".gz")
+    # an OAS unit is a CSV (.csv.gz) whose first line is a JSON object; a JSONL split starts so too
+    if Path(table).suffix.lower() in {".csv", ""} and parse_oas_metadata(first_line(path)):
         records = iter_table(path, oas=True)
     else:
         records = read_sequences(path)
