@@ -33,6 +33,7 @@ from biocoreset.data.corpus_check import CorpusCheck
 from biocoreset.data.sources import ConcatSource, SequenceSource, open_sequences
 from biocoreset.errors import InputError, OutputExistsError
 from biocoreset.plugins import get_registry
+from biocoreset.protocols import IdentifiedSelector
 from biocoreset.runtime.progress import progress_bar
 from biocoreset.store.atomic import atomic_path, check_not_input, check_writable
 from biocoreset.store.checks import check_ids, check_lengths, parse_metadata
@@ -201,7 +202,8 @@ def select_to_folder(
         negated=negated,
         debias=debias,
         lengths=lengths,
-        ids=id_column.to_pylist() if hasattr(factory, "with_ids") else None,  # e.g. cluster
+        # only a selector that needs them (cluster) gets every id as a list
+        ids=id_column.to_pylist() if isinstance(factory, IdentifiedSelector) else None,
         **(options or {}),
     )
     ids = id_column.take(sel.indices).to_pylist()
