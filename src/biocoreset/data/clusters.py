@@ -25,6 +25,7 @@ from biocoreset.data.mmseqs import (
     find_mmseqs,
     mmseqs_version,
     run_mmseqs,
+    threshold_args,
     write_fasta,
 )
 from biocoreset.errors import ConfigError, InputError, OutputExistsError
@@ -98,12 +99,7 @@ def cluster_to_file(
                 fasta,
                 Path(tmp) / "clu",
                 Path(tmp) / "work",
-                "--min-seq-id",
-                repr(min_seq_id),
-                "-c",
-                repr(coverage),
-                "--cov-mode",
-                str(cov_mode),
+                *threshold_args(min_seq_id, coverage, cov_mode),
                 "--threads",
                 str(threads),
                 "-v",

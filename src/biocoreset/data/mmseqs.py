@@ -26,6 +26,7 @@ __all__ = [
     "mmseqs_version",
     "run_mmseqs",
     "search_hits",
+    "threshold_args",
     "write_fasta",
 ]
 
@@ -129,6 +130,15 @@ def check_fraction(option: str, value: float) -> float:
     return v
 
 
+def threshold_args(min_seq_id: float, coverage: float, cov_mode: int) -> list[str]:
+    """MMseqs2's identity and coverage flags, the same for ``easy-cluster`` and ``easy-search``.
+
+    >>> threshold_args(0.9, 0.8, 0)
+    ['--min-seq-id', '0.9', '-c', '0.8', '--cov-mode', '0']
+    """
+    return ["--min-seq-id", repr(min_seq_id), "-c", repr(coverage), "--cov-mode", str(cov_mode)]
+
+
 def search_hits(
     queries: Iterable[tuple[str, str]],
     targets: Iterable[tuple[str, str]],
@@ -182,12 +192,7 @@ def search_hits(
             t,
             hits,
             Path(tmp) / "work",
-            "--min-seq-id",
-            repr(min_seq_id),
-            "-c",
-            repr(coverage),
-            "--cov-mode",
-            str(cov_mode),
+            *threshold_args(min_seq_id, coverage, cov_mode),
             "-s",
             repr(float(sensitivity)),
             "-e",
