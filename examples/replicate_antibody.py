@@ -784,6 +784,7 @@ class Runner:
         result["comparisons"] = comparisons(rows, self.profile["budgets"], self.primary_budget)
         result["primary_budget"] = self.primary_budget
         plot_primaries(rows, self.out / "primaries.png")
+        (self.out / "results.md").write_text(report_markdown(result), encoding="utf-8")
 
 
 def _job_log(info: dict[str, Any]) -> dict[str, Any]:
@@ -1032,6 +1033,96 @@ def plot_primaries(rows: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _ms(c: dict[str, Any], side: str) -> str:
+    return f"{c[f'mean_{side}']:.4f} ± {c[f'sd_{side}']:.4f}"
+
+
+def _comparison_rows(table: dict[str, Any]) -> list[str]:
+    lines = [
+        "| comparison | outcome | a | b | gap (a − b) | 2 × pooled sd | Welch t | 95% CI "
+        "| beyond? | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, per in table.items():
+        for name, *_ in PRIMARIES:
+            c = per[name]
+            if c.get("missing"):
+                lines.append(f"| {key} | {name} | – | – | – | – | – | – | – | not run |")
+                continue
+            lines.append(
+                f"| {key} | {name} | {_ms(c, 'a')} | {_ms(c, 'b')} | {c['gap']:+.4f} "
+                f"| {c['two_pooled_sd']:.4f} | {c['welch_t']:+.2f} "
+                f"| [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {'yes' if c['beyond'] else 'no'} "
+                f"| {per['verdict'] if name == PRIMARIES[0][0] else ''} |"
+            )
+    return lines
+
+
+REPORT_EXTRA_ROWS = (
+    ("V family (sim.), expl.", "antibody-v-family:test-simulated", "acc"),
+    ("rare-bucket loss, expl.", MLM, "loss_rare"),
+)
+"""Exploratory per-arm figures of the report (label, task row, metric)."""
+
+
+def report_markdown(result: dict[str, Any]) -> str:
+    """``results.json`` as Markdown tables: the primary and exploratory comparisons (each side's
+    mean ± sd, the gap, twice the pooled sd, Welch's t, the 95% CI and the verdict), and per arm the
+    primaries, two exploratory figures, the final training loss, the distinct sequences and the
+    seeds' Jaccard overlap."""
+    comp = result["comparisons"]
+    lines = ["## Primary comparisons", "", *_comparison_rows(comp["primary"]), ""]
+    lines += ["## Exploratory comparisons", "", *_comparison_rows(comp["exploratory"]), ""]
+    stats = {(r["arm"], r["task"], r["metric"]): r for r in result["summary"]}
+    cols = [(name, task, metric) for name, task, metric, _ in PRIMARIES] + list(REPORT_EXTRA_ROWS)
+    head = " | ".join(c[0] for c in cols)
+    lines += [
+        "## Per arm (mean ± sd over pretraining seeds)",
+        "",
+        f"| arm | {head} | final train loss | distinct sequences | Jaccard between seeds |",
+        "|---" * (len(cols) + 4) + "|",
+    ]
+    extras = result.get("arm_extras", {})
+    for arm in sorted({r["arm"] for r in result["summary"]}, key=_arm_order):
+        cells = []
+        for _, task, metric in cols:
+            r = stats.get((arm, task, metric))
+            cells.append("–" if r is None else f"{r['mean']:.4f} ± {r['sd']:.4f}")
+        ex = extras.get(arm, {})
+        losses = [x for x in ex.get("final_train_loss", []) if x is not None]
+        loss = ", ".join(f"{x:.3f}" for x in losses) or "–"
+        distinct = ", ".join(str(x) for x in ex.get("distinct_sequences", [])) or "–"
+        jac = ex.get("jaccard_between_seeds")
+        jac_cell = "–" if jac is None else f"{jac:.3f}"
+        lines.append(f"| {arm} | {' | '.join(cells)} | {loss} | {distinct} | {jac_cell} |")
+    if "coverage" in result:
+        lines += ["", *_coverage_rows(result["coverage"])]
+    return "\n".join(lines) + "\n"
+
+
+def _coverage_rows(cov: dict[str, Any]) -> list[str]:
+    """V genes per coreset (mean over its seeds) and per frequency bucket, beside random draws."""
+    keys = ("genes", "common", "medium", "rare")
+    corpus = cov["corpus"]
+    lines = [
+        "## V-gene coverage (exploratory; mean over the seeds' coresets)",
+        "",
+        "| coreset | " + " | ".join(f"{k} (corpus {corpus[k]})" for k in keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    for budget, d in cov["random_draws"].items():
+        cells = [f"{d[k]['mean']:.1f} ± {d[k]['sd']:.1f}" for k in keys]
+        lines.append(f"| {d['draws']} random draws, {budget} | {' | '.join(cells)} |")
+    arms: dict[str, list[dict[str, int]]] = {}
+    for name, counts in cov.items():
+        if name not in ("corpus", "random_draws"):
+            arms.setdefault(name.rsplit("-s", 1)[0], []).append(counts)
+    for arm in sorted(arms, key=_arm_order):
+        cells = [f"{statistics.fmean(c[k] for c in arms[arm]):.1f}" for k in keys]
+        lines.append(f"| {arm} | {' | '.join(cells)} |")
+    return lines
 
 
 def _arm_order(arm: str) -> tuple[int, str]:

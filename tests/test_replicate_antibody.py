@@ -115,6 +115,8 @@ def test_quick_round_end_to_end(tmp_path):
     scoring = result["scoring"]["antiberty"]
     assert scoring["mask_draws"] == 2 and scoring["keep_draws"] is True
     assert (out / "primaries.png").stat().st_size > 0
+    report = (out / "results.md").read_text()
+    assert "| cci-10pct vs random-10pct | Primary 1 |" in report and "## V-gene coverage" in report
     steps = (out / "logs" / "steps.jsonl").read_text().splitlines()
     assert any('"job": "pretrain"' in line and '"load_start"' in line for line in steps)
     assert result["times"]["total"] > 0
@@ -147,3 +149,65 @@ def test_arms_subset_runs_only_those_arms_and_their_scores(tmp_path):
         result["coverage"]
     )
     assert sorted(p.name for p in (out / "models").iterdir()) == models
+
+
+def _driver():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("replicate_antibody", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_tables_carry_every_comparison_and_the_verdict():
+    """The Markdown report renders what ``comparisons`` computed: a clear gain of CCI over Random
+    on Primary 1 reads "beats", and every arm gets a row with its extras."""
+    drv = _driver()
+    rows = []
+    loss = {"random-1pct": (1.30, 1.31, 1.29), "cci-1pct": (1.20, 1.21, 1.19)}
+    for arm in ("random-1pct", "cci-1pct", "topk-1pct", "cluster-1pct"):
+        for s in range(3):
+            l1 = loss.get(arm, (1.30, 1.32, 1.28))[s]
+            rows.append(
+                dict(arm=arm, task=drv.MLM, metric="loss_simulated", pretrain_seed=s, value=l1)
+            )
+            j = 0.77 + 0.001 * s
+            task = "antibody-j-gene:test-simulated"
+            rows.append(dict(arm=arm, task=task, metric="acc", pretrain_seed=s, value=j))
+    comp = drv.comparisons(rows, (0.01,), 0.01)
+    assert comp["primary"]["cci-1pct vs random-1pct"]["verdict"] == "beats"
+    assert comp["primary"]["topk-1pct vs random-1pct"]["verdict"] == "no difference"
+    result = {
+        "comparisons": comp,
+        "summary": drv.summarise(rows),
+        "arm_extras": {
+            "cci-1pct": {
+                "final_train_loss": [1.0, 1.1, 1.2],
+                "jaccard_between_seeds": 0.25,
+                "distinct_sequences": [190, 191, 192],
+            }
+        },
+        "coverage": {
+            "corpus": {"genes": 10, "common": 3, "medium": 3, "rare": 4},
+            "random_draws": {
+                "1pct": {k: {"mean": 5.0, "sd": 1.0} for k in ("genes", "common", "medium", "rare")}
+                | {"draws": 20}
+            },
+            "cci-1pct-s0": {"size": 200, "genes": 8, "common": 3, "medium": 3, "rare": 2},
+            "cci-1pct-s1": {"size": 200, "genes": 6, "common": 3, "medium": 2, "rare": 1},
+        },
+    }
+    md = drv.report_markdown(result)
+    line = next(x for x in md.splitlines() if x.startswith("| cci-1pct vs random-1pct | Primary 1"))
+    assert (
+        "1.2000 ± 0.0100" in line and "1.3000 ± 0.0100" in line and line.endswith("| yes | beats |")
+    )
+    assert "| cci-1pct vs cluster-1pct | Primary 2 |" in md
+    arm_line = next(x for x in md.splitlines() if x.startswith("| cci-1pct | 1.2000"))
+    assert "190, 191, 192" in arm_line and "0.250" in arm_line
+    assert "| cci-1pct | 7.0 | 3.0 | 2.5 | 1.5 |" in md
+    assert "| 20 random draws, 1pct | 5.0 ± 1.0 |" in md
+    # arms that did not run read "not run", never a number
+    assert "| cci-1pct vs random-1pct | Primary 1" in md and "not run" in md
