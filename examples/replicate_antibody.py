@@ -1097,9 +1097,33 @@ def report_markdown(result: dict[str, Any]) -> str:
         jac = ex.get("jaccard_between_seeds")
         jac_cell = "–" if jac is None else f"{jac:.3f}"
         lines.append(f"| {arm} | {' | '.join(cells)} | {loss} | {distinct} | {jac_cell} |")
+    lines += [
+        "",
+        "## Not outcomes (reported, not compared: saturated, composition-bound or too small)",
+        "",
+        "| arm | " + " | ".join(c[0] for c in NOT_OUTCOME_ROWS) + " |",
+        "|---" * (len(NOT_OUTCOME_ROWS) + 1) + "|",
+    ]
+    for arm in sorted({r["arm"] for r in result["summary"]}, key=_arm_order):
+        cells = []
+        for _, task, metric in NOT_OUTCOME_ROWS:
+            r = stats.get((arm, task, metric))
+            cells.append("–" if r is None else f"{r['mean']:.4f} ± {r['sd']:.4f}")
+        lines.append(f"| {arm} | {' | '.join(cells)} |")
     if "coverage" in result:
         lines += ["", *_coverage_rows(result["coverage"])]
     return "\n".join(lines) + "\n"
+
+
+NOT_OUTCOME_ROWS = (
+    ("chain (germline)", "antibody-chain:test-germline", "acc"),
+    ("chain (simulated)", "antibody-chain:test-simulated", "acc"),
+    ("species (germline)", "antibody-species:test-germline", "acc"),
+    ("species (simulated)", "antibody-species:test-simulated", "acc"),
+    ("V family (germline)", "antibody-v-family:test-germline", "acc"),
+    ("CDR3 length ρ", "antibody-cdr3-length:test-simulated", "spearman"),
+)
+"""The rows the pre-registration named "not outcomes" (label, task row, metric)."""
 
 
 def _coverage_rows(cov: dict[str, Any]) -> list[str]:

@@ -209,5 +209,6 @@ def test_report_tables_carry_every_comparison_and_the_verdict():
     assert "190, 191, 192" in arm_line and "0.250" in arm_line
     assert "| cci-1pct | 7.0 | 3.0 | 2.5 | 1.5 |" in md
     assert "| 20 random draws, 1pct | 5.0 ± 1.0 |" in md
+    assert "| arm | chain (germline) | chain (simulated) | species (germline)" in md
     # arms that did not run read "not run", never a number
     assert "| cci-1pct vs random-1pct | Primary 1" in md and "not run" in md
