@@ -86,6 +86,13 @@ def _length_line(path: str, negated: bool) -> str:
     return f"length: Spearman(I(z), length) = {rho:+.3f}{hint}"
 
 
+def _draws(value: Any) -> str:
+    """A number of mask draws as the whole number that reaches the target (``n/a`` if unknown)."""
+    import math
+
+    return "n/a" if value is None or not math.isfinite(float(value)) else str(math.ceil(value))
+
+
 def stability_lines(stab: dict[str, Any]) -> list[str]:
     """The stability line (and a warning line when the projected reliability is below 0.9).
 
@@ -93,6 +100,8 @@ def stability_lines(stab: dict[str, Any]) -> list[str]:
     ...     "split_half_length_regressed": 0.5, "projected_length_regressed": 0.667,
     ...     "draws_for_target": 4.0})[0]
     "stability (K=8): split-half ρ 0.900, projected to K 0.947 (an estimate of two runs' ρ that ran up to 0.1 high in the measurements); length regressed out: 0.500, projected 0.667"
+    >>> stability_lines({"draws": 3, "projected": 0.65, "draws_for_target": 14.542})[1].split("; ")[1]
+    'about 15 mask draws would reach 0.9 (--mask-draws), or select with --debias length'
     """
     from biocoreset.scoring.draws import RELIABILITY_WARNING
 
@@ -111,8 +120,8 @@ def stability_lines(stab: dict[str, Any]) -> list[str]:
         lines.append(
             f"warning: projected reliability {f('projected')} < {RELIABILITY_WARNING} (an estimate "
             "that ran up to 0.1 high in the measurements, docs/trust.md): two runs with different "
-            f"seeds would choose differently; about "
-            f"{f('draws_for_target')} mask draws would reach {RELIABILITY_WARNING} "
+            f"seeds would choose differently; about {_draws(stab.get('draws_for_target'))} mask "
+            f"draws would reach {RELIABILITY_WARNING} "
             "(--mask-draws), or select with --debias length"
         )
     return lines
