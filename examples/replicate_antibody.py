@@ -971,11 +971,14 @@ def arm_extras(
     corpus: Path, selections: Path, runs: dict[str, Any], seeds: tuple[int, ...]
 ) -> dict[str, Any]:
     """Per arm: the final training loss of each seed, the distinct sequences of each seed's
-    coreset (the corpus has exact duplicates), and the mean Jaccard overlap of its seeds'
-    coresets."""
+    coreset (the corpus has exact duplicates), the heavy-chain fraction and mean length of each
+    coreset (the corpus: 49% heavy), and the mean Jaccard overlap of its seeds' coresets."""
     from itertools import combinations
 
+    from biocoreset.bench.antibody.repertoire import read_repertoire
+
     seq = _sequences(corpus)
+    heavy = {r.id: r.chain == "H" for r in read_repertoire(corpus)}
     out: dict[str, Any] = {}
     arms = sorted({name.rsplit("-s", 1)[0] for name in runs})
     for arm in arms:
@@ -990,6 +993,8 @@ def arm_extras(
         if sets:
             row["size"] = [len(x) for x in sets]
             row["distinct_sequences"] = [len({seq[i] for i in x}) for x in sets]
+            row["heavy_fraction"] = [statistics.fmean(heavy[i] for i in x) for x in sets]
+            row["mean_length"] = [statistics.fmean(len(seq[i]) for i in x) for x in sets]
             pairs = [len(x & y) / len(x | y) for x, y in combinations(sets, 2)]
             row["jaccard_between_seeds"] = statistics.fmean(pairs) if pairs else None
         out[arm] = row
@@ -1081,8 +1086,9 @@ def report_markdown(result: dict[str, Any]) -> str:
     lines += [
         "## Per arm (mean ± sd over pretraining seeds)",
         "",
-        f"| arm | {head} | final train loss | distinct sequences | Jaccard between seeds |",
-        "|---" * (len(cols) + 4) + "|",
+        f"| arm | {head} | final train loss | distinct sequences | heavy chains "
+        "| Jaccard between seeds |",
+        "|---" * (len(cols) + 5) + "|",
     ]
     extras = result.get("arm_extras", {})
     for arm in sorted({r["arm"] for r in result["summary"]}, key=_arm_order):
@@ -1096,7 +1102,11 @@ def report_markdown(result: dict[str, Any]) -> str:
         distinct = ", ".join(str(x) for x in ex.get("distinct_sequences", [])) or "–"
         jac = ex.get("jaccard_between_seeds")
         jac_cell = "–" if jac is None else f"{jac:.3f}"
-        lines.append(f"| {arm} | {' | '.join(cells)} | {loss} | {distinct} | {jac_cell} |")
+        heavy = ex.get("heavy_fraction")
+        heavy_cell = "–" if not heavy else f"{statistics.fmean(heavy):.0%}"
+        lines.append(
+            f"| {arm} | {' | '.join(cells)} | {loss} | {distinct} | {heavy_cell} | {jac_cell} |"
+        )
     lines += [
         "",
         "## Not outcomes (reported, not compared: saturated, composition-bound or too small)",

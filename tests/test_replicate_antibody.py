@@ -108,6 +108,7 @@ def test_quick_round_end_to_end(tmp_path):
     extras = result["arm_extras"]["cci-10pct"]
     assert extras["size"] == [8, 8] and len(extras["final_train_loss"]) == 2
     assert 0.0 <= extras["jaccard_between_seeds"] <= 1.0
+    assert all(0.0 <= f <= 1.0 for f in extras["heavy_fraction"]) and extras["mean_length"][0] > 0
     cov = result["coverage"]
     assert cov["cci-10pct-s0"]["size"] == 8
     assert 0 < cov["cci-10pct-s0"]["genes"] <= cov["corpus"]["genes"]
@@ -187,6 +188,7 @@ def test_report_tables_carry_every_comparison_and_the_verdict():
                 "final_train_loss": [1.0, 1.1, 1.2],
                 "jaccard_between_seeds": 0.25,
                 "distinct_sequences": [190, 191, 192],
+                "heavy_fraction": [0.2, 0.3, 0.4],
             }
         },
         "coverage": {
@@ -206,7 +208,7 @@ def test_report_tables_carry_every_comparison_and_the_verdict():
     )
     assert "| cci-1pct vs cluster-1pct | Primary 2 |" in md
     arm_line = next(x for x in md.splitlines() if x.startswith("| cci-1pct | 1.2000"))
-    assert "190, 191, 192" in arm_line and "0.250" in arm_line
+    assert "190, 191, 192 | 30% | 0.250" in arm_line
     assert "| cci-1pct | 7.0 | 3.0 | 2.5 | 1.5 |" in md
     assert "| 20 random draws, 1pct | 5.0 ± 1.0 |" in md
     assert "| arm | chain (germline) | chain (simulated) | species (germline)" in md
