@@ -1072,6 +1072,15 @@ REPORT_EXTRA_ROWS = (
 """Exploratory per-arm figures of the report (label, task row, metric)."""
 
 
+def _stat_cells(stats: dict[tuple[str, str, str], Any], arm: str, cols: Any) -> list[str]:
+    """``mean ± sd`` of ``arm`` for each (label, task row, metric) of ``cols`` (``–`` if absent)."""
+    cells = []
+    for _, task, metric in cols:
+        r = stats.get((arm, task, metric))
+        cells.append("–" if r is None else f"{r['mean']:.4f} ± {r['sd']:.4f}")
+    return cells
+
+
 def report_markdown(result: dict[str, Any]) -> str:
     """``results.json`` as Markdown tables: the primary and exploratory comparisons (each side's
     mean ± sd, the gap, twice the pooled sd, Welch's t, the 95% CI and the verdict), and per arm the
@@ -1092,10 +1101,7 @@ def report_markdown(result: dict[str, Any]) -> str:
     ]
     extras = result.get("arm_extras", {})
     for arm in sorted({r["arm"] for r in result["summary"]}, key=_arm_order):
-        cells = []
-        for _, task, metric in cols:
-            r = stats.get((arm, task, metric))
-            cells.append("–" if r is None else f"{r['mean']:.4f} ± {r['sd']:.4f}")
+        cells = _stat_cells(stats, arm, cols)
         ex = extras.get(arm, {})
         losses = [x for x in ex.get("final_train_loss", []) if x is not None]
         loss = ", ".join(f"{x:.3f}" for x in losses) or "–"
@@ -1115,10 +1121,7 @@ def report_markdown(result: dict[str, Any]) -> str:
         "|---" * (len(NOT_OUTCOME_ROWS) + 1) + "|",
     ]
     for arm in sorted({r["arm"] for r in result["summary"]}, key=_arm_order):
-        cells = []
-        for _, task, metric in NOT_OUTCOME_ROWS:
-            r = stats.get((arm, task, metric))
-            cells.append("–" if r is None else f"{r['mean']:.4f} ± {r['sd']:.4f}")
+        cells = _stat_cells(stats, arm, NOT_OUTCOME_ROWS)
         lines.append(f"| {arm} | {' | '.join(cells)} |")
     if "coverage" in result:
         lines += ["", *_coverage_rows(result["coverage"])]
